@@ -1,0 +1,25 @@
+# lwr: make setup adapts gotch to the libtorch found here; make test runs
+# every check; make demo runs the offline main job.
+GO ?= go
+# actionlint checks the GitHub workflow; the module proxy serves it.
+ACTIONLINT ?= github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
+
+.PHONY: setup test demo bench clean
+
+setup:
+	@$(GO) run -C tools/torchsetup . --out $(CURDIR)/third_party/gotch
+
+test: setup
+	$(GO) vet ./...
+	cd tools/torchsetup && $(GO) vet ./... && $(GO) test ./...
+	$(GO) run $(ACTIONLINT) .github/workflows/ci.yml
+	$(GO) test ./...
+
+demo: setup
+	$(GO) run ./cmd/cifar
+
+bench: setup
+	$(GO) run ./bench/resnet --out BENCHMARKS.raw.txt
+
+clean:
+	rm -rf third_party

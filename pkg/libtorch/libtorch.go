@@ -1,0 +1,94 @@
+// Package libtorch adds to gotch v0.9.1 what a trainer needs and gotch
+// lacks or gets wrong: seeding libtorch's generators, its thread pool,
+// device selection with clear errors, running work on one OS thread (grad
+// mode is per thread), and freeing the tensors of a step in one place.
+package libtorch
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/sugarme/gotch"
+	lib "github.com/sugarme/gotch/libtch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// ManualSeed seeds libtorch's default generators (CPU and, when present,
+// every CUDA device), as torch.manual_seed does.
+func ManualSeed(seed int64) { lib.AtManualSeed(seed) }
+
+// SetNumThreads sets the size of libtorch's intra-op thread pool; n <= 0
+// leaves it as it is.
+func SetNumThreads(n int) {
+	if n > 0 {
+		lib.AtSetNumThreads(n)
+	}
+}
+
+// NumThreads is the size of libtorch's intra-op thread pool.
+func NumThreads() int { return lib.AtGetNumThreads() }
+
+// CUDAAvailable reports whether libtorch sees a CUDA device.
+func CUDAAvailable() bool { return gotch.CUDA.IsAvailable() }
+
+// ParseDevice maps a --device value to a device: "cpu", "cuda", "cuda:N"
+// or "auto" (the first CUDA device when there is one, else the CPU).
+// "cuda" on a machine without CUDA is an error that says why.
+func ParseDevice(s string) (gotch.Device, error) {
+	switch s := strings.ToLower(strings.TrimSpace(s)); {
+	case s == "cpu":
+		return gotch.CPU, nil
+	case s == "auto":
+		return gotch.CudaIfAvailable(), nil
+	case s == "cuda" || strings.HasPrefix(s, "cuda:"):
+		idx := 0
+		if s != "cuda" {
+			n, err := strconv.Atoi(strings.TrimPrefix(s, "cuda:"))
+			if err != nil || n < 0 {
+				return gotch.CPU, fmt.Errorf("device %q: want cuda:N with N a device index", s)
+			}
+			idx = n
+		}
+		count := int(gotch.CUDA.DeviceCount())
+		if count == 0 {
+			return gotch.CPU, errors.New("device cuda: libtorch sees no CUDA device (a CPU-only libtorch, no GPU or no driver); use --device cpu or auto")
+		}
+		if idx >= count {
+			return gotch.CPU, fmt.Errorf("device %s: only %d CUDA device(s)", s, count)
+		}
+		return gotch.CudaBuilder(uint(idx)), nil
+	default:
+		return gotch.CPU, fmt.Errorf("device %q: want cpu, cuda, cuda:N or auto", s)
+	}
+}
+
+// OnThread runs fn on a goroutine locked to one OS thread and waits for it.
+// libtorch keeps grad mode, autocast and the current CUDA stream per OS
+// thread, so a training loop that switches them must not migrate between
+// threads as goroutines do. A panic in fn comes back as an error.
+func OnThread(fn func() error) error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("panic: %v", r)
+			}
+		}()
+		done <- fn()
+	}()
+	return <-done
+}
+
+// NoGrad runs fn with gradient recording off on the calling thread and
+// restores the previous mode, also when fn panics. Call it on a locked
+// thread (see OnThread).
+func NoGrad(fn func()) {
+	prev := ts.MustGradSetEnabled(false)
+	defer ts.MustGradSetEnabled(prev)
+	fn()
+}

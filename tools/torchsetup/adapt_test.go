@@ -1,0 +1,217 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func readTestdata(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestFunctions(t *testing.T) {
+	fns, err := Functions(readTestdata(t, "libtch/torch_api_generated.cpp.h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Function{
+		{Name: "atg_relu", ReturnType: "void", First: 3, Last: 8},
+		{Name: "atg_gelu", ReturnType: "void", First: 10, Last: 15},
+		{Name: "atg_dim", ReturnType: "int64_t", First: 17, Last: 22},
+		{Name: "atg_clone", ReturnType: "tensor", First: 24, Last: 29},
+	}
+	if len(fns) != len(want) {
+		t.Fatalf("got %d functions, want %d", len(fns), len(want))
+	}
+	for i, w := range want {
+		g := fns[i]
+		if g.Name != w.Name || g.ReturnType != w.ReturnType || g.First != w.First || g.Last != w.Last {
+			t.Errorf("function %d: got %s %s lines %d-%d, want %s %s lines %d-%d",
+				i, g.ReturnType, g.Name, g.First, g.Last, w.ReturnType, w.Name, w.First, w.Last)
+		}
+	}
+}
+
+func TestFunctionsMalformed(t *testing.T) {
+	cases := map[string]string{
+		"unclosed": "void atg_a(tensor self) {\n  PROTECT()\n",
+		"nested":   "void atg_a(tensor self) {\nvoid atg_b(tensor self) {\n}\n",
+	}
+	for name, src := range cases {
+		t.Run(name, func(t *testing.T) {
+			if _, err := Functions(src); err == nil {
+				t.Error("no error for a malformed file")
+			}
+		})
+	}
+}
+
+func TestErrorLines(t *testing.T) {
+	got := ErrorLines(readTestdata(t, "gxx_errors.txt"), "torch_api_generated.cpp.h")
+	want := []int{123, 4510, 9001}
+	if !slices.Equal(got, want) {
+		t.Errorf("got lines %v, want %v", got, want)
+	}
+	if got := ErrorLines("torch_api.cpp:12:3: error: x\n", "torch_api_generated.cpp.h"); len(got) != 0 {
+		t.Errorf("errors of another file gave lines %v", got)
+	}
+}
+
+func TestFirstError(t *testing.T) {
+	got := FirstError(readTestdata(t, "gxx_errors.txt"))
+	if !strings.HasPrefix(got, "torch_api_generated.cpp.h:123:35: error: '_cslt_compress'") {
+		t.Errorf("first error starts %q", strings.SplitN(got, "\n", 2)[0])
+	}
+	if n := strings.Count(got, "\n") + 1; n > 4 {
+		t.Errorf("first error has %d lines, want at most 4", n)
+	}
+}
+
+func TestStub(t *testing.T) {
+	src := readTestdata(t, "libtch/torch_api_generated.cpp.h")
+	out, names, err := Stub(src, []int{12, 26, 27}, "1.13.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(names, []string{"atg_gelu", "atg_clone"}) {
+		t.Errorf("stubbed %v, want [atg_gelu atg_clone]", names)
+	}
+	if strings.Contains(out, "torch::gelu") || strings.Contains(out, "clone_missing") {
+		t.Error("stubbed bodies still call the missing ops")
+	}
+	for _, keep := range []string{"torch::relu(*self)", "return torch::dim(*self);"} {
+		if !strings.Contains(out, keep) {
+			t.Errorf("untouched wrapper lost %q", keep)
+		}
+	}
+	if !strings.Contains(out, StubMessage("atg_gelu", "1.13.0")) {
+		t.Error("stub does not raise the message")
+	}
+	if !strings.Contains(out, "  )\n  return nullptr;\n}") {
+		t.Error("tensor-returning stub does not return nullptr")
+	}
+	fns, err := Functions(out)
+	if err != nil || len(fns) != 4 {
+		t.Fatalf("stubbed file: %d functions, err %v; want 4", len(fns), err)
+	}
+	if _, _, err := Stub(src, []int{1}, "1.13.0"); err == nil {
+		t.Error("a line outside any wrapper was not an error")
+	}
+}
+
+func TestStubMessage(t *testing.T) {
+	got := StubMessage("atg_squeeze_dims", "1.13.0")
+	for _, want := range []string{"squeeze_dims", "libtorch 1.13.0", "gotch v0.9.1"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%q lacks %q", got, want)
+		}
+	}
+}
+
+// copyFixture copies testdata/libtch into a temporary folder that adapt may write.
+func copyFixture(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := copyTree(filepath.Join("testdata", "libtch"), dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func fakeLibtorch(t *testing.T, name string) Libtorch {
+	inc, err := filepath.Abs(filepath.Join("testdata", name, "include"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Libtorch{Version: "0.0.1", Includes: []string{inc, filepath.Join(inc, "torch", "csrc", "api", "include")}, CXX11ABI: true}
+}
+
+// TestAdaptCompiles runs the real compiler: the wrappers that call ops the
+// headers lack are stubbed, and the result compiles.
+func TestAdaptCompiles(t *testing.T) {
+	dir := copyFixture(t)
+	lt := fakeLibtorch(t, "fakelib")
+	adapted, total, err := adapt(dir, lt, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total != 4 || !slices.Equal(adapted, []string{"atg_gelu", "atg_clone"}) {
+		t.Errorf("adapted %v of %d, want [atg_gelu atg_clone] of 4", adapted, total)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, generatedFile))
+	if _, ok, err := syntaxCheck(dir, lt, string(b)); !ok || err != nil {
+		t.Errorf("adapted file does not compile (err %v)", err)
+	}
+}
+
+// TestAdaptBrokenHeaders: headers that do not parse cannot be adapted; the
+// error shows the compiler's first error, not all of its output.
+func TestAdaptBrokenHeaders(t *testing.T) {
+	dir := copyFixture(t)
+	_, _, err := adapt(dir, fakeLibtorch(t, "brokenlib"), t.Logf)
+	if err == nil {
+		t.Fatal("broken headers adapted without error")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "torch.h:4") || !strings.Contains(msg, "error:") {
+		t.Errorf("error does not show the compiler's first error in torch.h:\n%s", msg)
+	}
+	if n := strings.Count(msg, "\n"); n > 6 {
+		t.Errorf("error has %d lines; want the first error only:\n%s", n, msg)
+	}
+}
+
+func TestPatchBindings(t *testing.T) {
+	src := `func(ts *Tensor) Abs(del bool)(retVal *Tensor, err error) {
+  ptr := (*lib.Ctensor)(unsafe.Pointer(C.malloc(0)))
+  lib.AtgAbs(ptr, ts.ctensor)
+  retVal = newTensor(*ptr, "Abs")
+}
+func(ts *Tensor) Abs_()(err error) {
+  ptr := (*lib.Ctensor)(unsafe.Pointer(C.malloc(0)))
+  lib.AtgAbs_(ptr, ts.ctensor)
+  ts.ctensor = *ptr
+}
+`
+	out, allocs, swaps, err := PatchBindings(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if allocs != 2 || swaps != 1 {
+		t.Errorf("patched %d allocations and %d swaps, want 2 and 1", allocs, swaps)
+	}
+	if strings.Contains(out, "C.malloc(0)") || strings.Count(out, "defer C.free(unsafe.Pointer(ptr))") != 2 {
+		t.Errorf("allocations not fixed:\n%s", out)
+	}
+	if !strings.Contains(out, "lib.AtFree(ts.ctensor)\n  ts.ctensor = *ptr") {
+		t.Errorf("in-place op does not free the old handle:\n%s", out)
+	}
+	if _, _, _, err := PatchBindings("package ts\n"); err == nil {
+		t.Error("a file without gotch's layout was patched without error")
+	}
+}
+
+func TestPatchCInts(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"return *(*int)(unsafe.Pointer(&cretVal))", "return int(cretVal)"},
+		{"x := *(*int)(unsafe.Pointer(&t))\ny := unsafe.Sizeof(x)", "x := int(t)\ny := unsafe.Sizeof(x)"},
+		{"return *(*bool)(unsafe.Pointer(&retVal))", "return *(*bool)(unsafe.Pointer(&retVal))"},
+	}
+	for _, c := range cases {
+		if got, _ := PatchCInts(c.in); got != c.want {
+			t.Errorf("PatchCInts(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	out, n := PatchCInts("import (\n\t\"unsafe\"\n)\nfunc f() int { t := 1; return *(*int)(unsafe.Pointer(&t)) }\n")
+	if n != 1 || !strings.Contains(out, "var _ unsafe.Pointer") {
+		t.Errorf("unused unsafe import not kept alive (n=%d):\n%s", n, out)
+	}
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Two faults of gotch v0.9.1's generated Go bindings (ts/tensor-generated.go)
+// that matter for a trainer running millions of ops:
+//
+//   - every op allocates its output slots with C.malloc(0) and never frees
+//     them: 32 bytes lost per op, and ops with more than three outputs
+//     write past the end of the allocation;
+//   - every in-place op ("_" suffix) replaces the tensor's C handle with the
+//     new one without deleting the old, whose reference keeps the storage
+//     alive after the tensor is dropped.
+const (
+	mallocSlots = "ptr := (*lib.Ctensor)(unsafe.Pointer(C.malloc(0)))"
+	// outputSlots leaves room for the largest op (five outputs) and more.
+	fixedSlots  = "ptr := (*lib.Ctensor)(unsafe.Pointer(C.malloc(16 * 8)))\n  defer C.free(unsafe.Pointer(ptr))"
+	inPlaceSwap = "ts.ctensor = *ptr"
+	fixedSwap   = "lib.AtFree(ts.ctensor)\n  ts.ctensor = *ptr"
+)
+
+// PatchBindings fixes both faults in the text of tensor-generated.go and
+// reports how many allocations and in-place ops it changed. It is an error
+// if the file does not have the shape these patches expect.
+func PatchBindings(src string) (string, int, int, error) {
+	allocs := strings.Count(src, mallocSlots)
+	swaps := strings.Count(src, inPlaceSwap)
+	if allocs == 0 {
+		return "", 0, 0, fmt.Errorf("no %q in the generated bindings: not gotch v0.9.1's layout", mallocSlots)
+	}
+	src = strings.ReplaceAll(src, mallocSlots, fixedSlots)
+	src = strings.ReplaceAll(src, inPlaceSwap, fixedSwap)
+	return src, allocs, swaps, nil
+}
+
+// cIntAsGoInt matches gotch's conversion of a C int result to a Go int by
+// reinterpreting its address, which reads 8 bytes of a 4-byte value: the
+// upper half is whatever lies next to it on the stack. It breaks
+// GradSetEnabled (the previous mode it returns is garbage, so ts.NoGrad
+// leaves gradients off), AtDevice and the CUDA device count.
+var cIntAsGoInt = regexp.MustCompile(`\*\(\*int\)\(unsafe\.Pointer\(&([A-Za-z_][A-Za-z0-9_]*)\)\)`)
+
+// PatchCInts replaces each such reinterpretation by a conversion, int(x),
+// which is exact for C int, C long and Go int alike, and reports how many.
+func PatchCInts(src string) (string, int) {
+	n := len(cIntAsGoInt.FindAllStringIndex(src, -1))
+	out := cIntAsGoInt.ReplaceAllString(src, "int($1)")
+	if n > 0 && strings.Contains(out, "\"unsafe\"") && !strings.Contains(out, "unsafe.") {
+		out += "\nvar _ unsafe.Pointer // keeps the import the patched code no longer needs\n"
+	}
+	return out, n
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestReadVersion(t *testing.T) {
+	cases := []struct{ file, want, wantErr string }{
+		{"v1_13.h", "1.13.0", ""},
+		{"v2_11.h", "2.11.0", ""},
+		{"broken.h", "", "no TORCH_VERSION_MAJOR"},
+		{"missing.h", "", "read version"},
+	}
+	for _, c := range cases {
+		t.Run(c.file, func(t *testing.T) {
+			got, err := readVersion(filepath.Join("testdata", "versions", c.file))
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("err = %v, want %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil || got != c.want {
+				t.Errorf("got %q, %v; want %q", got, err, c.want)
+			}
+		})
+	}
+}
+
+func TestFindLibtorchEnvErrors(t *testing.T) {
+	noTorch := t.TempDir()
+	os.MkdirAll(filepath.Join(noTorch, "include"), 0o755)
+	noLib := t.TempDir()
+	os.MkdirAll(filepath.Join(noLib, "include", "torch", "csrc", "api", "include", "torch"), 0o755)
+	v, _ := os.ReadFile(filepath.Join("testdata", "versions", "v1_13.h"))
+	os.WriteFile(filepath.Join(noLib, "include", "torch", "csrc", "api", "include", "torch", "version.h"), v, 0o644)
+	cases := []struct{ env, want string }{
+		{"/nonexistent", "LIBTORCH=/nonexistent: no such folder"},
+		{noTorch, "LIBTORCH=" + noTorch + ": no include/torch in it"},
+		{noLib, "LIBTORCH=" + noLib + ": no lib/libtorch_cpu.so in it"},
+	}
+	for _, c := range cases {
+		t.Run(c.env, func(t *testing.T) {
+			_, err := Find(FindOptions{Env: c.env})
+			if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+				t.Fatalf("err = %v, want it to start %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+		})
+	}
+}
+
+func TestLibGo(t *testing.T) {
+	sys := Libtorch{Source: "system", Version: "1.13.0", Includes: []string{"/usr/include", "/usr/include/torch/csrc/api/include"},
+		LibDir: "/usr/lib/x86_64-linux-gnu", CXX11ABI: true}
+	pip := Libtorch{Source: "LIBTORCH", Version: "2.11.0", Includes: []string{"/opt/torch/include", "/opt/torch/include/torch/csrc/api/include"},
+		LibDir: "/opt/torch/lib", CUDA: true, CXX11ABI: false}
+	cases := []struct {
+		name          string
+		lt            Libtorch
+		want, notWant []string
+	}{
+		{"system", sys,
+			[]string{"-D_GLIBCXX_USE_CXX11_ABI=1", "-I/usr/include/torch/csrc/api/include", "-ltorch -ltorch_cpu -lc10"},
+			[]string{"-I/usr/include ", "-L/usr/lib", "rpath", "torch_cuda"}},
+		{"pip-cuda", pip,
+			[]string{"-D_GLIBCXX_USE_CXX11_ABI=0", "-I/opt/torch/include ", "-L/opt/torch/lib -Wl,-rpath,/opt/torch/lib",
+				"-Wl,--no-as-needed -ltorch_cuda -lc10_cuda"},
+			nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := LibGo(c.lt)
+			for _, w := range c.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("lib.go lacks %q:\n%s", w, got)
+				}
+			}
+			for _, w := range c.notWant {
+				if strings.Contains(got, w) {
+					t.Errorf("lib.go has %q:\n%s", w, got)
+				}
+			}
+			if !strings.Contains(got, "package libtch\n") || !strings.Contains(got, "import \"C\"\n") {
+				t.Errorf("not a cgo file:\n%s", got)
+			}
+		})
+	}
+}
+
+func TestIdentityChangesWithLibtorch(t *testing.T) {
+	a := Libtorch{Root: "/a", LibDir: "/a/lib", Version: "2.1.0"}
+	b := a
+	b.Root, b.LibDir = "/b", "/b/lib"
+	c := a
+	c.CUDA = true
+	if a.Identity() == b.Identity() || a.Identity() == c.Identity() {
+		t.Error("identity does not change with the libtorch")
+	}
+	if a.Identity() != a.Identity() {
+		t.Error("identity is not stable")
+	}
+}
