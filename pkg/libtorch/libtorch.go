@@ -84,10 +84,13 @@ func OnThread(fn func() error) error {
 	return <-done
 }
 
-// NoGrad runs fn with gradient recording off on the calling thread and
-// restores the previous mode, also when fn panics. Call it on a locked
-// thread (see OnThread).
+// NoGrad runs fn with gradient recording off and restores the previous
+// mode, also when fn panics. It locks the goroutine to its OS thread
+// meanwhile: grad mode is per thread, and a goroutine that moved between
+// switching it off and on would leave another thread without gradients.
 func NoGrad(fn func()) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	prev := ts.MustGradSetEnabled(false)
 	defer ts.MustGradSetEnabled(prev)
 	fn()

@@ -1,0 +1,68 @@
+package lwr
+
+import (
+	"math"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/lwr-go/lwr/pkg/libtorch"
+)
+
+// Stats describes classifier weights W [C,d]: the per-class row norms
+// (which grow with class frequency under plain CE) and the pairwise cosine
+// similarities of the rows (which LWR pushes down). Pairs are i ≠ j.
+type Stats struct {
+	Norms          []float64 // ‖w_c‖₂ per class
+	NormMin        float64
+	NormMax        float64
+	NormMean       float64
+	CosMax         float64 // largest cos(w_i, w_j)
+	CosMean        float64 // mean cos(w_i, w_j)
+	FracAboveTheta float64 // fraction of pairs with cos(w_i, w_j) > θ
+}
+
+// WeightStats computes Stats of w [C,d] (C ≥ 2) without recording
+// gradients. It costs one C×C product and copies C² numbers to the host
+// (a device sync): cheap enough for every epoch.
+func WeightStats(w *ts.Tensor, theta float64) Stats {
+	var st Stats
+	libtorch.NoGrad(func() {
+		var s libtorch.Scope
+		defer s.Free()
+		wd := s.Keep(w.MustDetach(false).MustTotype(gotch.Double, true))
+		norms := s.Keep(wd.MustNormScalaroptDim(ts.FloatScalar(2), []int64{1}, false, false))
+		z := s.Keep(normalizeRows(&s, wd))
+		cos := s.Keep(z.MustMm(s.Keep(z.MustT(false)), false).MustTo(gotch.CPU, true))
+		st.Norms = norms.MustTo(gotch.CPU, false).Float64Values(true) // host sync
+		c := len(st.Norms)
+		vals := cos.Float64Values()
+		st.NormMin, st.NormMax = math.Inf(1), math.Inf(-1)
+		for _, n := range st.Norms {
+			st.NormMin = math.Min(st.NormMin, n)
+			st.NormMax = math.Max(st.NormMax, n)
+			st.NormMean += n / float64(c)
+		}
+		st.CosMax = math.Inf(-1)
+		var above, pairs int
+		for i := 0; i < c; i++ {
+			for j := 0; j < c; j++ {
+				if i == j {
+					continue
+				}
+				v := vals[i*c+j]
+				st.CosMax = math.Max(st.CosMax, v)
+				st.CosMean += v
+				pairs++
+				if v > theta {
+					above++
+				}
+			}
+		}
+		if pairs > 0 {
+			st.CosMean /= float64(pairs)
+			st.FracAboveTheta = float64(above) / float64(pairs)
+		}
+	})
+	return st
+}
