@@ -83,8 +83,10 @@ var builders = map[string]builder{
 	"balanced-softmax": func(c Config, n []int64) Loss { return newLogitAdjusted("balanced-softmax", n, 1, false) },
 	"logit-adjustment": func(c Config, n []int64) Loss { return newLogitAdjusted("logit-adjustment", n, c.Tau, true) },
 	"cb-ce":            func(c Config, n []int64) Loss { return newWeighted("cb-ce", n, ClassBalancedWeights(n, c.Beta), 0) },
-	"ce-drw":           func(c Config, n []int64) Loss { return newWeighted("ce-drw", n, ClassBalancedWeights(n, 0.9999), c.DRWEpoch) },
-	"ldam":             func(c Config, n []int64) Loss { return newLDAM("ldam", n, c, nil, 0) },
+	"ce-drw": func(c Config, n []int64) Loss {
+		return newWeighted("ce-drw", n, ClassBalancedWeights(n, 0.9999), c.DRWEpoch)
+	},
+	"ldam": func(c Config, n []int64) Loss { return newLDAM("ldam", n, c, nil, 0) },
 	"ldam-drw": func(c Config, n []int64) Loss {
 		return newLDAM("ldam-drw", n, c, ClassBalancedWeights(n, 0.9999), c.DRWEpoch)
 	},
@@ -347,7 +349,7 @@ func (l *ldam) Loss(logits, targets *ts.Tensor) *ts.Tensor {
 	defer s.Free()
 	dtype, dev := logits.DType(), logits.MustDevice()
 	m := l.constant("m", l.margins, dtype, dev)
-	batchM := s.Keep(m.MustIndexSelect(0, targets, false).MustUnsqueeze(1, true))   // [B,1]
+	batchM := s.Keep(m.MustIndexSelect(0, targets, false).MustUnsqueeze(1, true))             // [B,1]
 	onehot := s.Keep(targets.MustOneHot(int64(len(l.counts)), false).MustTotype(dtype, true)) // [B,C]
 	margin := s.Keep(onehot.MustMul(batchM, false))
 	z := s.Keep(logits.MustSub(margin, false).MustMulScalar(ts.FloatScalar(l.scale), true))

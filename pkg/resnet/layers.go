@@ -1,0 +1,149 @@
+package resnet
+
+import (
+	"math"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/nn"
+	"github.com/sugarme/gotch/ts"
+)
+
+// none stands for an absent optional tensor (no bias) in libtorch calls.
+var none = ts.NewTensor()
+
+// FanMode selects the fan of He initialisation.
+type FanMode int
+
+const (
+	FanIn  FanMode = iota // std = √(2/fan_in): kaiming_normal_ defaults, the CIFAR reference
+	FanOut                // std = √(2/fan_out): torchvision's ResNet convolutions
+)
+
+// heNormal adds a variable of the given shape under p, drawn from
+// N(0, 2/fan) (He et al., for ReLU). gotch's own "Kaiming" init draws
+// N(0,1), which does not train deep nets; this is PyTorch's kaiming_normal_.
+func heNormal(p *nn.Path, name string, shape []int64, mode FanMode) *ts.Tensor {
+	receptive := int64(1)
+	for _, s := range shape[2:] {
+		receptive *= s
+	}
+	fan := shape[1] * receptive
+	if mode == FanOut {
+		fan = shape[0] * receptive
+	}
+	return addNormal(p, name, shape, math.Sqrt(2/float64(fan)))
+}
+
+func addNormal(p *nn.Path, name string, shape []int64, std float64) *ts.Tensor {
+	x := ts.MustRandn(shape, gotch.Float, p.Device())
+	y := x.MustMulScalar(ts.FloatScalar(std), true)
+	v := p.MustAdd(name, y, true)
+	y.MustDrop()
+	return v
+}
+
+func addUniform(p *nn.Path, name string, shape []int64, bound float64) *ts.Tensor {
+	x := ts.MustZeros(shape, gotch.Float, p.Device())
+	x.MustUniform_(-bound, bound)
+	v := p.MustAdd(name, x, true)
+	x.MustDrop()
+	return v
+}
+
+func addConst(p *nn.Path, name string, shape []int64, value float64, trainable bool) *ts.Tensor {
+	x := ts.MustOnes(shape, gotch.Float, p.Device())
+	if value != 1 {
+		x = x.MustMulScalar(ts.FloatScalar(value), true)
+	}
+	v := p.MustAdd(name, x, trainable)
+	x.MustDrop()
+	return v
+}
+
+// conv2d is a bias-free convolution: weight [out, in/groups, k, k].
+type conv2d struct {
+	w                   *ts.Tensor
+	stride, pad, groups int64
+}
+
+func newConv(p *nn.Path, in, out, k, stride, groups int64, mode FanMode) conv2d {
+	return conv2d{
+		w:      heNormal(p, "weight", []int64{out, in / groups, k, k}, mode),
+		stride: stride, pad: k / 2, groups: groups,
+	}
+}
+
+func (c conv2d) forward(x *ts.Tensor) *ts.Tensor {
+	return ts.MustConv2d(x, c.w, none, []int64{c.stride, c.stride}, []int64{c.pad, c.pad}, []int64{1, 1}, c.groups)
+}
+
+// batchNorm is BatchNorm2d with running statistics (momentum 0.1, ε 1e-5,
+// PyTorch's defaults), named weight, bias, running_mean, running_var.
+type batchNorm struct {
+	w, b, mean, variance *ts.Tensor
+}
+
+func newBatchNorm(p *nn.Path, ch int64) batchNorm {
+	return batchNorm{
+		w:        addConst(p, "weight", []int64{ch}, 1, true),
+		b:        addConst(p, "bias", []int64{ch}, 0, true),
+		mean:     addConst(p, "running_mean", []int64{ch}, 0, false),
+		variance: addConst(p, "running_var", []int64{ch}, 1, false),
+	}
+}
+
+func (bn batchNorm) forward(x *ts.Tensor, train bool) *ts.Tensor {
+	return ts.MustBatchNorm(x, bn.w, bn.b, bn.mean, bn.variance, train, 0.1, 1e-5, true)
+}
+
+// convBN runs conv then batch norm, freeing the intermediate.
+func convBN(c conv2d, bn batchNorm, x *ts.Tensor, train bool) *ts.Tensor {
+	h := c.forward(x)
+	defer h.MustDrop()
+	return bn.forward(h, train)
+}
+
+// Classifier is the last layer: logits [B,C] of features [B,D]. Its
+// weight is [C,D], one row per class, which LWR reads.
+type Classifier struct {
+	Weight *ts.Tensor // [C,D]
+	Bias   *ts.Tensor // [C]; nil for the normalised classifier
+	// Normed makes logits cosines, cos(f_b, w_c): LDAM's normalised
+	// classifier (its reference stores the weight transposed, [D,C]).
+	Normed bool
+}
+
+// newClassifier is nn.Linear's layout and init, U(-1/√D, 1/√D), or with
+// normed LDAM's: U(-1,1) then rows renormed (the scale does not matter).
+func newClassifier(p *nn.Path, in, classes int64, normed bool, mode FanMode) *Classifier {
+	if normed {
+		return &Classifier{Weight: addUniform(p, "weight", []int64{classes, in}, 1), Normed: true}
+	}
+	c := &Classifier{}
+	if mode == FanIn {
+		// The CIFAR reference applies kaiming_normal_ to the Linear weight too.
+		c.Weight = heNormal(p, "weight", []int64{classes, in}, FanIn)
+	} else {
+		c.Weight = addUniform(p, "weight", []int64{classes, in}, 1/math.Sqrt(float64(in)))
+	}
+	c.Bias = addUniform(p, "bias", []int64{classes}, 1/math.Sqrt(float64(in)))
+	return c
+}
+
+// Forward returns logits [B,C] of features f [B,D].
+func (c *Classifier) Forward(f *ts.Tensor) *ts.Tensor {
+	if !c.Normed {
+		return ts.MustLinear(f, c.Weight, c.Bias)
+	}
+	fn := normalize(f)
+	defer fn.MustDrop()
+	wn := normalize(c.Weight)
+	defer wn.MustDrop()
+	return ts.MustLinear(fn, wn, none)
+}
+
+func normalize(x *ts.Tensor) *ts.Tensor {
+	n := x.MustNormScalaroptDim(ts.FloatScalar(2), []int64{1}, true, false).MustClampMin(ts.FloatScalar(1e-12), true)
+	defer n.MustDrop()
+	return x.MustDiv(n, false)
+}

@@ -1,0 +1,246 @@
+// Package resnet builds the networks of the long-tailed benchmarks on gotch:
+// ResNet-32 for 32×32 images (CIFAR-LT, Fashion-MNIST-LT) as in the LDAM-DRW
+// reference code, and ResNet-50 (optionally ResNeXt-50 32×4d) for ImageNet-LT
+// with torchvision's layout and parameter names.
+//
+// Each builder takes the variable-store path first; parameters are named as
+// PyTorch names them (layer1.0.conv1.weight, downsample.1.running_mean, …).
+package resnet
+
+import (
+	"fmt"
+
+	"github.com/sugarme/gotch/nn"
+	"github.com/sugarme/gotch/ts"
+)
+
+// Net is a classifier network.
+type Net interface {
+	// ForwardT returns logits [B,C] and features [B,D] (the classifier's
+	// input, which IB loss reads) of images x [B,ch,H,W]. train selects
+	// batch statistics and updates the running ones. The caller frees both.
+	ForwardT(x *ts.Tensor, train bool) (logits, features *ts.Tensor)
+	// Head is the classifier, whose weight [C,D] LWR reads.
+	Head() *Classifier
+}
+
+// Options are the settings shared by the builders.
+type Options struct {
+	Classes    int64 // number of classes C
+	InChannels int64 // image channels: 3 (RGB), 1 (Fashion-MNIST)
+	// NormedClassifier gives cosine logits, LDAM's normalised classifier.
+	NormedClassifier bool
+}
+
+func (o Options) validate() error {
+	if o.Classes < 2 {
+		return fmt.Errorf("resnet: %d classes: want ≥ 2", o.Classes)
+	}
+	if o.InChannels < 1 {
+		return fmt.Errorf("resnet: %d input channels: want ≥ 1", o.InChannels)
+	}
+	return nil
+}
+
+// basicBlock is the CIFAR ResNet block: two 3×3 convolutions with an
+// identity shortcut, or, where the shape changes, option A: subsample by 2
+// and pad the new channels with zeros (no parameters).
+type basicBlock struct {
+	conv1, conv2 conv2d
+	bn1, bn2     batchNorm
+	padChannels  int64 // option A: channels padded on each side; 0 for identity
+}
+
+func newBasicBlock(p *nn.Path, in, out, stride int64) basicBlock {
+	b := basicBlock{
+		conv1: newConv(p.Sub("conv1"), in, out, 3, stride, 1, FanIn),
+		bn1:   newBatchNorm(p.Sub("bn1"), out),
+		conv2: newConv(p.Sub("conv2"), out, out, 3, 1, 1, FanIn),
+		bn2:   newBatchNorm(p.Sub("bn2"), out),
+	}
+	if stride != 1 || in != out {
+		b.padChannels = (out - in) / 2
+	}
+	return b
+}
+
+func (b basicBlock) forward(x *ts.Tensor, train bool) *ts.Tensor {
+	h := convBN(b.conv1, b.bn1, x, train).MustRelu(true)
+	h2 := convBN(b.conv2, b.bn2, h, train)
+	h.MustDrop()
+	short := x
+	if b.padChannels > 0 {
+		size := x.MustSize()
+		sub := x.MustSlice(2, []int64{0}, []int64{size[2]}, 2, false).MustSlice(3, []int64{0}, []int64{size[3]}, 2, true)
+		short = sub.MustConstantPadNd([]int64{0, 0, 0, 0, b.padChannels, b.padChannels}, true)
+		defer short.MustDrop()
+	}
+	return h2.MustAdd(short, true).MustRelu(true)
+}
+
+// CIFARResNet is ResNet-6n+2 for 32×32 inputs: a 3×3 stem of 16 channels,
+// three stages of n basic blocks (16, 32, 64 channels, strides 1, 2, 2),
+// global average pooling and the classifier named linear.
+type CIFARResNet struct {
+	conv1  conv2d
+	bn1    batchNorm
+	blocks []basicBlock
+	head   *Classifier
+}
+
+// ResNet32 is CIFARResNet with n = 5, as in the LDAM-DRW reference: 0.46 M
+// parameters for 100 classes. Convolutions and the classifier weight are
+// He-initialised (fan in), as the reference's kaiming_normal_.
+func ResNet32(p *nn.Path, o Options) (*CIFARResNet, error) {
+	return NewCIFARResNet(p, 5, o)
+}
+
+// NewCIFARResNet builds ResNet-(6n+2).
+func NewCIFARResNet(p *nn.Path, n int, o Options) (*CIFARResNet, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if n < 1 {
+		return nil, fmt.Errorf("resnet: %d blocks per stage: want ≥ 1", n)
+	}
+	m := &CIFARResNet{
+		conv1: newConv(p.Sub("conv1"), o.InChannels, 16, 3, 1, 1, FanIn),
+		bn1:   newBatchNorm(p.Sub("bn1"), 16),
+	}
+	in := int64(16)
+	for stage, width := range []int64{16, 32, 64} {
+		layer := p.Sub(fmt.Sprintf("layer%d", stage+1))
+		for i := 0; i < n; i++ {
+			stride := int64(1)
+			if i == 0 && stage > 0 {
+				stride = 2
+			}
+			m.blocks = append(m.blocks, newBasicBlock(layer.Sub(fmt.Sprint(i)), in, width, stride))
+			in = width
+		}
+	}
+	m.head = newClassifier(p.Sub("linear"), 64, o.Classes, o.NormedClassifier, FanIn)
+	return m, nil
+}
+
+// ForwardT implements Net.
+func (m *CIFARResNet) ForwardT(x *ts.Tensor, train bool) (logits, features *ts.Tensor) {
+	h := convBN(m.conv1, m.bn1, x, train).MustRelu(true)
+	for _, b := range m.blocks {
+		next := b.forward(h, train)
+		h.MustDrop()
+		h = next
+	}
+	features = h.MustAdaptiveAvgPool2d([]int64{1, 1}, true).MustFlatten(1, -1, true)
+	return m.head.Forward(features), features
+}
+
+// Head implements Net.
+func (m *CIFARResNet) Head() *Classifier { return m.head }
+
+// bottleneck is torchvision's Bottleneck (ResNet v1.5: the stride sits on
+// the 3×3 convolution), with a 1×1 convolution + BN downsample where the
+// shape changes.
+type bottleneck struct {
+	conv1, conv2, conv3 conv2d
+	bn1, bn2, bn3       batchNorm
+	down                *struct {
+		conv conv2d
+		bn   batchNorm
+	}
+}
+
+func newBottleneck(p *nn.Path, in, planes, stride, groups, baseWidth int64) bottleneck {
+	width := planes * baseWidth / 64 * groups
+	out := planes * 4
+	b := bottleneck{
+		conv1: newConv(p.Sub("conv1"), in, width, 1, 1, 1, FanOut),
+		bn1:   newBatchNorm(p.Sub("bn1"), width),
+		conv2: newConv(p.Sub("conv2"), width, width, 3, stride, groups, FanOut),
+		bn2:   newBatchNorm(p.Sub("bn2"), width),
+		conv3: newConv(p.Sub("conv3"), width, out, 1, 1, 1, FanOut),
+		bn3:   newBatchNorm(p.Sub("bn3"), out),
+	}
+	if stride != 1 || in != out {
+		d := p.Sub("downsample")
+		b.down = &struct {
+			conv conv2d
+			bn   batchNorm
+		}{newConv(d.Sub("0"), in, out, 1, stride, 1, FanOut), newBatchNorm(d.Sub("1"), out)}
+	}
+	return b
+}
+
+func (b bottleneck) forward(x *ts.Tensor, train bool) *ts.Tensor {
+	h := convBN(b.conv1, b.bn1, x, train).MustRelu(true)
+	h2 := convBN(b.conv2, b.bn2, h, train).MustRelu(true)
+	h.MustDrop()
+	h3 := convBN(b.conv3, b.bn3, h2, train)
+	h2.MustDrop()
+	short := x
+	if b.down != nil {
+		short = convBN(b.down.conv, b.down.bn, x, train)
+		defer short.MustDrop()
+	}
+	return h3.MustAdd(short, true).MustRelu(true)
+}
+
+// ImageNetResNet is torchvision's ResNet with bottleneck blocks.
+type ImageNetResNet struct {
+	conv1  conv2d
+	bn1    batchNorm
+	blocks []bottleneck
+	head   *Classifier
+}
+
+// ResNet50 is torchvision's resnet50: 25,557,032 parameters for 1000
+// classes, convolutions He-initialised (fan out), fc as nn.Linear.
+func ResNet50(p *nn.Path, o Options) (*ImageNetResNet, error) {
+	return newImageNetResNet(p, []int{3, 4, 6, 3}, 1, 64, o)
+}
+
+// ResNeXt50 is torchvision's resnext50_32x4d.
+func ResNeXt50(p *nn.Path, o Options) (*ImageNetResNet, error) {
+	return newImageNetResNet(p, []int{3, 4, 6, 3}, 32, 4, o)
+}
+
+func newImageNetResNet(p *nn.Path, layers []int, groups, baseWidth int64, o Options) (*ImageNetResNet, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	m := &ImageNetResNet{
+		conv1: conv2d{w: heNormal(p.Sub("conv1"), "weight", []int64{64, o.InChannels, 7, 7}, FanOut), stride: 2, pad: 3, groups: 1},
+		bn1:   newBatchNorm(p.Sub("bn1"), 64),
+	}
+	in := int64(64)
+	for stage, n := range layers {
+		planes := int64(64) << stage
+		layer := p.Sub(fmt.Sprintf("layer%d", stage+1))
+		for i := 0; i < n; i++ {
+			stride := int64(1)
+			if i == 0 && stage > 0 {
+				stride = 2
+			}
+			m.blocks = append(m.blocks, newBottleneck(layer.Sub(fmt.Sprint(i)), in, planes, stride, groups, baseWidth))
+			in = planes * 4
+		}
+	}
+	m.head = newClassifier(p.Sub("fc"), in, o.Classes, o.NormedClassifier, FanOut)
+	return m, nil
+}
+
+// ForwardT implements Net.
+func (m *ImageNetResNet) ForwardT(x *ts.Tensor, train bool) (logits, features *ts.Tensor) {
+	h := convBN(m.conv1, m.bn1, x, train).MustRelu(true)
+	h = h.MustMaxPool2d([]int64{3, 3}, []int64{2, 2}, []int64{1, 1}, []int64{1, 1}, false, true)
+	for _, b := range m.blocks {
+		next := b.forward(h, train)
+		h.MustDrop()
+		h = next
+	}
+	features = h.MustAdaptiveAvgPool2d([]int64{1, 1}, true).MustFlatten(1, -1, true)
+	return m.head.Forward(features), features
+}
+
+// Head implements Net.
+func (m *ImageNetResNet) Head() *Classifier { return m.head }
