@@ -1,0 +1,160 @@
+// Command resnet benchmarks ResNet-32 on the CPU or a GPU: forward+backward
+// time per batch (-mode fwdbwd), and resident memory over many SGD training
+// steps with Balanced Softmax + LWR (-mode train), to show that no tensor
+// leaks. bench/torch_resnet32.py is the same in PyTorch; bench/run.sh runs
+// both side by side.
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/nn"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/lwr-go/lwr/pkg/libtorch"
+	"github.com/lwr-go/lwr/pkg/losses"
+	"github.com/lwr-go/lwr/pkg/lwr"
+	"github.com/lwr-go/lwr/pkg/optim"
+	"github.com/lwr-go/lwr/pkg/resnet"
+)
+
+func main() {
+	mode := pflag.String("mode", "fwdbwd", "fwdbwd: time forward+backward; train: resident memory over SGD steps")
+	batch := pflag.Int64("batch", 128, "batch size")
+	iters := pflag.Int("iters", 20, "timed iterations (fwdbwd) or training steps (train)")
+	warmup := pflag.Int("warmup", 3, "untimed iterations first")
+	classes := pflag.Int64("classes", 100, "classes")
+	threads := pflag.Int("threads", 0, "libtorch intra-op threads (0: libtorch's default)")
+	device := pflag.String("device", "cpu", "cpu, cuda or auto")
+	pflag.Parse()
+	err := libtorch.OnThread(func() error {
+		dev, err := libtorch.ParseDevice(*device)
+		if err != nil {
+			return err
+		}
+		libtorch.SetNumThreads(*threads)
+		libtorch.ManualSeed(0)
+		switch *mode {
+		case "fwdbwd":
+			return fwdbwd(dev, *batch, *classes, *iters, *warmup)
+		case "train":
+			return train(dev, *batch, *classes, *iters, *warmup)
+		}
+		return fmt.Errorf("--mode %q: want fwdbwd or train", *mode)
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "resnet:", err)
+		os.Exit(1)
+	}
+}
+
+func fwdbwd(dev gotch.Device, batch, classes int64, iters, warmup int) error {
+	vs := nn.NewVarStore(dev)
+	net, err := resnet.ResNet32(vs.Root(), resnet.Options{Classes: classes, InChannels: 3})
+	if err != nil {
+		return err
+	}
+	x := ts.MustRandn([]int64{batch, 3, 32, 32}, gotch.Float, dev)
+	y := ts.MustRandint(classes, []int64{batch}, gotch.Int64, dev)
+	var times []float64
+	for i := 0; i < warmup+iters; i++ {
+		start := time.Now()
+		logits, feat := net.ForwardT(x, true)
+		loss := logits.MustCrossEntropyLoss(y, ts.NewTensor(), 1, -100, 0, false)
+		loss.MustBackward()
+		loss.Float64Values() // host sync
+		loss.MustDrop()
+		logits.MustDrop()
+		feat.MustDrop()
+		for _, p := range vs.TrainableVariables() {
+			g := p.MustGrad(false)
+			g.MustZero_()
+			g.MustDrop()
+		}
+		if i >= warmup {
+			times = append(times, time.Since(start).Seconds())
+		}
+	}
+	sort.Float64s(times)
+	fmt.Printf("go fwdbwd resnet32 batch=%d threads=%d: median %.1f ms, min %.1f ms over %d iterations\n",
+		batch, libtorch.NumThreads(), 1000*times[len(times)/2], 1000*times[0], len(times))
+	return nil
+}
+
+func train(dev gotch.Device, batch, classes int64, steps, warmup int) error {
+	vs := nn.NewVarStore(dev)
+	net, err := resnet.ResNet32(vs.Root(), resnet.Options{Classes: classes, InChannels: 3})
+	if err != nil {
+		return err
+	}
+	reg, err := lwr.New(vs.Root().Sub("lwr"), 64, lwr.DefaultConfig())
+	if err != nil {
+		return err
+	}
+	counts := make([]int64, classes)
+	for c := range counts {
+		counts[c] = 500 - int64(c)*4
+	}
+	loss, err := losses.New(losses.DefaultConfig("balanced-softmax", 200), counts)
+	if err != nil {
+		return err
+	}
+	opt, err := optim.NewSGD(vs.TrainableVariables(), 0.1, 0.9, 5e-4, false)
+	if err != nil {
+		return err
+	}
+	x := ts.MustRandn([]int64{batch, 3, 32, 32}, gotch.Float, dev)
+	y := ts.MustRandint(classes, []int64{batch}, gotch.Int64, dev)
+	var base int64
+	start := time.Now()
+	for i := 1; i <= steps; i++ {
+		var s libtorch.Scope
+		logits, feat := net.ForwardT(x, true)
+		s.Keep(logits)
+		s.Keep(feat)
+		lb := s.Keep(loss.Loss(logits, y))
+		r := s.Keep(reg.Loss(net.Head().Weight))
+		total := s.Keep(lb.MustAdd(s.Keep(r.MustMulScalar(ts.FloatScalar(0.5), false)), false))
+		total.MustBackward()
+		opt.Step()
+		s.Free()
+		if i == warmup {
+			base = rssKB()
+		}
+		if i%(steps/10) == 0 || i == steps {
+			rss := rssKB()
+			growth := 0.0
+			if base > 0 {
+				growth = 100 * float64(rss-base) / float64(base)
+			}
+			fmt.Printf("step %5d  rss %7.1f MiB  growth since step %d: %+.2f%%  (%.1f steps/s)\n",
+				i, float64(rss)/1024, warmup, growth, float64(i)/time.Since(start).Seconds())
+		}
+	}
+	return nil
+}
+
+// rssKB reads the resident set size of this process from /proc.
+func rssKB() int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "VmRSS:") {
+			var kb int64
+			fmt.Sscanf(strings.TrimPrefix(sc.Text(), "VmRSS:"), "%d", &kb)
+			return kb
+		}
+	}
+	return 0
+}

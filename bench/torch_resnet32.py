@@ -1,0 +1,123 @@
+"""ResNet-32 in PyTorch, the reference side of bench/run.sh.
+
+The same network as pkg/resnet (LDAM-DRW's CIFAR ResNet-32: option-A
+shortcuts, He init), the same forward+backward timing and the same training
+step (Balanced Softmax + LWR, SGD), so a side-by-side run on one machine
+measures our overhead over libtorch alone. Written for this project.
+"""
+import argparse
+import resource
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.pad = (cout - cin) // 2 if stride != 1 or cin != cout else 0
+
+    def forward(self, x):
+        h = F.relu(self.bn1(self.conv1(x)))
+        h = self.bn2(self.conv2(h))
+        s = x
+        if self.pad:
+            s = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+        return F.relu(h + s)
+
+
+class ResNet32(nn.Module):
+    def __init__(self, classes, channels=3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        blocks, cin = [], 16
+        for stage, width in enumerate((16, 32, 64)):
+            for i in range(5):
+                blocks.append(Block(cin, width, 2 if i == 0 and stage > 0 else 1))
+                cin = width
+        self.blocks = nn.Sequential(*blocks)
+        self.linear = nn.Linear(64, classes)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight)
+
+    def forward(self, x):
+        h = self.blocks(F.relu(self.bn1(self.conv1(x))))
+        f = F.adaptive_avg_pool2d(h, 1).flatten(1)
+        return self.linear(f), f
+
+
+def lwr_loss(w, proj, theta=0.4, tau=0.1):
+    z = F.normalize(proj(w), dim=1)
+    s = z @ z.t()
+    mask = (s > theta).to(s.dtype).detach()
+    return F.cross_entropy(mask * s / tau, torch.arange(w.shape[0]), reduction="sum")
+
+
+def rss_kib():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", default="fwdbwd", choices=["fwdbwd", "train"])
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--classes", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=0)
+    a = ap.parse_args()
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    net = ResNet32(a.classes)
+    x = torch.randn(a.batch, 3, 32, 32)
+    y = torch.randint(a.classes, (a.batch,))
+    if a.mode == "fwdbwd":
+        times = []
+        for i in range(a.warmup + a.iters):
+            t0 = time.perf_counter()
+            logits, _ = net(x)
+            loss = F.cross_entropy(logits, y)
+            loss.backward()
+            loss.item()
+            for p in net.parameters():
+                p.grad.zero_()
+            if i >= a.warmup:
+                times.append(time.perf_counter() - t0)
+        times.sort()
+        print("torch fwdbwd resnet32 batch=%d threads=%d: median %.1f ms, min %.1f ms over %d iterations"
+              % (a.batch, torch.get_num_threads(), 1000 * times[len(times) // 2], 1000 * times[0], len(times)))
+        return
+    proj = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64))
+    counts = torch.tensor([500 - 4 * c for c in range(a.classes)], dtype=torch.float)
+    opt = torch.optim.SGD(list(net.parameters()) + list(proj.parameters()), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    base, t0 = 0, time.perf_counter()
+    for i in range(1, a.iters + 1):
+        logits, _ = net(x)
+        loss = F.cross_entropy(logits + counts.log(), y) + 0.5 * lwr_loss(net.linear.weight, proj)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i == a.warmup:
+            base = rss_kib()
+        if i % (a.iters // 10) == 0 or i == a.iters:
+            rss = rss_kib()
+            growth = 100 * (rss - base) / base if base else 0
+            print("step %5d  rss %7.1f MiB  growth since step %d: %+.2f%%  (%.1f steps/s)"
+                  % (i, rss / 1024, a.warmup, growth, i / (time.perf_counter() - t0)))
+
+
+if __name__ == "__main__":
+    main()

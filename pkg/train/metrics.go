@@ -1,0 +1,141 @@
+package train
+
+import (
+	"math"
+	"strconv"
+)
+
+// Number is a float64 that encodes NaN and ±Inf as JSON null (a group
+// with no class, a class with no test image).
+type Number float64
+
+// MarshalJSON implements json.Marshaler.
+func (n Number) MarshalJSON() ([]byte, error) {
+	f := float64(n)
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return []byte("null"), nil
+	}
+	return strconv.AppendFloat(nil, f, 'g', -1, 64), nil
+}
+
+// UnmarshalJSON implements json.Unmarshaler; null reads as NaN.
+func (n *Number) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*n = Number(math.NaN())
+		return nil
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	*n = Number(f)
+	return err
+}
+
+// Shot groups of the long-tailed literature, by training images per class.
+const (
+	ManyShot = 100 // more than 100: many
+	FewShot  = 20  // fewer than 20: few; 20 to 100: medium
+)
+
+// Metrics summarise predictions on a test set.
+type Metrics struct {
+	Top1     Number   `json:"top1"`   // % of test images classified right
+	Many     Number   `json:"many"`   // mean per-class accuracy (%) of classes with > 100 training images; NaN if none
+	Medium   Number   `json:"medium"` // likewise, 20 to 100
+	Few      Number   `json:"few"`    // likewise, < 20
+	NLL      Number   `json:"nll"`    // mean negative log-likelihood (nats)
+	ECE      Number   `json:"ece"`    // expected calibration error (%), 15 equal-width confidence bins
+	PerClass []Number `json:"per_class"`
+}
+
+// Evaluation accumulates predictions batch by batch.
+type Evaluation struct {
+	classes  int
+	correct  []int
+	total    []int
+	nll      float64
+	n        int
+	binConf  [15]float64
+	binAcc   [15]float64
+	binCount [15]int
+}
+
+// NewEvaluation starts an evaluation over the given number of classes.
+func NewEvaluation(classes int) *Evaluation {
+	return &Evaluation{classes: classes, correct: make([]int, classes), total: make([]int, classes)}
+}
+
+// Add records one batch: probs [B·C] row-major softmax outputs, labels [B].
+func (e *Evaluation) Add(probs []float64, labels []int64) {
+	for i, y := range labels {
+		row := probs[i*e.classes : (i+1)*e.classes]
+		best := 0
+		for c, p := range row {
+			if p > row[best] {
+				best = c
+			}
+		}
+		e.total[y]++
+		hit := best == int(y)
+		if hit {
+			e.correct[y]++
+		}
+		e.nll -= math.Log(math.Max(row[y], 1e-300))
+		e.n++
+		conf := row[best]
+		bin := int(conf * 15)
+		if bin > 14 {
+			bin = 14
+		}
+		e.binCount[bin]++
+		e.binConf[bin] += conf
+		if hit {
+			e.binAcc[bin]++
+		}
+	}
+}
+
+// Metrics computes the summary, grouping classes by trainCounts.
+func (e *Evaluation) Metrics(trainCounts []int64) Metrics {
+	m := Metrics{PerClass: make([]Number, e.classes)}
+	var right int
+	var groups [3]struct {
+		sum float64
+		n   int
+	}
+	for c := 0; c < e.classes; c++ {
+		right += e.correct[c]
+		if e.total[c] > 0 {
+			m.PerClass[c] = Number(100 * float64(e.correct[c]) / float64(e.total[c]))
+		} else {
+			m.PerClass[c] = Number(math.NaN())
+			continue
+		}
+		g := 1
+		switch {
+		case trainCounts[c] > ManyShot:
+			g = 0
+		case trainCounts[c] < FewShot:
+			g = 2
+		}
+		groups[g].sum += float64(m.PerClass[c])
+		groups[g].n++
+	}
+	mean := func(g int) Number {
+		if groups[g].n == 0 {
+			return Number(math.NaN())
+		}
+		return Number(groups[g].sum / float64(groups[g].n))
+	}
+	if e.n > 0 {
+		m.Top1 = Number(100 * float64(right) / float64(e.n))
+		m.NLL = Number(e.nll / float64(e.n))
+		var ece float64
+		for b := range e.binCount {
+			if e.binCount[b] > 0 {
+				ece += math.Abs(e.binAcc[b]-e.binConf[b]) / float64(e.n)
+			}
+		}
+		m.ECE = Number(100 * ece)
+	}
+	m.Many, m.Medium, m.Few = mean(0), mean(1), mean(2)
+	return m
+}

@@ -1,0 +1,395 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/nn"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/lwr-go/lwr/pkg/data"
+	"github.com/lwr-go/lwr/pkg/libtorch"
+	"github.com/lwr-go/lwr/pkg/losses"
+	"github.com/lwr-go/lwr/pkg/lwr"
+	"github.com/lwr-go/lwr/pkg/optim"
+	"github.com/lwr-go/lwr/pkg/resnet"
+)
+
+// EpochLog is one line of log.jsonl.
+type EpochLog struct {
+	Epoch     int        `json:"epoch"` // counting from 1
+	LR        float64    `json:"lr"`
+	Lambda    float64    `json:"lambda"`   // λ(t) of R (0 without LWR)
+	LossBal   float64    `json:"loss_bal"` // mean balanced loss over the epoch's batches
+	LossLWR   float64    `json:"loss_lwr"` // mean R (before λ)
+	ImagesSec float64    `json:"images_per_sec"`
+	Seconds   float64    `json:"seconds"`
+	Test      *Metrics   `json:"test,omitempty"`
+	Weights   *lwr.Stats `json:"classifier,omitempty"`
+}
+
+// Summary is summary.json: the final result of a run.
+type Summary struct {
+	Config      Config  `json:"config"`
+	TrainCounts []int64 `json:"train_counts"`
+	Final       Metrics `json:"final"`
+	Seconds     float64 `json:"seconds"`
+}
+
+// ErrInterrupted reports a run stopped by its context (SIGINT/SIGTERM)
+// after checkpointing; it can be resumed.
+var ErrInterrupted = errors.New("interrupted; checkpoint written, continue with --resume")
+
+// Data loads the training subset and the test set of a configuration.
+func Data(c Config) (train, test *data.Dataset, err error) {
+	switch c.Dataset {
+	case "fashion-mnist":
+		dir := c.DataDir
+		if dir == "" {
+			dir = os.Getenv("FASHION_MNIST_DIR")
+		}
+		if dir == "" {
+			dir = data.DefaultFashionMNISTDir
+		}
+		if train, err = data.LoadFashionMNIST(dir, true); err != nil {
+			return nil, nil, fmt.Errorf("%w (install Debian's dataset-fashion-mnist or pass --data-dir)", err)
+		}
+		if test, err = data.LoadFashionMNIST(dir, false); err != nil {
+			return nil, nil, err
+		}
+		return longTail(c, train, test, 600)
+	case "cifar10", "cifar100":
+		classes := 10
+		if c.Dataset == "cifar100" {
+			classes = 100
+		}
+		dir := c.DataDir
+		if dir == "" {
+			dir = "data"
+		}
+		if train, err = data.LoadCIFAR(dir, classes, true); err != nil {
+			return nil, nil, err
+		}
+		if test, err = data.LoadCIFAR(dir, classes, false); err != nil {
+			return nil, nil, err
+		}
+		return longTail(c, train, test, train.Len()/classes)
+	case "synthetic":
+		counts, err := data.LongTailCounts(10, 100, c.ImbalanceFactor)
+		if err != nil {
+			return nil, nil, err
+		}
+		testCounts := make([]int, 10)
+		for i := range testCounts {
+			testCounts[i] = 20
+		}
+		return data.Synthetic(counts, uint64(c.Seed)+1), data.Synthetic(testCounts, uint64(c.Seed)+2), nil
+	}
+	return nil, nil, fmt.Errorf("--dataset %q: want fashion-mnist, cifar10, cifar100 or synthetic", c.Dataset)
+}
+
+func longTail(c Config, train, test *data.Dataset, nMax int) (*data.Dataset, *data.Dataset, error) {
+	counts, err := data.LongTailCounts(train.Classes, nMax, c.ImbalanceFactor)
+	if err != nil {
+		return nil, nil, err
+	}
+	idx, err := data.LongTailSubset(train.Labels, counts, c.SubsetSeed)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", train.Name, err)
+	}
+	sub, err := train.Subset(idx)
+	if err != nil {
+		return nil, nil, err
+	}
+	sub.Name = fmt.Sprintf("%s-lt-if%g", train.Name, c.ImbalanceFactor)
+	return sub, test, nil
+}
+
+// Run trains c, writing config.json, log.jsonl, checkpoint.pt and
+// summary.json to c.Out, and returns the final metrics. progress (may be
+// nil) receives a live progress line. Cancelling ctx finishes the current
+// step, checkpoints and returns ErrInterrupted.
+func Run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
+	var sum Summary
+	if err := c.Validate(); err != nil {
+		return sum, err
+	}
+	err := libtorch.OnThread(func() error {
+		var err error
+		sum, err = run(ctx, c, progress)
+		return err
+	})
+	return sum, err
+}
+
+func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
+	start := time.Now()
+	sum := Summary{Config: c}
+	dev, err := libtorch.ParseDevice(c.Device)
+	if err != nil {
+		return sum, fmt.Errorf("--device: %w", err)
+	}
+	threads := c.Threads
+	if threads == 0 {
+		threads = runtime.NumCPU()
+	}
+	libtorch.SetNumThreads(threads)
+	trainSet, testSet, err := Data(c)
+	if err != nil {
+		return sum, err
+	}
+	counts := trainSet.Counts()
+	sum.TrainCounts = counts
+	if err := os.MkdirAll(c.Out, 0o755); err != nil {
+		return sum, err
+	}
+	ckptPath := filepath.Join(c.Out, CheckpointFile)
+
+	libtorch.ManualSeed(c.Seed)
+	vs := nn.NewVarStore(dev)
+	net, err := resnet.ResNet32(vs.Root(), resnet.Options{
+		Classes: int64(trainSet.Classes), InChannels: int64(trainSet.Channels), NormedClassifier: isLDAM(c.Loss.Name),
+	})
+	if err != nil {
+		return sum, err
+	}
+	var reg *lwr.Regularizer
+	if c.LWR {
+		if reg, err = lwr.New(vs.Root().Sub("lwr"), 64, c.LWRConfig); err != nil {
+			return sum, err
+		}
+	}
+	lossCfg := c.Loss
+	loss, err := losses.New(lossCfg, counts)
+	if err != nil {
+		return sum, err
+	}
+	opt, err := optim.NewSGD(vs.TrainableVariables(), c.LR, c.Momentum, c.WeightDecay, c.Nesterov)
+	if err != nil {
+		return sum, err
+	}
+	trainLoader, err := data.NewLoader(trainSet, dev)
+	if err != nil {
+		return sum, err
+	}
+	testLoader, err := data.NewLoader(testSet, dev)
+	if err != nil {
+		return sum, err
+	}
+
+	st := State{ConfigHash: c.Hash(), Config: c}
+	if c.Resume {
+		saved, named, err := readCheckpointState(ckptPath)
+		if err != nil {
+			return sum, err
+		}
+		if err := describeDiff(ckptPath, saved.Config, c); err != nil {
+			return sum, err
+		}
+		if err := loadCheckpoint(ckptPath, named, vs, opt); err != nil {
+			return sum, err
+		}
+		st = saved
+		st.Config = c
+	} else {
+		if err := writeJSON(filepath.Join(c.Out, "config.json"), c); err != nil {
+			return sum, err
+		}
+		if err := data.WriteFileAtomic(filepath.Join(c.Out, "log.jsonl"), nil); err != nil {
+			return sum, err
+		}
+	}
+
+	batches := (trainSet.Len() + c.BatchSize - 1) / c.BatchSize
+	var final Metrics
+	for epoch := st.Epoch; epoch < c.Epochs; epoch++ {
+		// The epoch's schedule: pure functions of the epoch.
+		opt.LR = LearningRate(c, epoch)
+		if e, ok := loss.(losses.EpochSetter); ok {
+			e.SetEpoch(epoch)
+		}
+		lambda := 0.0
+		if reg != nil {
+			lambda, _ = c.LWRSchedule.Weight(epoch, c.Epochs)
+		}
+		// The epoch's randomness: a generator of (seed, epoch), so that a
+		// resumed epoch draws the same order and augmentation.
+		rng := rand.New(rand.NewPCG(uint64(c.Seed), uint64(epoch)))
+		order, err := data.Sampler(c.Sampler).Order(trainSet.Labels, trainSet.Classes, rng)
+		if err != nil {
+			return sum, err
+		}
+		var aug *data.Augment
+		if c.Augment {
+			aug = &data.Augment{Pad: 4, Flip: true, Rand: rng}
+		}
+		epochStart := time.Now()
+		seenAtStart := st.Seen
+		for b := 0; b < batches; b++ {
+			lo, hi := b*c.BatchSize, min((b+1)*c.BatchSize, len(order))
+			x, y := trainLoader.Batch(order[lo:hi], aug) // draws from rng even for skipped batches
+			if b < st.Step {
+				x.MustDrop()
+				y.MustDrop()
+				continue
+			}
+			lb, r := trainStep(net, loss, reg, opt, x, y, lambda)
+			x.MustDrop()
+			y.MustDrop()
+			// Host sync: the loss values, to catch a divergence at once.
+			lv, rv := lb.Float64Values(true)[0], 0.0
+			if r != nil {
+				rv = r.Float64Values(true)[0]
+			}
+			if math.IsNaN(lv) || math.IsInf(lv, 0) || math.IsNaN(rv) || math.IsInf(rv, 0) {
+				return sum, fmt.Errorf("epoch %d step %d: loss is %v (R %v): diverged; %s keeps the last good state (lower --lr?)",
+					epoch+1, b+1, lv, rv, ckptPath)
+			}
+			st.LossSum += lv * float64(hi-lo)
+			st.RegSum += rv * float64(hi-lo)
+			st.Seen += hi - lo
+			st.Step = b + 1
+			if progress != nil {
+				elapsed := time.Since(epochStart).Seconds()
+				rate := float64(st.Seen-seenAtStart) / elapsed
+				left := float64((c.Epochs-epoch)*trainSet.Len()-st.Seen) / rate
+				fmt.Fprintf(progress, "\repoch %d/%d  step %d/%d  loss %.4f  %.0f img/s  ETA %s   ",
+					epoch+1, c.Epochs, b+1, batches, st.LossSum/float64(st.Seen), rate, (time.Duration(left) * time.Second).Round(time.Second))
+			}
+			if ctx.Err() != nil {
+				if err := saveCheckpoint(ckptPath, vs, opt, st); err != nil {
+					return sum, err
+				}
+				return sum, ErrInterrupted
+			}
+		}
+		line := EpochLog{Epoch: epoch + 1, LR: opt.LR, Lambda: lambda,
+			LossBal: st.LossSum / float64(max(st.Seen, 1)), LossLWR: st.RegSum / float64(max(st.Seen, 1)),
+			Seconds: time.Since(epochStart).Seconds()}
+		line.ImagesSec = float64(st.Seen-seenAtStart) / line.Seconds
+		if (epoch+1)%c.EvalEvery == 0 || epoch+1 == c.Epochs {
+			m := Evaluate(net, testLoader, c.BatchSize*2, counts)
+			line.Test = &m
+			final = m
+			ws := lwr.WeightStats(net.Head().Weight, c.LWRConfig.Theta)
+			line.Weights = &ws
+		}
+		if err := appendJSONL(filepath.Join(c.Out, "log.jsonl"), line); err != nil {
+			return sum, err
+		}
+		st = State{ConfigHash: st.ConfigHash, Config: c, Epoch: epoch + 1}
+		if err := saveCheckpoint(ckptPath, vs, opt, st); err != nil {
+			return sum, err
+		}
+		if progress != nil {
+			fmt.Fprint(progress, "\r\033[K")
+			if line.Test != nil {
+				fmt.Fprintf(progress, "epoch %d/%d  loss %.4f  R %.3f  top-1 %.2f  many %.2f  medium %.2f  few %.2f\n",
+					epoch+1, c.Epochs, line.LossBal, line.LossLWR, line.Test.Top1, line.Test.Many, line.Test.Medium, line.Test.Few)
+			}
+		}
+		if ctx.Err() != nil {
+			return sum, ErrInterrupted
+		}
+	}
+	if c.Resume && st.Epoch >= c.Epochs && final.PerClass == nil {
+		final = Evaluate(net, testLoader, c.BatchSize*2, counts)
+	}
+	sum.Final = final
+	sum.Seconds = time.Since(start).Seconds()
+	if err := writeJSON(filepath.Join(c.Out, "summary.json"), sum); err != nil {
+		return sum, err
+	}
+	return sum, nil
+}
+
+// trainStep runs forward, the loss L_bal + λ·R, backward and the SGD step,
+// and returns L_bal and R (nil without LWR), detached, for logging.
+func trainStep(net resnet.Net, loss losses.Loss, reg *lwr.Regularizer, opt *optim.SGD, x, y *ts.Tensor, lambda float64) (lb, r *ts.Tensor) {
+	var s libtorch.Scope
+	defer s.Free()
+	logits, feat := net.ForwardT(x, true)
+	s.Keep(logits)
+	s.Keep(feat)
+	var bal *ts.Tensor
+	if fl, ok := loss.(losses.FeatureLoss); ok {
+		bal = s.Keep(fl.LossWithFeatures(logits, y, feat))
+	} else {
+		bal = s.Keep(loss.Loss(logits, y))
+	}
+	total := bal
+	if reg != nil {
+		rt := s.Keep(reg.Loss(net.Head().Weight))
+		r = rt.MustDetach(false)
+		if lambda != 0 {
+			total = s.Keep(bal.MustAdd(s.Keep(rt.MustMulScalar(ts.FloatScalar(lambda), false)), false))
+		}
+	}
+	total.MustBackward()
+	opt.Step()
+	return bal.MustDetach(false), r
+}
+
+// Evaluate classifies every image of l in eval mode and returns the
+// metrics, grouping classes by trainCounts.
+func Evaluate(net resnet.Net, l *data.Loader, batch int, trainCounts []int64) Metrics {
+	ev := NewEvaluation(l.Data.Classes)
+	libtorch.NoGrad(func() {
+		n := l.Data.Len()
+		idx := make([]int64, 0, batch)
+		for lo := 0; lo < n; lo += batch {
+			idx = idx[:0]
+			for i := lo; i < min(lo+batch, n); i++ {
+				idx = append(idx, int64(i))
+			}
+			x, y := l.Batch(idx, nil)
+			logits, feat := net.ForwardT(x, false)
+			probs := logits.MustSoftmax(1, gotch.Double, true).MustTo(gotch.CPU, true)
+			ev.Add(probs.Float64Values(true), y.MustTo(gotch.CPU, true).Int64Values(true)) // host sync
+			x.MustDrop()
+			feat.MustDrop()
+		}
+	})
+	return ev.Metrics(trainCounts)
+}
+
+func isLDAM(name string) bool { return name == "ldam" || name == "ldam-drw" }
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return data.WriteFileAtomic(path, append(b, '\n'))
+}
+
+// appendJSONL appends one JSON line to path and syncs it.
+func appendJSONL(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
