@@ -4,7 +4,7 @@ go 1.22
 
 require github.com/sugarme/gotch v0.9.1
 
-require github.com/spf13/pflag v1.0.5 // indirect
+require github.com/spf13/pflag v1.0.5
 
 // third_party/gotch is gotch v0.9.1 adapted to the libtorch on this machine
 // by `make setup` (tools/torchsetup); it is generated and git-ignored.

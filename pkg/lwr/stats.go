@@ -13,13 +13,13 @@ import (
 // (which grow with class frequency under plain CE) and the pairwise cosine
 // similarities of the rows (which LWR pushes down). Pairs are i ≠ j.
 type Stats struct {
-	Norms          []float64 // ‖w_c‖₂ per class
-	NormMin        float64
-	NormMax        float64
-	NormMean       float64
-	CosMax         float64 // largest cos(w_i, w_j)
-	CosMean        float64 // mean cos(w_i, w_j)
-	FracAboveTheta float64 // fraction of pairs with cos(w_i, w_j) > θ
+	Norms          []float64 `json:"norms"` // ‖w_c‖₂ per class
+	NormMin        float64   `json:"norm_min"`
+	NormMax        float64   `json:"norm_max"`
+	NormMean       float64   `json:"norm_mean"`
+	CosMax         float64   `json:"cos_max"`          // largest cos(w_i, w_j)
+	CosMean        float64   `json:"cos_mean"`         // mean cos(w_i, w_j)
+	FracAboveTheta float64   `json:"frac_above_theta"` // fraction of pairs with cos(w_i, w_j) > θ
 }
 
 // WeightStats computes Stats of w [C,d] (C ≥ 2) without recording

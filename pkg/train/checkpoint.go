@@ -57,7 +57,7 @@ func saveCheckpoint(path string, vs *nn.VarStore, opt *optim.SGD, st State) erro
 	defer mt.MustDrop()
 	named = append(named, ts.NamedTensor{Name: "meta", Tensor: mt})
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err := ts.SaveMulti(named, tmp); err != nil {
+	if err := ts.SaveMultiNew(named, tmp); err != nil { // SaveMulti builds its name array wrong
 		os.Remove(tmp)
 		return fmt.Errorf("write checkpoint %s: %w", tmp, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -100,7 +101,12 @@ func (c Config) Validate() error {
 	}
 	if c.LWR {
 		if err := c.LWRConfig.Validate(); err != nil {
-			return fmt.Errorf("--%s", strings.TrimPrefix(strings.Replace(err.Error(), " = ", " ", 1), "lwr "))
+			msg := err.Error()
+			for _, name := range []string{"theta", "tau", "reduction"} {
+				msg = strings.Replace(msg, "lwr "+name+" = ", "--lwr-"+name+" ", 1)
+				msg = strings.Replace(msg, "lwr "+name+" ", "--lwr-"+name+" ", 1)
+			}
+			return errors.New(msg)
 		}
 		if _, err := c.LWRSchedule.Weight(0, c.Epochs); err != nil {
 			return fmt.Errorf("--lwr-schedule: %v", err)

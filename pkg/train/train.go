@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -201,6 +202,12 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 		}
 		st = saved
 		st.Config = c
+		// A kill between the log line and the checkpoint of an epoch
+		// leaves a line the resumed run writes again: keep the log in
+		// step with the checkpoint.
+		if err := truncateLog(filepath.Join(c.Out, "log.jsonl"), st.Epoch); err != nil {
+			return sum, err
+		}
 	} else {
 		if err := writeJSON(filepath.Join(c.Out, "config.json"), c); err != nil {
 			return sum, err
@@ -392,4 +399,21 @@ func appendJSONL(path string, v any) error {
 		return err
 	}
 	return f.Close()
+}
+
+// truncateLog keeps the lines of log.jsonl for epochs ≤ last.
+func truncateLog(path string, last int) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var kept []byte
+	for _, line := range bytes.SplitAfter(b, []byte("\n")) {
+		var l struct{ Epoch int }
+		if len(bytes.TrimSpace(line)) == 0 || json.Unmarshal(line, &l) != nil || l.Epoch > last {
+			continue
+		}
+		kept = append(kept, line...)
+	}
+	return data.WriteFileAtomic(path, kept)
 }

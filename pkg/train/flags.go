@@ -1,0 +1,96 @@
+package train
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// BindFlags binds every setting of c to a GNU-style flag of fs, with c's
+// current values as defaults.
+func BindFlags(fs *pflag.FlagSet, c *Config) {
+	fs.StringVar(&c.Dataset, "dataset", c.Dataset, "data set: fashion-mnist (offline, Debian's dataset-fashion-mnist), cifar10, cifar100, synthetic")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "folder of the data set's files (default: /usr/share/datasets/fashion-mnist or $FASHION_MNIST_DIR; ./data for CIFAR)")
+	fs.Float64Var(&c.ImbalanceFactor, "imb-factor", c.ImbalanceFactor, "imbalance factor n_max/n_min of the long-tailed training subset (10, 50, 100)")
+	fs.Uint32Var(&c.SubsetSeed, "subset-seed", c.SubsetSeed, "NumPy seed of the subset draw; 0 gives the reference code's subset")
+	fs.StringVar(&c.Model, "model", c.Model, "network: resnet32")
+
+	fs.StringVar(&c.Loss.Name, "loss", c.Loss.Name, "balanced loss: ce, balanced-softmax (bs), logit-adjustment (la), cb-ce (cb), ce-drw, ldam, ldam-drw, focal, focal-drw, ib, ib-focal")
+	fs.Float64Var(&c.Loss.Tau, "la-tau", c.Loss.Tau, "logit adjustment τ")
+	fs.Float64Var(&c.Loss.MaxMargin, "ldam-max-margin", c.Loss.MaxMargin, "LDAM largest margin")
+	fs.Float64Var(&c.Loss.Scale, "ldam-scale", c.Loss.Scale, "LDAM logit scale s")
+	fs.Float64Var(&c.Loss.Gamma, "focal-gamma", c.Loss.Gamma, "focal γ")
+	fs.Float64Var(&c.Loss.Beta, "cb-beta", c.Loss.Beta, "class-balanced β of the effective number")
+	fs.IntVar(&c.Loss.DRWEpoch, "drw-epoch", c.Loss.DRWEpoch, "epoch from which DRW losses re-weight (counting from 0)")
+	fs.Float64Var(&c.Loss.IBAlpha, "ib-alpha", c.Loss.IBAlpha, "IB loss α")
+	fs.IntVar(&c.Loss.IBEpoch, "ib-epoch", c.Loss.IBEpoch, "epoch from which IB replaces CE")
+
+	fs.BoolVar(&c.LWR, "lwr", c.LWR, "add Logit Weight Repulsion λ(t)·R to the loss (--lwr=false to switch off)")
+	fs.Float64Var(&c.LWRConfig.Theta, "lwr-theta", c.LWRConfig.Theta, "LWR threshold θ on the cosine similarity, in [-1, 1]")
+	fs.Float64Var(&c.LWRConfig.Tau, "lwr-tau", c.LWRConfig.Tau, "LWR temperature τ > 0")
+	fs.BoolVar(&c.LWRConfig.Projection, "lwr-proj", c.LWRConfig.Projection, "pass classifier rows through the trainable projection MLP")
+	fs.Var(newStringValue((*string)(&c.LWRSchedule)), "lwr-schedule", "LWR weight over epochs: quadratic (1-t/T)² or constant")
+	fs.Var(newStringValue((*string)(&c.LWRConfig.Reduction)), "lwr-reduction", "sum over classes (the paper's Eq. 5) or mean")
+
+	fs.IntVar(&c.Epochs, "epochs", c.Epochs, "training epochs")
+	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "batch size")
+	fs.Float64Var(&c.LR, "lr", c.LR, "peak learning rate")
+	fs.Float64Var(&c.Momentum, "momentum", c.Momentum, "SGD momentum")
+	fs.Float64Var(&c.WeightDecay, "wd", c.WeightDecay, "weight decay (5e-4 CIFAR, 2e-4 ImageNet)")
+	fs.BoolVar(&c.Nesterov, "nesterov", c.Nesterov, "Nesterov momentum")
+	fs.IntVar(&c.Warmup, "warmup", c.Warmup, "linear warm-up epochs")
+	fs.Var(newIntsValue(&c.Milestones), "milestones", "epochs at which the lr is multiplied by --lr-gamma, comma-separated")
+	fs.Float64Var(&c.Gamma, "lr-gamma", c.Gamma, "lr decay factor at each milestone")
+	fs.StringVar(&c.Sampler, "sampler", c.Sampler, "instance (each image once), class (class-balanced), sqrt (square-root)")
+	fs.BoolVar(&c.Augment, "augment", c.Augment, "random crop (4-pixel zero padding) and horizontal flip")
+
+	fs.Int64Var(&c.Seed, "seed", c.Seed, "seed of initialisation, order and augmentation")
+	fs.IntVar(&c.EvalEvery, "eval-every", c.EvalEvery, "evaluate on the test set every N epochs and after the last")
+	fs.StringVar(&c.Device, "device", c.Device, "cpu, cuda, cuda:N or auto (CUDA when available)")
+	fs.IntVar(&c.Threads, "threads", c.Threads, "libtorch CPU threads (0: all cores)")
+	fs.StringVar(&c.Out, "out", c.Out, "output folder: config.json, log.jsonl, checkpoint.pt, summary.json")
+	fs.BoolVar(&c.Resume, "resume", c.Resume, "continue the run in --out from its checkpoint (same settings required)")
+	fs.BoolVar(&c.Quiet, "quiet", c.Quiet, "no progress line")
+}
+
+// stringValue is a string flag over a named string type.
+type stringValue struct{ p *string }
+
+func newStringValue(p *string) *stringValue { return &stringValue{p} }
+func (v *stringValue) String() string       { return *v.p }
+func (v *stringValue) Set(s string) error   { *v.p = s; return nil }
+func (v *stringValue) Type() string         { return "string" }
+
+// intsValue is a comma-separated list of ints.
+type intsValue struct{ p *[]int }
+
+func newIntsValue(p *[]int) *intsValue { return &intsValue{p} }
+
+func (v *intsValue) String() string {
+	parts := make([]string, len(*v.p))
+	for i, n := range *v.p {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (v *intsValue) Set(s string) error {
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		n, err := strconv.Atoi(part)
+		if err != nil {
+			return fmt.Errorf("%q is not an epoch number", part)
+		}
+		out = append(out, n)
+	}
+	*v.p = out
+	return nil
+}
+
+func (v *intsValue) Type() string { return "ints" }

@@ -1,0 +1,157 @@
+package train
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/lwr-go/lwr/pkg/losses"
+	"github.com/lwr-go/lwr/pkg/lwr"
+)
+
+// A Preset is a named experiment: one or more runs, each a change to the
+// default configuration. The user's flags apply on top of each run.
+type Preset struct {
+	Name  string
+	About string
+	Runs  []PresetRun
+}
+
+// PresetRun is one configuration of a preset, with a short label for tables.
+type PresetRun struct {
+	Label string
+	Apply func(*Config)
+}
+
+// lossLabels are the balanced losses the CIFAR presets cover, by preset
+// name part: every one of them combines with LWR.
+var lossLabels = map[string]string{
+	"ce": "ce", "bs": "balanced-softmax", "la": "logit-adjustment", "cb": "cb-ce",
+	"ce-drw": "ce-drw", "ldam-drw": "ldam-drw", "focal": "focal", "ib": "ib",
+}
+
+// cifarRecipe is the paper's CIFAR recipe (ResNet-32, 200 epochs, lr ×0.1 at
+// 140 and 170, weight decay 5e-4) on the given data set and imbalance.
+func cifarRecipe(dataset string, imb float64, loss string, withLWR bool) func(*Config) {
+	return func(c *Config) {
+		c.Dataset, c.ImbalanceFactor = dataset, imb
+		c.Epochs, c.Milestones, c.WeightDecay, c.BatchSize, c.LR = 200, []int{140, 170}, 5e-4, 128, 0.1
+		c.Loss = losses.DefaultConfig(loss, 200)
+		c.LWR, c.LWRConfig, c.LWRSchedule = withLWR, lwr.DefaultConfig(), lwr.Quadratic
+		c.Out = "runs/" + strings.TrimPrefix(dataset, "cifar") + "-" + loss
+	}
+}
+
+// Presets lists every preset, sorted by name. Table numbers follow the
+// project brief: table1 CIFAR-100-LT at IF 100 (and -if10, -if50), table4
+// the LWR ablations on Balanced Softmax, table5 CIFAR-10-LT; ImageNet-LT
+// (table3) is cmd/imagenet's.
+func Presets() []Preset {
+	var out []Preset
+	for part, loss := range lossLabels {
+		for _, withLWR := range []bool{false, true} {
+			for _, imb := range []float64{10, 50, 100} {
+				name := "table1-" + part
+				if withLWR {
+					name += "-lwr"
+				}
+				if imb != 100 {
+					name += "-if" + strconv.Itoa(int(imb))
+				}
+				about := fmt.Sprintf("CIFAR-100-LT IF %g, ResNet-32, %s", imb, loss)
+				if withLWR {
+					about += " + LWR"
+				}
+				out = append(out, Preset{Name: name, About: about, Runs: []PresetRun{{Label: labelOf(part, withLWR), Apply: cifarRecipe("cifar100", imb, loss, withLWR)}}})
+				if imb == 100 {
+					name5 := strings.Replace(name, "table1-", "table5-", 1)
+					out = append(out, Preset{Name: name5, About: strings.Replace(about, "CIFAR-100", "CIFAR-10", 1),
+						Runs: []PresetRun{{Label: labelOf(part, withLWR), Apply: cifarRecipe("cifar10", imb, loss, withLWR)}}})
+				}
+			}
+		}
+	}
+	ablation := func(name, about string, edit func(*Config)) Preset {
+		return Preset{Name: name, About: "CIFAR-100-LT IF 100, BS + LWR, " + about, Runs: []PresetRun{{Label: name, Apply: func(c *Config) {
+			cifarRecipe("cifar100", 100, "balanced-softmax", true)(c)
+			edit(c)
+		}}}}
+	}
+	out = append(out,
+		ablation("table4-noproj", "without the projection MLP", func(c *Config) { c.LWRConfig.Projection = false }),
+		ablation("table4-constant", "constant λ = 1", func(c *Config) { c.LWRSchedule = lwr.Constant }),
+		ablation("table4-nomask", "no threshold (θ = -1)", func(c *Config) { c.LWRConfig.Theta = -1 }),
+		ablation("table4-mean", "R averaged over classes", func(c *Config) { c.LWRConfig.Reduction = lwr.Mean }),
+	)
+	for _, th := range []float64{0.2, 0.6} {
+		th := th
+		out = append(out, ablation(fmt.Sprintf("table4-theta%g", th), fmt.Sprintf("θ = %g", th), func(c *Config) { c.LWRConfig.Theta = th }))
+	}
+	for _, tau := range []float64{0.05, 0.5} {
+		tau := tau
+		out = append(out, ablation(fmt.Sprintf("table4-tau%g", tau), fmt.Sprintf("τ = %g", tau), func(c *Config) { c.LWRConfig.Tau = tau }))
+	}
+	demo := func(loss string, withLWR bool) func(*Config) {
+		return func(c *Config) {
+			c.Dataset, c.ImbalanceFactor = "fashion-mnist", 100
+			c.Loss = losses.DefaultConfig(loss, c.Epochs)
+			c.LWR = withLWR
+			c.Out = "runs/demo-" + loss
+			if withLWR {
+				c.Out += "-lwr"
+			}
+		}
+	}
+	out = append(out, Preset{
+		Name:  "demo",
+		About: "the offline main job: Fashion-MNIST-LT IF 100, ResNet-32, CE vs Balanced Softmax vs BS + LWR, a short schedule",
+		Runs: []PresetRun{
+			{Label: "CE", Apply: demo("ce", false)},
+			{Label: "BS", Apply: demo("balanced-softmax", false)},
+			{Label: "BS + LWR", Apply: demo("balanced-softmax", true)},
+		},
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func labelOf(part string, withLWR bool) string {
+	l := strings.ToUpper(part)
+	if withLWR {
+		l += " + LWR"
+	}
+	return l
+}
+
+// FindPreset returns the named preset or an error listing close names.
+func FindPreset(name string) (Preset, error) {
+	var near []string
+	for _, p := range Presets() {
+		if p.Name == name {
+			return p, nil
+		}
+		if strings.HasPrefix(p.Name, strings.SplitN(name, "-", 2)[0]) {
+			near = append(near, p.Name)
+		}
+	}
+	if len(near) > 12 {
+		near = append(near[:12], "…")
+	}
+	hint := "run with --list-presets to see them all"
+	if len(near) > 0 {
+		hint = "did you mean one of: " + strings.Join(near, ", ")
+	}
+	return Preset{}, fmt.Errorf("--preset %q: no such preset; %s", name, hint)
+}
+
+// ShortSchedule shrinks the recipe's epochs to e, keeping the schedule's
+// shape: milestones at 70% and 85%, warm-up 5% (at least 1 epoch), DRW at
+// 80% and IB at 50%.
+func ShortSchedule(c *Config, e int) {
+	c.Epochs = e
+	c.Milestones = []int{e * 70 / 100, e * 85 / 100}
+	c.Warmup = max(1, e*5/100)
+	c.Loss.DRWEpoch = e * 4 / 5
+	c.Loss.IBEpoch = e / 2
+}

@@ -1,0 +1,232 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestLearningRate(t *testing.T) {
+	c := DefaultConfig() // lr 0.1, warm-up 5, ×0.1 at 140 and 170
+	cases := []struct {
+		epoch int
+		want  float64
+	}{{0, 0.02}, {1, 0.04}, {4, 0.1}, {5, 0.1}, {139, 0.1}, {140, 0.01}, {169, 0.01}, {170, 0.001}, {199, 0.001}}
+	for _, k := range cases {
+		if got := LearningRate(c, k.epoch); math.Abs(got-k.want) > 1e-15 {
+			t.Errorf("epoch %d: lr %v, want %v", k.epoch, got, k.want)
+		}
+	}
+}
+
+func TestValidateNamesTheFlag(t *testing.T) {
+	cases := []struct {
+		edit func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.LWRConfig.Theta = 1.5 }, "--lwr-theta 1.5 is out of range"},
+		{func(c *Config) { c.LWRConfig.Tau = 0 }, "--lwr-tau 0 is out of range"},
+		{func(c *Config) { c.ImbalanceFactor = 0.5 }, "--imb-factor 0.5: want ≥ 1"},
+		{func(c *Config) { c.Loss.Name = "hinge" }, `--loss: unknown loss "hinge"`},
+		{func(c *Config) { c.Dataset = "mnist" }, `--dataset "mnist"`},
+		{func(c *Config) { c.Milestones = []int{170, 140} }, "--milestones [170 140]: want increasing"},
+		{func(c *Config) { c.Sampler = "random" }, `--sampler "random"`},
+		{func(c *Config) { c.LWRSchedule = "cosine" }, "--lwr-schedule"},
+		{func(c *Config) { c.BatchSize = 0 }, "--batch-size 0"},
+	}
+	for _, k := range cases {
+		c := DefaultConfig()
+		k.edit(&c)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), k.want) {
+			t.Errorf("err = %v, want one containing %q", err, k.want)
+		}
+	}
+	c := DefaultConfig()
+	c.LWR = false
+	c.LWRConfig.Theta = 9 // ignored without LWR
+	if err := c.Validate(); err != nil {
+		t.Errorf("LWR off: %v", err)
+	}
+}
+
+func TestConfigDiff(t *testing.T) {
+	a := DefaultConfig()
+	b := a
+	b.Out, b.Device = "elsewhere", "cpu" // do not change results
+	if d := a.Diff(b); len(d) != 0 || a.Hash() != b.Hash() {
+		t.Errorf("diff %v for settings that do not change results", d)
+	}
+	b.LR = 0.2
+	b.LWRConfig.Tau = 0.5
+	d := a.Diff(b)
+	want := []string{"lr: 0.1 → 0.2", "lwr_config.Tau: 0.1 → 0.5"}
+	if strings.Join(d, "|") != strings.Join(want, "|") {
+		t.Errorf("diff %q, want %q", d, want)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	ev := NewEvaluation(3)
+	// Four images: class 0 right (p .9), class 1 right (p .6), class 1 wrong, class 2 right (p .5).
+	ev.Add([]float64{
+		0.9, 0.05, 0.05,
+		0.2, 0.6, 0.2,
+		0.7, 0.2, 0.1,
+		0.25, 0.25, 0.5,
+	}, []int64{0, 1, 1, 2})
+	m := ev.Metrics([]int64{500, 50, 5})
+	check := func(name string, got, want float64) {
+		if math.Abs(got-want) > 1e-9 {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	check("top1", float64(m.Top1), 75)
+	check("many", float64(m.Many), 100)
+	check("medium", float64(m.Medium), 50)
+	check("few", float64(m.Few), 100)
+	check("nll", float64(m.NLL), -(math.Log(0.9)+math.Log(0.6)+math.Log(0.2)+math.Log(0.5))/4)
+	// Bins: .9 → bin 13 (acc 1), .6 → 9 (1), .7 → 10 (0), .5 → 7 (1).
+	check("ece", float64(m.ECE), 100*(0.1+0.4+0.7+0.5)/4)
+	b, err := json.Marshal(NewEvaluation(2).Metrics([]int64{1, 1}))
+	if err != nil || !strings.Contains(string(b), `"many":null`) {
+		t.Errorf("empty groups encode as %s (err %v), want null", b, err)
+	}
+}
+
+// tinyConfig is a run small enough for tests: the synthetic set, batch 64.
+func tinyConfig(out string) Config {
+	c := DefaultConfig()
+	c.Dataset, c.Device, c.Out, c.Quiet = "synthetic", "cpu", out, true
+	c.BatchSize, c.EvalEvery = 64, 1
+	ShortSchedule(&c, 3)
+	return c
+}
+
+func readSummary(t *testing.T, dir string) Summary {
+	t.Helper()
+	var s Summary
+	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// cancelAfter cancels a context after n progress writes (one per step).
+type cancelAfter struct {
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Write(p []byte) (int, error) {
+	if strings.HasPrefix(string(p), "\repoch") {
+		c.n--
+		if c.n == 0 {
+			c.cancel()
+		}
+	}
+	return len(p), nil
+}
+
+// TestInterruptResumeExact: a run interrupted mid-epoch (as by SIGINT),
+// then resumed, ends with exactly the metrics of an uninterrupted run.
+func TestInterruptResumeExact(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains three small runs")
+	}
+	dir := t.TempDir()
+	whole := tinyConfig(filepath.Join(dir, "whole"))
+	want, err := Run(context.Background(), whole, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := tinyConfig(filepath.Join(dir, "cut"))
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err = Run(ctx, cut, &cancelAfter{n: 6, cancel: cancel}) // epoch 2, step 2 of 4
+	if !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("interrupted run: err = %v, want ErrInterrupted", err)
+	}
+	cut.Resume = true
+	got, err := Run(context.Background(), cut, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb, _ := json.Marshal(want.Final)
+	gb, _ := json.Marshal(got.Final)
+	if string(wb) != string(gb) {
+		t.Errorf("resumed run's metrics differ:\n got %s\nwant %s", gb, wb)
+	}
+	other := cut
+	other.LR = 0.05
+	if _, err := Run(context.Background(), other, nil); err == nil || !strings.Contains(err.Error(), "lr: 0.1 → 0.05") {
+		t.Errorf("resume with another lr: err = %v, want the differing setting named", err)
+	}
+}
+
+// TestKill9Resume builds cmd/cifar, kills it with SIGKILL in the middle of
+// its second epoch, resumes it and compares summary.json with an
+// uninterrupted run's.
+func TestKill9Resume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs cmd/cifar")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "cifar")
+	build := exec.Command("go", "build", "-o", bin, "../../cmd/cifar")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	args := func(out string, extra ...string) []string {
+		return append([]string{"--dataset", "synthetic", "--device", "cpu", "--epochs", "3", "--milestones", "2",
+			"--warmup", "1", "--batch-size", "32", "--eval-every", "1", "--out", out}, extra...)
+	}
+	whole := filepath.Join(dir, "whole")
+	if out, err := exec.Command(bin, args(whole)...).CombinedOutput(); err != nil {
+		t.Fatalf("uninterrupted run: %v\n%s", err, out)
+	}
+	killed := filepath.Join(dir, "killed")
+	cmd := exec.Command(bin, args(killed)...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		b, _ := os.ReadFile(filepath.Join(killed, "log.jsonl"))
+		if strings.Count(string(b), "\n") >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("first epoch did not finish in 2 minutes")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond) // into the second epoch
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	b, _ := os.ReadFile(filepath.Join(killed, "log.jsonl"))
+	if strings.Count(string(b), "\n") >= 3 {
+		t.Skip("the run finished before the kill; machine too fast for this timing")
+	}
+	if out, err := exec.Command(bin, args(killed, "--resume")...).CombinedOutput(); err != nil {
+		t.Fatalf("resume: %v\n%s", err, out)
+	}
+	w, g := readSummary(t, whole), readSummary(t, killed)
+	wb, _ := json.Marshal(w.Final)
+	gb, _ := json.Marshal(g.Final)
+	if string(wb) != string(gb) {
+		t.Errorf("resumed after kill -9: metrics differ:\n got %s\nwant %s", gb, wb)
+	}
+}
