@@ -16,10 +16,10 @@ test: setup
 	$(GO) test ./...
 
 demo: setup
-	$(GO) run ./cmd/cifar
+	$(GO) run ./cmd/cifar --preset demo
 
 bench: setup
-	$(GO) run ./bench/resnet --out BENCHMARKS.raw.txt
+	bench/run.sh
 
 clean:
 	rm -rf third_party

@@ -18,3 +18,4 @@ for threads in 1 2; do
   done
 done
 /tmp/lwr-bench-resnet --mode train --batch 16 --iters 2000 --warmup 200 --threads 2
+$PY bench/torch_resnet32.py --mode train --batch 16 --iters 2000 --warmup 200 --threads 2

@@ -103,21 +103,21 @@ def main():
     proj = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64))
     counts = torch.tensor([500 - 4 * c for c in range(a.classes)], dtype=torch.float)
     opt = torch.optim.SGD(list(net.parameters()) + list(proj.parameters()), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    base, t0 = 0, time.perf_counter()
+    window, samples, first, t0 = a.iters // 10, [], 0.0, time.perf_counter()
     for i in range(1, a.iters + 1):
         logits, _ = net(x)
         loss = F.cross_entropy(logits + counts.log(), y) + 0.5 * lwr_loss(net.linear.weight, proj)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if i == a.warmup:
-            base = rss_kib()
-        if i % (a.iters // 10) == 0 or i == a.iters:
-            rss = rss_kib()
-            growth = 100 * (rss - base) / base if base else 0
-            print("step %5d  rss %7.1f MiB  growth since step %d: %+.2f%%  (%.1f steps/s)"
-                  % (i, rss / 1024, a.warmup, growth, i / (time.perf_counter() - t0)))
-
+        if i > a.warmup and i % 10 == 0:
+            samples.append(rss_kib() / 1024)
+        if i > a.warmup and (i - a.warmup) % window == 0:
+            mean = sum(samples) / len(samples)
+            samples = []
+            first = first or mean
+            print("steps %5d-%5d  mean rss %7.1f MiB  vs first window %+.2f%%  (%.1f steps/s)"
+                  % (i - window + 1, i, mean, 100 * (mean - first) / first, i / (time.perf_counter() - t0)))
 
 if __name__ == "__main__":
     main()

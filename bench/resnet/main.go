@@ -112,7 +112,13 @@ func train(dev gotch.Device, batch, classes int64, steps, warmup int) error {
 	}
 	x := ts.MustRandn([]int64{batch, 3, 32, 32}, gotch.Float, dev)
 	y := ts.MustRandint(classes, []int64{batch}, gotch.Int64, dev)
-	var base int64
+	// RSS is sampled every 10 steps; a window is a tenth of the run. Go's
+	// heap (gotch's per-tensor ballast) makes single samples jitter by a few
+	// percent, so windows are compared by their mean, and the live tensor
+	// count (gotch's registry) shows leaks directly.
+	window := steps / 10
+	var samples []float64
+	var firstMean float64
 	start := time.Now()
 	for i := 1; i <= steps; i++ {
 		var s libtorch.Scope
@@ -125,17 +131,21 @@ func train(dev gotch.Device, batch, classes int64, steps, warmup int) error {
 		total.MustBackward()
 		opt.Step()
 		s.Free()
-		if i == warmup {
-			base = rssKB()
+		if i > warmup && i%10 == 0 {
+			samples = append(samples, float64(rssKB())/1024)
 		}
-		if i%(steps/10) == 0 || i == steps {
-			rss := rssKB()
-			growth := 0.0
-			if base > 0 {
-				growth = 100 * float64(rss-base) / float64(base)
+		if i > warmup && (i-warmup)%window == 0 {
+			var mean float64
+			for _, v := range samples {
+				mean += v
 			}
-			fmt.Printf("step %5d  rss %7.1f MiB  growth since step %d: %+.2f%%  (%.1f steps/s)\n",
-				i, float64(rss)/1024, warmup, growth, float64(i)/time.Since(start).Seconds())
+			mean /= float64(len(samples))
+			samples = samples[:0]
+			if firstMean == 0 {
+				firstMean = mean
+			}
+			fmt.Printf("steps %5d-%5d  mean rss %7.1f MiB  vs first window %+.2f%%  live tensors %d  (%.1f steps/s)\n",
+				i-window+1, i, mean, 100*(mean-firstMean)/firstMean, len(ts.ExistingTensors), float64(i)/time.Since(start).Seconds())
 		}
 	}
 	return nil

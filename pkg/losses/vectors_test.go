@@ -5,15 +5,16 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lwr-go/lwr/internal/golden"
 )
 
-// golden is the part of testdata/losses.json these tests read.
-type golden struct {
+// vectors is the part of testdata/losses.json these tests read.
+type vectors struct {
 	Cases []struct {
 		Name      string      `json:"name"`
 		C         int         `json:"C"`
@@ -33,13 +34,13 @@ type golden struct {
 	} `json:"classification_cases"`
 }
 
-func loadGolden(t *testing.T) golden {
+func loadVectors(t *testing.T) vectors {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", "losses.json"))
+	b, err := os.ReadFile(golden.File())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var g golden
+	var g vectors
 	if err := json.Unmarshal(b, &g); err != nil {
 		t.Fatal(err)
 	}
@@ -77,30 +78,13 @@ func flatten(m [][]float64) ([]float64, []int64) {
 	return out, []int64{int64(len(m)), int64(len(m[0]))}
 }
 
-// within applies the vectors' rule: |got-want| ≤ rtol|want| + rtol·max|want|.
-func within(got, want []float64, rtol float64) error {
-	if len(got) != len(want) {
-		return fmt.Errorf("got %d values, want %d", len(got), len(want))
-	}
-	var top float64
-	for _, w := range want {
-		top = math.Max(top, math.Abs(w))
-	}
-	for i := range want {
-		if d := math.Abs(got[i] - want[i]); !(d <= rtol*math.Abs(want[i])+rtol*top) {
-			return fmt.Errorf("entry %d: got %.10g, want %.10g (diff %.3g)", i, got[i], want[i], d)
-		}
-	}
-	return nil
-}
-
 func leaf(vals []float64, shape []int64, dtype gotch.DType) *ts.Tensor {
 	x := ts.MustOfSlice(vals).MustView(shape, true).MustTotype(dtype, true)
 	return x.MustSetRequiresGrad(true, true)
 }
 
 func TestGoldenVectors(t *testing.T) {
-	g := loadGolden(t)
+	g := loadVectors(t)
 	dtypes := []struct {
 		dtype gotch.DType
 		rtol  float64
@@ -157,14 +141,14 @@ func TestGoldenVectors(t *testing.T) {
 						out = loss.Loss(x, y)
 					}
 					defer out.MustDrop()
-					if err := within([]float64{out.Float64Values()[0]}, []float64{v.Loss}, dt.rtol); err != nil {
+					if err := golden.Within([]float64{out.Float64Values()[0]}, []float64{v.Loss}, dt.rtol); err != nil {
 						t.Errorf("loss: %v", err)
 					}
 					out.MustBackward()
 					grad := x.MustGrad(false)
 					defer grad.MustDrop()
 					want, _ := flatten(v.GradLogits)
-					if err := within(grad.MustTotype(gotch.Double, false).Float64Values(true), want, dt.rtol); err != nil {
+					if err := golden.Within(grad.MustTotype(gotch.Double, false).Float64Values(true), want, dt.rtol); err != nil {
 						t.Errorf("grad logits: %v", err)
 					}
 					if f != nil {
@@ -178,7 +162,7 @@ func TestGoldenVectors(t *testing.T) {
 								want = append(want, v.GradFeaturesL1[i]*math.Copysign(1, fik))
 							}
 						}
-						if err := within(got, want, dt.rtol); err != nil {
+						if err := golden.Within(got, want, dt.rtol); err != nil {
 							t.Errorf("grad features: %v", err)
 						}
 					}

@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lwr-go/lwr/internal/golden"
 
 	"github.com/lwr-go/lwr/pkg/libtorch"
 )
@@ -46,7 +47,7 @@ type lwrCase struct {
 
 func loadCases(t *testing.T) []lwrCase {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "losses", "testdata", "losses.json"))
+	b, err := os.ReadFile(golden.File())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,23 +73,6 @@ func flat(m [][]float64) []float64 {
 
 func leaf(vals []float64, dtype gotch.DType, shape ...int64) *ts.Tensor {
 	return ts.MustOfSlice(vals).MustView(shape, true).MustTotype(dtype, true).MustSetRequiresGrad(true, true)
-}
-
-// within: |got-want| ≤ rtol|want| + rtol·max|want|, the vectors' rule.
-func within(got, want []float64, rtol float64) error {
-	if len(got) != len(want) {
-		return fmt.Errorf("got %d values, want %d", len(got), len(want))
-	}
-	var top float64
-	for _, w := range want {
-		top = math.Max(top, math.Abs(w))
-	}
-	for i := range want {
-		if d := math.Abs(got[i] - want[i]); !(d <= rtol*math.Abs(want[i])+rtol*top) {
-			return fmt.Errorf("entry %d: got %.10g, want %.10g", i, got[i], want[i])
-		}
-	}
-	return nil
 }
 
 func gradOf(x *ts.Tensor) []float64 {
@@ -136,7 +120,7 @@ func TestGoldenVectors(t *testing.T) {
 						if red == Mean {
 							want, scale = v.RMean, 1/float64(c.C)
 						}
-						if err := within([]float64{R.Float64Values()[0]}, []float64{want}, dt.rtol); err != nil {
+						if err := golden.Within([]float64{R.Float64Values()[0]}, []float64{want}, dt.rtol); err != nil {
 							t.Errorf("R: %v", err)
 						}
 						R.MustBackward()
@@ -176,7 +160,7 @@ func TestGoldenVectors(t *testing.T) {
 								}{"b2", r.B2, v.GradB2})
 						}
 						for _, ch := range checks {
-							if err := within(gradOf(ch.x), scaled(ch.want), dt.rtol); err != nil {
+							if err := golden.Within(gradOf(ch.x), scaled(ch.want), dt.rtol); err != nil {
 								t.Errorf("grad %s: %v", ch.name, err)
 							}
 						}
@@ -294,7 +278,7 @@ func TestWeightStats(t *testing.T) {
 	w := ts.MustOfSlice([]float64{1, 0, 2, 0, 0, 1, 0, -1}).MustView([]int64{4, 2}, true)
 	defer w.MustDrop()
 	st := WeightStats(w, 0.4)
-	if err := within(st.Norms, []float64{1, 2, 1, 1}, 1e-12); err != nil {
+	if err := golden.Within(st.Norms, []float64{1, 2, 1, 1}, 1e-12); err != nil {
 		t.Errorf("norms: %v", err)
 	}
 	if st.NormMin != 1 || st.NormMax != 2 || math.Abs(st.NormMean-1.25) > 1e-12 {

@@ -126,17 +126,28 @@ func NewCIFARResNet(p *nn.Path, n int, o Options) (*CIFARResNet, error) {
 // ForwardT implements Net.
 func (m *CIFARResNet) ForwardT(x *ts.Tensor, train bool) (logits, features *ts.Tensor) {
 	h := convBN(m.conv1, m.bn1, x, train).MustRelu(true)
-	for _, b := range m.blocks {
-		next := b.forward(h, train)
-		h.MustDrop()
-		h = next
-	}
-	features = h.MustAdaptiveAvgPool2d([]int64{1, 1}, true).MustFlatten(1, -1, true)
+	features = pooledFeatures(h, m.blocks, train)
 	return m.head.Forward(features), features
 }
 
 // Head implements Net.
 func (m *CIFARResNet) Head() *Classifier { return m.head }
+
+// block is a residual block.
+type block interface {
+	forward(x *ts.Tensor, train bool) *ts.Tensor
+}
+
+// pooledFeatures runs h [B,ch,H,W] through the blocks, freeing each
+// intermediate and h, and returns the globally average-pooled features [B,D].
+func pooledFeatures[B block](h *ts.Tensor, blocks []B, train bool) *ts.Tensor {
+	for _, b := range blocks {
+		next := b.forward(h, train)
+		h.MustDrop()
+		h = next
+	}
+	return h.MustAdaptiveAvgPool2d([]int64{1, 1}, true).MustFlatten(1, -1, true)
+}
 
 // bottleneck is torchvision's Bottleneck (ResNet v1.5: the stride sits on
 // the 3×3 convolution), with a 1×1 convolution + BN downsample where the
@@ -233,12 +244,7 @@ func newImageNetResNet(p *nn.Path, layers []int, groups, baseWidth int64, o Opti
 func (m *ImageNetResNet) ForwardT(x *ts.Tensor, train bool) (logits, features *ts.Tensor) {
 	h := convBN(m.conv1, m.bn1, x, train).MustRelu(true)
 	h = h.MustMaxPool2d([]int64{3, 3}, []int64{2, 2}, []int64{1, 1}, []int64{1, 1}, false, true)
-	for _, b := range m.blocks {
-		next := b.forward(h, train)
-		h.MustDrop()
-		h = next
-	}
-	features = h.MustAdaptiveAvgPool2d([]int64{1, 1}, true).MustFlatten(1, -1, true)
+	features = pooledFeatures(h, m.blocks, train)
 	return m.head.Forward(features), features
 }
 

@@ -46,8 +46,9 @@ func saveCheckpoint(path string, vs *nn.VarStore, opt *optim.SGD, st State) erro
 		t := vars[name]
 		named = append(named, ts.NamedTensor{Name: "model." + name, Tensor: &t})
 	}
+	paramNames, _ := trainableParams(vs)
 	for i, b := range opt.Buffers() {
-		named = append(named, ts.NamedTensor{Name: fmt.Sprintf("optim.momentum.%d", i), Tensor: b})
+		named = append(named, ts.NamedTensor{Name: "optim.momentum." + paramNames[i], Tensor: b})
 	}
 	meta, err := json.Marshal(st)
 	if err != nil {
@@ -116,18 +117,46 @@ func loadCheckpoint(path string, named []ts.NamedTensor, vs *nn.VarStore, opt *o
 	if err != nil {
 		return err
 	}
+	paramNames, _ := trainableParams(vs)
 	var bufs []*ts.Tensor
-	for i := 0; ; i++ {
-		b, ok := byName[fmt.Sprintf("optim.momentum.%d", i)]
+	for _, name := range paramNames {
+		b, ok := byName["optim.momentum."+name]
 		if !ok {
 			break
 		}
 		bufs = append(bufs, b.MustTo(vs.Device(), false))
 	}
-	if len(bufs) > 0 {
+	switch len(bufs) {
+	case 0: // saved before the first step, or without momentum
+		return nil
+	case len(paramNames):
 		return opt.SetBuffers(bufs)
 	}
-	return nil
+	return fmt.Errorf("checkpoint %s: momentum buffers for %d of %d parameters", path, len(bufs), len(paramNames))
+}
+
+// trainableParams lists the trainable variables of vs sorted by name, as
+// the pointers the model holds (gotch's TrainableVariables has no names and
+// a random order, which would mismatch momentum buffers across runs).
+func trainableParams(vs *nn.VarStore) ([]string, []*ts.Tensor) {
+	byHandle := map[uintptr]*ts.Tensor{}
+	for _, p := range vs.TrainableVariables() {
+		byHandle[uintptr(p.Ctensor())] = p
+	}
+	var names []string
+	for name, v := range vs.Variables() {
+		if _, ok := byHandle[uintptr(v.Ctensor())]; ok {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	vars := vs.Variables()
+	params := make([]*ts.Tensor, len(names))
+	for i, name := range names {
+		v := vars[name]
+		params[i] = byHandle[uintptr(v.Ctensor())]
+	}
+	return names, params
 }
 
 // describeDiff says which settings differ between a checkpoint and a run.

@@ -94,8 +94,12 @@ func Presets() []Preset {
 	}
 	demo := func(loss string, withLWR bool) func(*Config) {
 		return func(c *Config) {
+			// 20 epochs: the three runs take about 10 minutes on 2 CPU cores.
+			ShortSchedule(c, 20)
+			c.EvalEvery = c.Epochs // one evaluation, at the end: it costs two epochs
 			c.Dataset, c.ImbalanceFactor = "fashion-mnist", 100
 			c.Loss = losses.DefaultConfig(loss, c.Epochs)
+			c.Loss.DRWEpoch, c.Loss.IBEpoch = c.Epochs*4/5, c.Epochs/2
 			c.LWR = withLWR
 			c.Out = "runs/demo-" + loss
 			if withLWR {
@@ -105,7 +109,7 @@ func Presets() []Preset {
 	}
 	out = append(out, Preset{
 		Name:  "demo",
-		About: "the offline main job: Fashion-MNIST-LT IF 100, ResNet-32, CE vs Balanced Softmax vs BS + LWR, a short schedule",
+		About: "the offline main job: Fashion-MNIST-LT IF 100, ResNet-32, CE vs Balanced Softmax vs BS + LWR, 20 epochs",
 		Runs: []PresetRun{
 			{Label: "CE", Apply: demo("ce", false)},
 			{Label: "BS", Apply: demo("balanced-softmax", false)},

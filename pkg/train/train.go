@@ -175,7 +175,8 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	opt, err := optim.NewSGD(vs.TrainableVariables(), c.LR, c.Momentum, c.WeightDecay, c.Nesterov)
+	_, params := trainableParams(vs)
+	opt, err := optim.NewSGD(params, c.LR, c.Momentum, c.WeightDecay, c.Nesterov)
 	if err != nil {
 		return sum, err
 	}
