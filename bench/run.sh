@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
-# Side-by-side CPU benchmark of ResNet-32: ours (bench/resnet, Go + gotch)
-# against bench/torch_resnet32.py (Debian's python3-torch, the same libtorch
-# 1.13), alternating the two so that both see the same machine state, then
-# resident memory over 2,000 training steps. Usage: bench/run.sh [rounds]
+# Side-by-side CPU benchmark of ResNet-32 (batch 128, 3×32×32, 100 classes):
+# ours (bench/resnet: Go + gotch) against bench/torch_resnet32.py (Debian's
+# python3-torch, the same libtorch 1.13), alternating the two round by round
+# so that both see the same machine state, then resident memory over 2,000
+# training steps (BS + LWR, SGD) for both.
+#   usage: bench/run.sh [rounds] [leak-steps]     (defaults 8, 2000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=${1:-3}
+rounds=${1:-8}
+steps=${2:-2000}
 PY=${PYTHON:-/usr/bin/python3}
 make -s setup
 go build -o /tmp/lwr-bench-resnet ./bench/resnet
-echo "# $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-echo "# torch $($PY -c 'import torch; print(torch.__version__)')"
+echo "# $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), torch $($PY -c 'import torch; print(torch.__version__)')"
+log=$(mktemp)
 for threads in 1 2; do
   for r in $(seq "$rounds"); do
-    /tmp/lwr-bench-resnet --mode fwdbwd --batch 128 --iters 10 --warmup 3 --threads "$threads"
-    $PY bench/torch_resnet32.py --mode fwdbwd --batch 128 --iters 10 --warmup 3 --threads "$threads"
+    /tmp/lwr-bench-resnet --mode fwdbwd --batch 128 --iters 5 --warmup 2 --threads "$threads" | tee -a "$log"
+    $PY bench/torch_resnet32.py --mode fwdbwd --batch 128 --iters 5 --warmup 2 --threads "$threads" | tee -a "$log"
   done
 done
-/tmp/lwr-bench-resnet --mode train --batch 16 --iters 2000 --warmup 200 --threads 2
-$PY bench/torch_resnet32.py --mode train --batch 16 --iters 2000 --warmup 200 --threads 2
+# Median over rounds of each round's median, per side and thread count.
+for threads in 1 2; do
+  go=$(grep "^go .*threads=$threads:" "$log" | sed 's/.*median \([0-9.]*\) ms.*/\1/' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
+  py=$(grep "^torch .*threads=$threads:" "$log" | sed 's/.*median \([0-9.]*\) ms.*/\1/' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
+  echo "SUMMARY fwd+bwd threads=$threads: go $go ms, torch $py ms, go/torch $(awk -v g="$go" -v p="$py" 'BEGIN {printf "%.3f", g/p}') (median of $rounds rounds)"
+done
+rm -f "$log"
+/tmp/lwr-bench-resnet --mode train --batch 16 --iters "$steps" --warmup 200 --threads 2
+$PY bench/torch_resnet32.py --mode train --batch 16 --iters "$steps" --warmup 200 --threads 2
