@@ -71,12 +71,16 @@ type ListEntry struct {
 	Label int64
 }
 
-// WriteIndexList writes a CIFAR-LT list file, one "index label" per line,
-// atomically: a reader sees the old file or the whole new one.
+// WriteIndexList writes a CIFAR-LT list file, one "index label" per line
+// (labels[k] is the label of image indices[k]), atomically: a reader sees
+// the old file or the whole new one.
 func WriteIndexList(path string, indices, labels []int64) error {
+	if len(indices) != len(labels) {
+		return fmt.Errorf("write %s: %d indices, %d labels", path, len(indices), len(labels))
+	}
 	var b strings.Builder
-	for _, i := range indices {
-		fmt.Fprintf(&b, "%d %d\n", i, labels[i])
+	for k, i := range indices {
+		fmt.Fprintf(&b, "%d %d\n", i, labels[k])
 	}
 	return WriteFileAtomic(path, []byte(b.String()))
 }

@@ -13,13 +13,14 @@ import (
 // (which grow with class frequency under plain CE) and the pairwise cosine
 // similarities of the rows (which LWR pushes down). Pairs are i ≠ j.
 type Stats struct {
-	Norms          []float64 `json:"norms"` // ‖w_c‖₂ per class
-	NormMin        float64   `json:"norm_min"`
-	NormMax        float64   `json:"norm_max"`
-	NormMean       float64   `json:"norm_mean"`
-	CosMax         float64   `json:"cos_max"`          // largest cos(w_i, w_j)
-	CosMean        float64   `json:"cos_mean"`         // mean cos(w_i, w_j)
-	FracAboveTheta float64   `json:"frac_above_theta"` // fraction of pairs with cos(w_i, w_j) > θ
+	Norms          []float64   `json:"norms"` // ‖w_c‖₂ per class
+	NormMin        float64     `json:"norm_min"`
+	NormMax        float64     `json:"norm_max"`
+	NormMean       float64     `json:"norm_mean"`
+	CosMax         float64     `json:"cos_max"`  // largest cos(w_i, w_j)
+	CosMean        float64     `json:"cos_mean"` // mean cos(w_i, w_j)
+	FracAboveTheta float64     `json:"frac_above_theta"`
+	Cos            [][]float64 `json:"-"` // the C×C cosine matrix, for plots // fraction of pairs with cos(w_i, w_j) > θ
 }
 
 // WeightStats computes Stats of w [C,d] (C ≥ 2) without recording
@@ -37,6 +38,10 @@ func WeightStats(w *ts.Tensor, theta float64) Stats {
 		st.Norms = norms.MustTo(gotch.CPU, false).Float64Values(true) // host sync
 		c := len(st.Norms)
 		vals := cos.Float64Values()
+		st.Cos = make([][]float64, c)
+		for i := range st.Cos {
+			st.Cos[i] = vals[i*c : (i+1)*c]
+		}
 		st.NormMin, st.NormMax = math.Inf(1), math.Inf(-1)
 		for _, n := range st.Norms {
 			st.NormMin = math.Min(st.NormMin, n)

@@ -7,6 +7,7 @@ package optim
 import (
 	"fmt"
 
+	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lwr-go/lwr/pkg/libtorch"
@@ -41,56 +42,34 @@ func NewSGD(params []*ts.Tensor, lr, momentum, weightDecay float64, nesterov boo
 	return &SGD{Params: params, LR: lr, Momentum: momentum, WeightDecay: weightDecay, Nesterov: nesterov}, nil
 }
 
-// Step applies one update from the parameters' gradients and zeroes them.
-// Parameters without a gradient (unused in the loss) are left alone.
+// Step applies one update from the parameters' gradients and zeroes them,
+// in a single call into libtorch (one cgo call for all parameters instead
+// of several per parameter). Parameters without a gradient (unused in the
+// loss) are left alone.
 func (o *SGD) Step() {
-	libtorch.NoGrad(func() {
-		if o.buffers == nil && o.Momentum > 0 {
-			o.buffers = make([]*ts.Tensor, len(o.Params))
+	if o.buffers == nil && o.Momentum > 0 {
+		o.buffers = make([]*ts.Tensor, len(o.Params))
+		libtorch.NoGrad(func() {
 			for i, p := range o.Params {
 				o.buffers[i] = p.MustZerosLike(false)
 			}
-		}
-		for i, p := range o.Params {
-			g := p.MustGrad(false)
-			if !g.MustDefined() {
-				g.MustDrop()
-				continue
-			}
-			d := g
-			if o.WeightDecay != 0 {
-				d = p.MustMulScalar(ts.FloatScalar(o.WeightDecay), false).MustAdd(g, true)
-			}
-			step := d
-			if o.Momentum > 0 {
-				b := o.buffers[i]
-				b.MustMulScalar_(ts.FloatScalar(o.Momentum))
-				b.MustAdd_(d)
-				step = b
-				if o.Nesterov {
-					step = b.MustMulScalar(ts.FloatScalar(o.Momentum), false).MustAdd(d, true)
-				}
-			}
-			delta := step.MustMulScalar(ts.FloatScalar(o.LR), false)
-			p.MustSub_(delta)
-			delta.MustDrop()
-			if step != d && step != o.bufferOf(i) {
-				step.MustDrop()
-			}
-			if d != g {
-				d.MustDrop()
-			}
-			g.MustZero_()
-			g.MustDrop()
-		}
-	})
-}
-
-func (o *SGD) bufferOf(i int) *ts.Tensor {
-	if o.buffers == nil {
-		return nil
+		})
 	}
-	return o.buffers[i]
+	params := make([]lib.Ctensor, len(o.Params))
+	for i, p := range o.Params {
+		params[i] = lib.Ctensor(p.Ctensor())
+	}
+	var bufs []lib.Ctensor
+	if o.Momentum > 0 {
+		bufs = make([]lib.Ctensor, len(o.buffers))
+		for i, b := range o.buffers {
+			bufs[i] = lib.Ctensor(b.Ctensor())
+		}
+	}
+	lib.LwrSgdStep(params, bufs, o.LR, o.Momentum, o.WeightDecay, o.Nesterov)
+	if err := ts.TorchErr(); err != nil {
+		panic(fmt.Sprintf("sgd step: %v", err))
+	}
 }
 
 // Buffers are the momentum buffers, one per parameter (nil before the

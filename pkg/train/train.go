@@ -23,6 +23,7 @@ import (
 	"github.com/lwr-go/lwr/pkg/losses"
 	"github.com/lwr-go/lwr/pkg/lwr"
 	"github.com/lwr-go/lwr/pkg/optim"
+	"github.com/lwr-go/lwr/pkg/report"
 	"github.com/lwr-go/lwr/pkg/resnet"
 )
 
@@ -51,8 +52,9 @@ type Summary struct {
 // after checkpointing; it can be resumed.
 var ErrInterrupted = errors.New("interrupted; checkpoint written, continue with --resume")
 
-// Data loads the training subset and the test set of a configuration.
-func Data(c Config) (train, test *data.Dataset, err error) {
+// Data loads the training subset and the test set of a configuration, and
+// the subset's indices into the full training set (nil for synthetic data).
+func Data(c Config) (train, test *data.Dataset, subset []int64, err error) {
 	switch c.Dataset {
 	case "fashion-mnist":
 		dir := c.DataDir
@@ -63,10 +65,10 @@ func Data(c Config) (train, test *data.Dataset, err error) {
 			dir = data.DefaultFashionMNISTDir
 		}
 		if train, err = data.LoadFashionMNIST(dir, true); err != nil {
-			return nil, nil, fmt.Errorf("%w (install Debian's dataset-fashion-mnist or pass --data-dir)", err)
+			return nil, nil, nil, fmt.Errorf("%w (install Debian's dataset-fashion-mnist or pass --data-dir)", err)
 		}
 		if test, err = data.LoadFashionMNIST(dir, false); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		return longTail(c, train, test, 600)
 	case "cifar10", "cifar100":
@@ -79,41 +81,41 @@ func Data(c Config) (train, test *data.Dataset, err error) {
 			dir = "data"
 		}
 		if train, err = data.LoadCIFAR(dir, classes, true); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if test, err = data.LoadCIFAR(dir, classes, false); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		return longTail(c, train, test, train.Len()/classes)
 	case "synthetic":
 		counts, err := data.LongTailCounts(10, 100, c.ImbalanceFactor)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		testCounts := make([]int, 10)
 		for i := range testCounts {
 			testCounts[i] = 20
 		}
-		return data.Synthetic(counts, uint64(c.Seed)+1), data.Synthetic(testCounts, uint64(c.Seed)+2), nil
+		return data.Synthetic(counts, uint64(c.Seed)+1), data.Synthetic(testCounts, uint64(c.Seed)+2), nil, nil
 	}
-	return nil, nil, fmt.Errorf("--dataset %q: want fashion-mnist, cifar10, cifar100 or synthetic", c.Dataset)
+	return nil, nil, nil, fmt.Errorf("--dataset %q: want fashion-mnist, cifar10, cifar100 or synthetic", c.Dataset)
 }
 
-func longTail(c Config, train, test *data.Dataset, nMax int) (*data.Dataset, *data.Dataset, error) {
+func longTail(c Config, train, test *data.Dataset, nMax int) (*data.Dataset, *data.Dataset, []int64, error) {
 	counts, err := data.LongTailCounts(train.Classes, nMax, c.ImbalanceFactor)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	idx, err := data.LongTailSubset(train.Labels, counts, c.SubsetSeed)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", train.Name, err)
+		return nil, nil, nil, fmt.Errorf("%s: %w", train.Name, err)
 	}
 	sub, err := train.Subset(idx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	sub.Name = fmt.Sprintf("%s-lt-if%g", train.Name, c.ImbalanceFactor)
-	return sub, test, nil
+	return sub, test, idx, nil
 }
 
 // Run trains c, writing config.json, log.jsonl, checkpoint.pt and
@@ -145,7 +147,7 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 		threads = runtime.NumCPU()
 	}
 	libtorch.SetNumThreads(threads)
-	trainSet, testSet, err := Data(c)
+	trainSet, testSet, subset, err := Data(c)
 	if err != nil {
 		return sum, err
 	}
@@ -153,6 +155,13 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 	sum.TrainCounts = counts
 	if err := os.MkdirAll(c.Out, 0o755); err != nil {
 		return sum, err
+	}
+	if subset != nil {
+		// The subset as a list file, "index label" per line, like
+		// ImageNet-LT's: what other code (bench/torch_train.py) trains on.
+		if err := data.WriteIndexList(filepath.Join(c.Out, "train_subset.txt"), subset, trainSet.Labels); err != nil {
+			return sum, err
+		}
 	}
 	ckptPath := filepath.Join(c.Out, CheckpointFile)
 
@@ -318,7 +327,46 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 	if err := writeJSON(filepath.Join(c.Out, "summary.json"), sum); err != nil {
 		return sum, err
 	}
+	if err := writePlots(c, sum, lwr.WeightStats(net.Head().Weight, c.LWRConfig.Theta)); err != nil {
+		return sum, err
+	}
 	return sum, nil
+}
+
+// writePlots draws the run's pictures into c.Out from summary.json's
+// metrics, log.jsonl's curves and the classifier's cosine matrix.
+func writePlots(c Config, sum Summary, ws lwr.Stats) error {
+	acc := make([]float64, len(sum.Final.PerClass))
+	for i, v := range sum.Final.PerClass {
+		acc[i] = float64(v)
+	}
+	title := fmt.Sprintf("%s, %s", c.Dataset, c.Loss.Name)
+	if c.LWR {
+		title += " + LWR"
+	}
+	if err := report.AccuracyByCount(filepath.Join(c.Out, "accuracy_by_count.png"), sum.TrainCounts, acc, title); err != nil {
+		return err
+	}
+	if err := report.CosineMatrix(filepath.Join(c.Out, "cosine_matrix.png"), ws.Cos, "classifier rows: cos(w_i, w_j), "+title); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(filepath.Join(c.Out, "log.jsonl"))
+	if err != nil {
+		return err
+	}
+	var curves []report.Curve
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		var l EpochLog
+		if len(bytes.TrimSpace(line)) == 0 || json.Unmarshal(line, &l) != nil {
+			continue
+		}
+		cv := report.Curve{Epoch: l.Epoch, LossBal: l.LossBal, LossLWR: l.LossLWR, LR: l.LR, Top1: math.NaN()}
+		if l.Test != nil {
+			cv.Top1 = float64(l.Test.Top1)
+		}
+		curves = append(curves, cv)
+	}
+	return report.Curves(filepath.Join(c.Out, "curves.png"), curves, title)
 }
 
 // trainStep runs forward, the loss L_bal + λ·R, backward and the SGD step,

@@ -29,7 +29,7 @@ const (
 	gotchVersion = "v0.9.1"
 	// adapterVersion changes whenever what setup writes changes, so that
 	// an old adapted copy is rebuilt.
-	adapterVersion = "5"
+	adapterVersion = "7"
 	generatedFile  = "torch_api_generated.cpp.h"
 	stampFile      = ".lwr-setup.json"
 )
@@ -87,8 +87,10 @@ func run(out, python string, install, force bool, log func(string, ...any)) erro
 	if err := os.WriteFile(filepath.Join(libtch, "lib.go"), []byte(LibGo(lt)), 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(libtch, "lwr_extra.go"), []byte(extraGo), 0o644); err != nil {
-		return err
+	for name, text := range map[string]string{"lwr_extra.go": extraGo, "lwr_extra.h": extraHeader, "lwr_extra.cpp": extraCpp} {
+		if err := os.WriteFile(filepath.Join(libtch, name), []byte(text), 0o644); err != nil {
+			return err
+		}
 	}
 	bindings := filepath.Join(tmp, "ts", "tensor-generated.go")
 	b, err := os.ReadFile(bindings)

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Side-by-side training on Fashion-MNIST-LT IF 100 (ResNet-32, batch 128,
+# SGD, 1 warm-up epoch, lr ×0.1 at 70% and 85%): ours (cmd/cifar) and the
+# same recipe in PyTorch (bench/torch_train.py, on the subset our run wrote),
+# for CE, Balanced Softmax and BS + LWR, one line of results per run.
+#   usage: bench/compare.sh [epochs] [seeds...]      (defaults: 30, seeds 0 1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+epochs=${1:-30}
+shift || true
+seeds=${*:-0 1}
+PY=${PYTHON:-/usr/bin/python3}
+make -s setup
+go build -o /tmp/lwr-cifar ./cmd/cifar
+echo "# $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $epochs epochs"
+printf '%-6s %-5s %-9s %7s %7s %7s %7s %10s\n' side seed run top1 many medium few "s/epoch"
+for seed in $seeds; do
+  for run in ce bs bs+lwr; do
+    loss=ce; lwr=false; pyflags=""
+    [ "$run" = ce ] || loss=balanced-softmax
+    [ "$run" = bs+lwr ] && { lwr=true; pyflags=--lwr; }
+    out=runs/compare-$run-s$seed
+    /tmp/lwr-cifar --quiet --dataset fashion-mnist --loss "$loss" --lwr="$lwr" --epochs "$epochs" \
+      --milestones "$((epochs * 70 / 100)),$((epochs * 85 / 100))" --warmup 1 --eval-every "$epochs" \
+      --seed "$seed" --threads 2 --device cpu --out "$out" >/dev/null
+    $PY - "$out" "$seed" "$run" <<'PYEOF'
+import json, sys
+out, seed, run = sys.argv[1:]
+s = json.load(open(out + "/summary.json"))["final"]
+t = sorted(json.loads(l)["seconds"] for l in open(out + "/log.jsonl"))
+print("%-6s %-5s %-9s %7.2f %7.2f %7.2f %7.2f %10.2f" % ("go", seed, run, s["top1"], s["many"], s["medium"], s["few"], t[len(t) // 2]))
+PYEOF
+    (cd bench && $PY torch_train.py --list "../$out/train_subset.txt" --loss "$loss" $pyflags --epochs "$epochs" \
+      --seed "$seed" --threads 2) | $PY -c '
+import json, sys
+r = json.loads(sys.stdin.read())
+print("%-6s %-5s %-9s %7.2f %7.2f %7.2f %7.2f %10.2f" % ("torch", sys.argv[1], sys.argv[2], r["top1"], r["many"], r["medium"], r["few"], r["epoch_seconds_median"]))' "$seed" "$run"
+  done
+done

@@ -1,0 +1,147 @@
+// Package report draws the pictures of a training run: per-class accuracy
+// against training count, the cosine matrix of the classifier's weight
+// rows, and the training curves. Each is a PNG written atomically.
+package report
+
+import (
+	"bytes"
+	"fmt"
+	"image/color"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/palette/moreland"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+
+	"github.com/lwr-go/lwr/pkg/data"
+)
+
+// Curve is one epoch's values for the training curves; Top1 is NaN on
+// epochs without evaluation.
+type Curve struct {
+	Epoch   int
+	LossBal float64
+	LossLWR float64
+	LR      float64
+	Top1    float64
+}
+
+// AccuracyByCount plots each class's test accuracy (%) against its number
+// of training images (log scale): the long tail's signature.
+func AccuracyByCount(path string, counts []int64, accuracy []float64, title string) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "training images of the class (log scale)"
+	p.Y.Label.Text = "test accuracy (%)"
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Y.Min, p.Y.Max = 0, 100
+	var pts plotter.XYs
+	for c, n := range counts {
+		if c < len(accuracy) && accuracy[c] == accuracy[c] && n > 0 {
+			pts = append(pts, plotter.XY{X: float64(n), Y: accuracy[c]})
+		}
+	}
+	if len(pts) == 0 {
+		return fmt.Errorf("plot %s: no class with an accuracy", path)
+	}
+	s, err := plotter.NewScatter(pts)
+	if err != nil {
+		return err
+	}
+	s.GlyphStyle.Radius = vg.Points(3)
+	s.GlyphStyle.Color = color.RGBA{R: 31, G: 119, B: 180, A: 255}
+	p.Add(s, plotter.NewGrid())
+	return save(p, path, 6*vg.Inch, 4*vg.Inch)
+}
+
+// cosGrid is a C×C matrix as plotter.GridXYZ; row 0 (class 0, the head)
+// is drawn at the top.
+type cosGrid [][]float64
+
+func (g cosGrid) Dims() (int, int)   { return len(g), len(g) }
+func (g cosGrid) Z(c, r int) float64 { return g[len(g)-1-r][c] }
+func (g cosGrid) X(c int) float64    { return float64(c) }
+func (g cosGrid) Y(r int) float64    { return float64(r) }
+
+// CosineMatrix draws cos(w_i, w_j) of the classifier rows, classes in
+// index order (head first), on a blue (-1) to red (+1) scale.
+func CosineMatrix(path string, cos [][]float64, title string) error {
+	if len(cos) < 2 {
+		return fmt.Errorf("plot %s: want at least 2 classes", path)
+	}
+	pal := moreland.SmoothBlueRed()
+	pal.SetMin(-1)
+	pal.SetMax(1)
+	h := plotter.NewHeatMap(cosGrid(cos), pal.Palette(255))
+	h.Min, h.Max = -1, 1
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "class j"
+	p.Y.Label.Text = "class i (top: 0, the head)"
+	p.Add(h)
+	p.HideAxes()
+	return save(p, path, 5*vg.Inch, 5*vg.Inch)
+}
+
+// Curves plots the balanced loss, R and (on evaluation epochs) top-1 by epoch.
+func Curves(path string, curves []Curve, title string) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "epoch"
+	p.Y.Label.Text = "loss"
+	var bal, reg, top plotter.XYs
+	for _, c := range curves {
+		x := float64(c.Epoch)
+		bal = append(bal, plotter.XY{X: x, Y: c.LossBal})
+		reg = append(reg, plotter.XY{X: x, Y: c.LossLWR})
+		if c.Top1 == c.Top1 {
+			top = append(top, plotter.XY{X: x, Y: c.Top1 / 100})
+		}
+	}
+	if len(bal) == 0 {
+		return fmt.Errorf("plot %s: no epochs", path)
+	}
+	add := func(name string, pts plotter.XYs, col color.Color, dashed bool) error {
+		if len(pts) == 0 {
+			return nil
+		}
+		l, err := plotter.NewLine(pts)
+		if err != nil {
+			return err
+		}
+		l.Color = col
+		l.Width = vg.Points(1.5)
+		if dashed {
+			l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+		}
+		p.Add(l)
+		p.Legend.Add(name, l)
+		return nil
+	}
+	if err := add("balanced loss", bal, color.RGBA{R: 31, G: 119, B: 180, A: 255}, false); err != nil {
+		return err
+	}
+	if err := add("R (LWR)", reg, color.RGBA{R: 214, G: 39, B: 40, A: 255}, false); err != nil {
+		return err
+	}
+	if err := add("top-1 / 100", top, color.RGBA{R: 44, G: 160, B: 44, A: 255}, true); err != nil {
+		return err
+	}
+	p.Legend.Top = true
+	p.Add(plotter.NewGrid())
+	return save(p, path, 6*vg.Inch, 4*vg.Inch)
+}
+
+// save renders p as a PNG and writes it atomically.
+func save(p *plot.Plot, path string, w, h vg.Length) error {
+	wt, err := p.WriterTo(w, h, "png")
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if _, err := wt.WriteTo(&buf); err != nil {
+		return err
+	}
+	return data.WriteFileAtomic(path, buf.Bytes())
+}

@@ -1,0 +1,57 @@
+package report
+
+import (
+	"bytes"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func decode(t *testing.T, path string) (w, h int) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("%s is not a PNG: %v", path, err)
+	}
+	return img.Bounds().Dx(), img.Bounds().Dy()
+}
+
+func TestPlotsWritePNGs(t *testing.T) {
+	dir := t.TempDir()
+	counts := []int64{600, 359, 215, 129, 77, 46, 27, 16, 10, 6}
+	acc := []float64{95, 90, 88, 80, 70, 60, 40, math.NaN(), 20, 10}
+	if err := AccuracyByCount(filepath.Join(dir, "acc.png"), counts, acc, "t"); err != nil {
+		t.Fatal(err)
+	}
+	cos := make([][]float64, 10)
+	for i := range cos {
+		cos[i] = make([]float64, 10)
+		for j := range cos[i] {
+			cos[i][j] = math.Cos(float64(i - j))
+		}
+	}
+	if err := CosineMatrix(filepath.Join(dir, "cos.png"), cos, "t"); err != nil {
+		t.Fatal(err)
+	}
+	curves := []Curve{{1, 2.0, 1.5, 0.1, math.NaN()}, {2, 1.2, 0.3, 0.1, 55}, {3, 0.9, 0.1, 0.01, 70}}
+	if err := Curves(filepath.Join(dir, "curves.png"), curves, "t"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"acc.png", "cos.png", "curves.png"} {
+		if w, h := decode(t, filepath.Join(dir, name)); w < 300 || h < 300 {
+			t.Errorf("%s is %d×%d", name, w, h)
+		}
+	}
+	if err := CosineMatrix(filepath.Join(dir, "x.png"), [][]float64{{1}}, "t"); err == nil {
+		t.Error("a 1×1 matrix was plotted")
+	}
+	if err := Curves(filepath.Join(dir, "y.png"), nil, "t"); err == nil {
+		t.Error("no curves were plotted")
+	}
+}
