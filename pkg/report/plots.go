@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"fmt"
 	"image/color"
+	"math"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/palette/moreland"
@@ -59,8 +60,10 @@ func AccuracyByCount(path string, counts []int64, accuracy []float64, title stri
 // is drawn at the top.
 type cosGrid [][]float64
 
-func (g cosGrid) Dims() (int, int)   { return len(g), len(g) }
-func (g cosGrid) Z(c, r int) float64 { return g[len(g)-1-r][c] }
+func (g cosGrid) Dims() (int, int) { return len(g), len(g) }
+
+// Z clamps to [-1, 1]: a cosine of 1+ε would fall off the palette.
+func (g cosGrid) Z(c, r int) float64 { return math.Max(-1, math.Min(1, g[len(g)-1-r][c])) }
 func (g cosGrid) X(c int) float64    { return float64(c) }
 func (g cosGrid) Y(r int) float64    { return float64(r) }
 
@@ -102,30 +105,39 @@ func Curves(path string, curves []Curve, title string) error {
 	if len(bal) == 0 {
 		return fmt.Errorf("plot %s: no epochs", path)
 	}
-	add := func(name string, pts plotter.XYs, col color.Color, dashed bool) error {
+	add := func(name string, pts plotter.XYs, col color.Color, points bool) error {
 		if len(pts) == 0 {
 			return nil
 		}
-		l, err := plotter.NewLine(pts)
+		l, s, err := plotter.NewLinePoints(pts)
 		if err != nil {
 			return err
 		}
-		l.Color = col
-		l.Width = vg.Points(1.5)
-		if dashed {
+		l.Color, l.Width = col, vg.Points(1.5)
+		s.Color, s.Radius = col, vg.Points(2.5)
+		if points {
 			l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+			p.Add(l, s)
+			p.Legend.Add(name, l, s)
+		} else {
+			p.Add(l)
+			p.Legend.Add(name, l)
 		}
-		p.Add(l)
-		p.Legend.Add(name, l)
 		return nil
 	}
 	if err := add("balanced loss", bal, color.RGBA{R: 31, G: 119, B: 180, A: 255}, false); err != nil {
 		return err
 	}
-	if err := add("R (LWR)", reg, color.RGBA{R: 214, G: 39, B: 40, A: 255}, false); err != nil {
-		return err
+	var anyR bool
+	for _, pt := range reg {
+		anyR = anyR || pt.Y != 0
 	}
-	if err := add("top-1 / 100", top, color.RGBA{R: 44, G: 160, B: 44, A: 255}, true); err != nil {
+	if anyR { // runs without LWR log R = 0
+		if err := add("R (LWR)", reg, color.RGBA{R: 214, G: 39, B: 40, A: 255}, false); err != nil {
+			return err
+		}
+	}
+	if err := add("top-1 / 100 (evaluations)", top, color.RGBA{R: 44, G: 160, B: 44, A: 255}, true); err != nil {
 		return err
 	}
 	p.Legend.Top = true
