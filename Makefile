@@ -6,8 +6,10 @@ ACTIONLINT ?= github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 
 .PHONY: setup test demo bench clean
 
+# Built, then run (not go run), so that a failure is the tool's one line.
 setup:
-	@$(GO) run -C tools/torchsetup . --out $(CURDIR)/third_party/gotch
+	@$(GO) build -C tools/torchsetup -o $(CURDIR)/bin/torchsetup .
+	@bin/torchsetup --out $(CURDIR)/third_party/gotch
 
 test: setup
 	$(GO) vet ./...
@@ -22,4 +24,4 @@ bench: setup
 	bench/run.sh
 
 clean:
-	rm -rf third_party
+	rm -rf third_party bin
