@@ -4,7 +4,7 @@
 # python3-torch, the same libtorch 1.13), alternating the two round by round
 # so that both see the same machine state, then resident memory over 2,000
 # training steps (BS + LWR, SGD) for both.
-#   usage: bench/run.sh [rounds] [leak-steps]     (defaults 8, 2000)
+#   usage: [THREADS="1 2"] bench/run.sh [rounds] [leak-steps]     (defaults 8, 2000; 0 steps: no memory run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-8}
@@ -14,18 +14,19 @@ make -s setup
 go build -o /tmp/lwr-bench-resnet ./bench/resnet
 echo "# $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), torch $($PY -c 'import torch; print(torch.__version__)')"
 log=$(mktemp)
-for threads in 1 2; do
+for threads in ${THREADS:-1 2}; do
   for r in $(seq "$rounds"); do
     /tmp/lwr-bench-resnet --mode fwdbwd --batch 128 --iters 5 --warmup 2 --threads "$threads" | tee -a "$log"
     $PY bench/torch_resnet32.py --mode fwdbwd --batch 128 --iters 5 --warmup 2 --threads "$threads" | tee -a "$log"
   done
 done
 # Median over rounds of each round's median, per side and thread count.
-for threads in 1 2; do
+for threads in ${THREADS:-1 2}; do
   go=$(grep "^go .*threads=$threads:" "$log" | sed 's/.*median \([0-9.]*\) ms.*/\1/' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
   py=$(grep "^torch .*threads=$threads:" "$log" | sed 's/.*median \([0-9.]*\) ms.*/\1/' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
   echo "SUMMARY fwd+bwd threads=$threads: go $go ms, torch $py ms, go/torch $(awk -v g="$go" -v p="$py" 'BEGIN {printf "%.3f", g/p}') (median of $rounds rounds)"
 done
 rm -f "$log"
+[ "$steps" -gt 0 ] || exit 0
 /tmp/lwr-bench-resnet --mode train --batch 16 --iters "$steps" --warmup 200 --threads 2
 $PY bench/torch_resnet32.py --mode train --batch 16 --iters "$steps" --warmup 200 --threads 2
