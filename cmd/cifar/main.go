@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/signal"
@@ -130,9 +131,9 @@ func describe(c train.Config) string {
 
 // progress is the live progress line's writer: the terminal, or nothing
 // when stderr is not one (a log file) or --quiet.
-func progress(c train.Config) *os.File {
+func progress(c train.Config) io.Writer {
 	if c.Quiet {
-		return nil
+		return nil // a nil interface: a nil *os.File would not compare equal to nil
 	}
 	if fi, err := os.Stderr.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
 		return nil

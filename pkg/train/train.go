@@ -179,8 +179,7 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 			return sum, err
 		}
 	}
-	lossCfg := c.Loss
-	loss, err := losses.New(lossCfg, counts)
+	loss, err := losses.New(c.Loss, counts)
 	if err != nil {
 		return sum, err
 	}
