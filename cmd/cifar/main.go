@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -142,13 +141,8 @@ func progress(c train.Config) io.Writer {
 }
 
 func printTable(runs []train.PresetRun, results []train.Summary) {
-	pct := func(v train.Number) string {
-		if math.IsNaN(float64(v)) {
-			return "    -"
-		}
-		return fmt.Sprintf("%5.2f", float64(v))
-	}
-	fmt.Printf("\n%-14s %6s %6s %6s %6s   %s\n", "run", "top-1", "many", "medium", "few", "outputs")
+	pct := func(v train.Number) string { return v.String() }
+	fmt.Printf("\n%-24s %6s %6s %6s %6s   %s\n", "run", "top-1", "many", "medium", "few", "outputs")
 	for i, s := range results {
 		label := runs[i].Label
 		if len(results) == 1 {
@@ -158,7 +152,7 @@ func printTable(runs []train.PresetRun, results []train.Summary) {
 			}
 		}
 		f := s.Final
-		fmt.Printf("%-14s %6s %6s %6s %6s   %s\n", label, pct(f.Top1), pct(f.Many), pct(f.Medium), pct(f.Few),
+		fmt.Printf("%-24s %6s %6s %6s %6s   %s\n", label, pct(f.Top1), pct(f.Many), pct(f.Medium), pct(f.Few),
 			filepath.Join(s.Config.Out, "summary.json"))
 	}
 	groups := []string{}

@@ -9,6 +9,14 @@ import (
 // with no class, a class with no test image).
 type Number float64
 
+// String formats n with two decimals, or "-" for NaN (a group without classes).
+func (n Number) String() string {
+	if math.IsNaN(float64(n)) {
+		return "-"
+	}
+	return strconv.FormatFloat(float64(n), 'f', 2, 64)
+}
+
 // MarshalJSON implements json.Marshaler.
 func (n Number) MarshalJSON() ([]byte, error) {
 	f := float64(n)

@@ -310,7 +310,7 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 		if progress != nil {
 			fmt.Fprint(progress, "\r\033[K")
 			if line.Test != nil {
-				fmt.Fprintf(progress, "epoch %d/%d  loss %.4f  R %.3f  top-1 %.2f  many %.2f  medium %.2f  few %.2f\n",
+				fmt.Fprintf(progress, "epoch %d/%d  loss %.4f  R %.3f  top-1 %s  many %s  medium %s  few %s\n",
 					epoch+1, c.Epochs, line.LossBal, line.LossLWR, line.Test.Top1, line.Test.Many, line.Test.Medium, line.Test.Few)
 			}
 		}
