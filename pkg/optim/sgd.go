@@ -6,6 +6,7 @@ package optim
 
 import (
 	"fmt"
+	"slices"
 
 	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
@@ -87,7 +88,7 @@ func (o *SGD) SetBuffers(bufs []*ts.Tensor) error {
 		return fmt.Errorf("sgd: %d momentum buffers for %d parameters", len(bufs), len(o.Params))
 	}
 	for i, b := range bufs {
-		if fmt.Sprint(b.MustSize()) != fmt.Sprint(o.Params[i].MustSize()) {
+		if !slices.Equal(b.MustSize(), o.Params[i].MustSize()) {
 			return fmt.Errorf("sgd: momentum buffer %d has shape %v, parameter %v", i, b.MustSize(), o.Params[i].MustSize())
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -106,7 +107,7 @@ func loadCheckpoint(path string, named []ts.NamedTensor, vs *nn.VarStore, opt *o
 				err = fmt.Errorf("checkpoint %s: no variable %s", path, name)
 				return
 			}
-			if fmt.Sprint(src.MustSize()) != fmt.Sprint(v.MustSize()) {
+			if !slices.Equal(src.MustSize(), v.MustSize()) {
 				err = fmt.Errorf("checkpoint %s: %s has shape %v, the model %v", path, name, src.MustSize(), v.MustSize())
 				return
 			}

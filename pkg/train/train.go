@@ -228,6 +228,7 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 
 	batches := (trainSet.Len() + c.BatchSize - 1) / c.BatchSize
 	var final Metrics
+	var finalWeights lwr.Stats
 	for epoch := st.Epoch; epoch < c.Epochs; epoch++ {
 		// The epoch's schedule: pure functions of the epoch.
 		opt.LR = LearningRate(c, epoch)
@@ -297,8 +298,8 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 			m := Evaluate(net, testLoader, c.BatchSize*2, counts)
 			line.Test = &m
 			final = m
-			ws := lwr.WeightStats(net.Head().Weight, c.LWRConfig.Theta)
-			line.Weights = &ws
+			finalWeights = lwr.WeightStats(net.Head().Weight, c.LWRConfig.Theta)
+			line.Weights = &finalWeights
 		}
 		if err := appendJSONL(filepath.Join(c.Out, "log.jsonl"), line); err != nil {
 			return sum, err
@@ -318,15 +319,16 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 			return sum, ErrInterrupted
 		}
 	}
-	if c.Resume && st.Epoch >= c.Epochs && final.PerClass == nil {
+	if final.PerClass == nil { // resumed a run that had already finished: nothing was evaluated
 		final = Evaluate(net, testLoader, c.BatchSize*2, counts)
+		finalWeights = lwr.WeightStats(net.Head().Weight, c.LWRConfig.Theta)
 	}
 	sum.Final = final
 	sum.Seconds = time.Since(start).Seconds()
 	if err := writeJSON(filepath.Join(c.Out, "summary.json"), sum); err != nil {
 		return sum, err
 	}
-	if err := writePlots(c, sum, lwr.WeightStats(net.Head().Weight, c.LWRConfig.Theta)); err != nil {
+	if err := writePlots(c, sum, finalWeights); err != nil {
 		return sum, err
 	}
 	return sum, nil
