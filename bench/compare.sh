@@ -4,6 +4,7 @@
 # same recipe in PyTorch (bench/torch_train.py, on the subset our run wrote),
 # for CE, Balanced Softmax and BS + LWR, one line of results per run.
 #   usage: bench/compare.sh [epochs] [seeds...]      (defaults: 30, seeds 0 1)
+#   RUNS="ce bs+lwr" bench/compare.sh ... runs a subset of the three.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs=${1:-30}
@@ -15,7 +16,7 @@ go build -o /tmp/lwr-cifar ./cmd/cifar
 echo "# $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $epochs epochs"
 printf '%-6s %-5s %-9s %7s %7s %7s %7s %10s\n' side seed run top1 many medium few "s/epoch"
 for seed in $seeds; do
-  for run in ce bs bs+lwr; do
+  for run in ${RUNS:-ce bs bs+lwr}; do
     loss=ce; lwr=false; pyflags=""
     [ "$run" = ce ] || loss=balanced-softmax
     [ "$run" = bs+lwr ] && { lwr=true; pyflags=--lwr; }
