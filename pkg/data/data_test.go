@@ -150,7 +150,7 @@ func TestReadListErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := ReadList(p, 10)
-	if err != nil || len(got) != 2 || got[0] != (ListEntry{"4", 5}) || got[1] != (ListEntry{"0", 1}) {
+	if err != nil || len(got) != 2 || got[0] != (ListEntry{"4", 5, 1}) || got[1] != (ListEntry{"0", 1, 2}) {
 		t.Errorf("round trip: %v, %v", got, err)
 	}
 }

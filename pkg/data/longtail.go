@@ -69,6 +69,7 @@ func LongTailSubset(labels []int64, counts []int, seed uint32) ([]int64, error) 
 type ListEntry struct {
 	Item  string
 	Label int64
+	Line  int // line number in the file, from 1
 }
 
 // WriteIndexList writes a CIFAR-LT list file, one "index label" per line
@@ -111,7 +112,7 @@ func ReadList(path string, classes int) ([]ListEntry, error) {
 		if y < 0 || (classes > 0 && y >= int64(classes)) {
 			return nil, fmt.Errorf("%s:%d: label %d out of range 0..%d", path, line, y, classes-1)
 		}
-		out = append(out, ListEntry{Item: fields[0], Label: y})
+		out = append(out, ListEntry{Item: fields[0], Label: y, Line: line})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)

@@ -1,0 +1,119 @@
+// Package imagenet reads ImageNet-LT: split files of "relative/path label"
+// lines (ImageNet_LT_train.txt, _val.txt, _test.txt) over an ILSVRC2012
+// folder, and decodes its JPEGs on worker goroutines into batches, with
+// the training transform (RandomResizedCrop, flip, ColorJitter) or the test
+// one (Resize, CenterCrop).
+package imagenet
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"github.com/lwr-go/lwr/pkg/data"
+)
+
+// Classes is ImageNet's number of classes.
+const Classes = 1000
+
+// Split names a split file of ImageNet-LT.
+func Split(name string) string { return "ImageNet_LT_" + name + ".txt" }
+
+// Dataset is the images a list file names under a root folder.
+type Dataset struct {
+	Name    string
+	Root    string   // the ILSVRC2012 folder (train/, val/)
+	Paths   []string // relative to Root
+	Labels  []int64
+	Classes int
+	Missing []string // images of the list not found, dropped (Open with skipMissing)
+}
+
+// Len is the number of images.
+func (d *Dataset) Len() int { return len(d.Labels) }
+
+// Counts returns the number of images per class.
+func (d *Dataset) Counts() []int64 {
+	out := make([]int64, d.Classes)
+	for _, y := range d.Labels {
+		out[y]++
+	}
+	return out
+}
+
+// Open reads list (labels must be below classes) and checks that every
+// image it names exists under root. A missing image is an error naming
+// the list's line, unless skipMissing, which drops the missing images and
+// lists them in Missing.
+func Open(root, list string, classes int, skipMissing bool) (*Dataset, error) {
+	if st, err := os.Stat(root); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("image folder %s: not found (point --data-dir at ILSVRC2012, the folder holding train/ and val/)", root)
+	}
+	entries, err := data.ReadList(list, classes)
+	if err != nil {
+		return nil, err
+	}
+	if len(entries) == 0 {
+		return nil, fmt.Errorf("%s: no images", list)
+	}
+	missing := make([]bool, len(entries))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	workers := min(32, 4*runtime.NumCPU())
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(entries); i += workers {
+				_, err := os.Stat(filepath.Join(root, entries[i].Item))
+				switch {
+				case errors.Is(err, fs.ErrNotExist):
+					missing[i] = true
+				case err != nil:
+					mu.Lock()
+					firstErr = cmpErr(firstErr, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	d := &Dataset{Name: filepath.Base(list), Root: root, Classes: classes}
+	nMissing := 0
+	for _, m := range missing {
+		if m {
+			nMissing++
+		}
+	}
+	for i, e := range entries {
+		if missing[i] {
+			if !skipMissing {
+				return nil, fmt.Errorf("%s: line %d: %s: no such image (%d of the list's %d images are missing; --skip-missing trains without them)",
+					list, e.Line, filepath.Join(root, e.Item), nMissing, len(entries))
+			}
+			d.Missing = append(d.Missing, e.Item)
+			continue
+		}
+		d.Paths = append(d.Paths, e.Item)
+		d.Labels = append(d.Labels, e.Label)
+	}
+	if d.Len() == 0 {
+		return nil, fmt.Errorf("%s: none of its %d images is under %s", list, len(entries), root)
+	}
+	return d, nil
+}
+
+func cmpErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
