@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -68,7 +69,8 @@ func ParseDevice(s string) (gotch.Device, error) {
 // OnThread runs fn on a goroutine locked to one OS thread and waits for it.
 // libtorch keeps grad mode, autocast and the current CUDA stream per OS
 // thread, so a training loop that switches them must not migrate between
-// threads as goroutines do. A panic in fn comes back as an error.
+// threads as goroutines do. A panic in fn (a bug) comes back as an error
+// with the stack.
 func OnThread(fn func() error) error {
 	done := make(chan error, 1)
 	go func() {
@@ -76,7 +78,7 @@ func OnThread(fn func() error) error {
 		defer runtime.UnlockOSThread()
 		defer func() {
 			if r := recover(); r != nil {
-				done <- fmt.Errorf("panic: %v", r)
+				done <- fmt.Errorf("panic: %v\n%s", r, debug.Stack())
 			}
 		}()
 		done <- fn()

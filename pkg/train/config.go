@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/lwr-go/lwr/pkg/imagenet"
 	"github.com/lwr-go/lwr/pkg/losses"
 	"github.com/lwr-go/lwr/pkg/lwr"
 )
@@ -23,11 +24,22 @@ import (
 // CIFAR-100-LT recipe except the data set, which is Fashion-MNIST-LT so that
 // a run needs no download.
 type Config struct {
-	Dataset         string  `json:"dataset"`          // fashion-mnist, cifar10, cifar100, synthetic
-	DataDir         string  `json:"data_dir"`         // folder of the data set's files
+	Dataset         string  `json:"dataset"`          // fashion-mnist, cifar10, cifar100, synthetic, imagenet-lt
+	DataDir         string  `json:"data_dir"`         // folder of the data set's files (ImageNet-LT: ILSVRC2012's, holding train/ and val/)
 	ImbalanceFactor float64 `json:"imbalance_factor"` // n_max / n_min of the training subset (100)
 	SubsetSeed      uint32  `json:"subset_seed"`      // NumPy seed of the subset draw (0, as the reference code)
-	Model           string  `json:"model"`            // resnet32
+	Model           string  `json:"model"`            // resnet32 (CIFAR), resnet50, resnext50 (ImageNet)
+
+	// ImageNet-LT only.
+	ListDir     string  `json:"list_dir,omitempty"`     // folder of ImageNet_LT_{train,val,test}.txt (default: DataDir)
+	TestSplit   string  `json:"test_split,omitempty"`   // the list evaluated: test (50,000 images) or val (20,000)
+	Classes     int     `json:"classes,omitempty"`      // labels in the lists are below it (1000)
+	SkipMissing bool    `json:"skip_missing,omitempty"` // drop listed images that are not on disk, instead of stopping
+	ImageSize   int     `json:"image_size,omitempty"`   // crop side in pixels (224); the test resize is 256/224 of it
+	Jitter      float64 `json:"jitter,omitempty"`       // ColorJitter brightness = contrast = saturation (0.4); 0: off
+	Decoder     string  `json:"decoder,omitempty"`      // turbo (libjpeg-turbo) or go
+	Workers     int     `json:"workers,omitempty"`      // JPEG decoding goroutines (0: one per core)
+	Prefetch    int     `json:"prefetch,omitempty"`     // batches decoded ahead (0: 2)
 
 	Loss        losses.Config `json:"loss"`
 	LWR         bool          `json:"lwr"`
@@ -70,6 +82,22 @@ func DefaultConfig() Config {
 	}
 }
 
+// ImageNetConfig is the paper's ImageNet-LT recipe: ResNet-50, batch 256,
+// SGD (momentum 0.9, weight decay 2e-4), lr 0.1 with 5 warm-up epochs and
+// ×0.1 at epochs 60 and 80 of 100, RandomResizedCrop(224) + flip +
+// ColorJitter(0.4, 0.4, 0.4), Balanced Softmax + LWR, evaluated on the
+// 50,000-image test list.
+func ImageNetConfig() Config {
+	c := DefaultConfig()
+	c.Dataset, c.DataDir, c.Model = "imagenet-lt", "data/imagenet", "resnet50"
+	c.ImbalanceFactor = 1 // ImageNet-LT's imbalance is in its list (1,280 → 5)
+	c.Loss = losses.DefaultConfig("balanced-softmax", 100)
+	c.Epochs, c.BatchSize, c.WeightDecay, c.Milestones = 100, 256, 2e-4, []int{60, 80}
+	c.TestSplit, c.Classes, c.ImageSize, c.Jitter, c.Decoder = "test", imagenet.Classes, 224, 0.4, "turbo"
+	c.EvalEvery, c.Out = 5, "runs/imagenet-lt"
+	return c
+}
+
 // Validate rejects settings before any work, naming the flag.
 func (c Config) Validate() error {
 	check := func(ok bool, format string, args ...any) error {
@@ -79,10 +107,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf(format, args...)
 	}
 	for _, err := range []error{
-		check(c.Dataset == "fashion-mnist" || c.Dataset == "cifar10" || c.Dataset == "cifar100" || c.Dataset == "synthetic",
-			"--dataset %q: want fashion-mnist, cifar10, cifar100 or synthetic", c.Dataset),
+		check(c.Dataset == "fashion-mnist" || c.Dataset == "cifar10" || c.Dataset == "cifar100" || c.Dataset == "synthetic" || c.Dataset == "imagenet-lt",
+			"--dataset %q: want fashion-mnist, cifar10, cifar100, synthetic or imagenet-lt", c.Dataset),
 		check(c.ImbalanceFactor >= 1 && !math.IsInf(c.ImbalanceFactor, 0), "--imb-factor %v: want ≥ 1", c.ImbalanceFactor),
-		check(c.Model == "resnet32", "--model %q: want resnet32", c.Model),
+		check(c.Model == "resnet32" || c.Model == "resnet50" || c.Model == "resnext50", "--model %q: want resnet32, resnet50 or resnext50", c.Model),
+		check(c.Dataset != "imagenet-lt" || c.ImageSize >= 32, "--image-size %d: want ≥ 32", c.ImageSize),
+		check(c.Dataset != "imagenet-lt" || c.Classes >= 2, "--classes %d: want ≥ 2", c.Classes),
+		check(c.Dataset != "imagenet-lt" || c.TestSplit == "test" || c.TestSplit == "val", "--test-split %q: want test or val", c.TestSplit),
+		check(c.Dataset != "imagenet-lt" || c.Decoder == "turbo" || c.Decoder == "go", "--decoder %q: want turbo or go", c.Decoder),
+		check(c.Jitter >= 0 && c.Jitter <= 1, "--jitter %v: want 0 ≤ v ≤ 1", c.Jitter),
+		check(c.Workers >= 0 && c.Prefetch >= 0, "--workers %d, --prefetch %d: want ≥ 0", c.Workers, c.Prefetch),
 		check(c.Epochs >= 1, "--epochs %d: want ≥ 1", c.Epochs),
 		check(c.BatchSize >= 1, "--batch-size %d: want ≥ 1", c.BatchSize),
 		check(c.LR > 0, "--lr %v: want > 0", c.LR),
@@ -128,7 +162,7 @@ func (c Config) Hash() string {
 
 // resultRelevant is c without the settings that do not change the result.
 func (c Config) resultRelevant() Config {
-	c.Out, c.Device, c.Threads, c.EvalEvery = "", "", 0, 0
+	c.Out, c.Device, c.Threads, c.EvalEvery, c.Workers, c.Prefetch = "", "", 0, 0, 0, 0
 	return c
 }
 

@@ -8,15 +8,38 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// BindFlags binds every setting of c to a GNU-style flag of fs, with c's
-// current values as defaults.
+// BindFlags binds every setting of a CIFAR-style run (cmd/cifar) to a
+// GNU-style flag of fs, with c's current values as defaults.
 func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.Dataset, "dataset", c.Dataset, "data set: fashion-mnist (offline, Debian's dataset-fashion-mnist), cifar10, cifar100, synthetic")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "folder of the data set's files (default: /usr/share/datasets/fashion-mnist or $FASHION_MNIST_DIR; ./data for CIFAR)")
 	fs.Float64Var(&c.ImbalanceFactor, "imb-factor", c.ImbalanceFactor, "imbalance factor n_max/n_min of the long-tailed training subset (10, 50, 100)")
 	fs.Uint32Var(&c.SubsetSeed, "subset-seed", c.SubsetSeed, "NumPy seed of the subset draw; 0 gives the reference code's subset")
 	fs.StringVar(&c.Model, "model", c.Model, "network: resnet32")
+	fs.BoolVar(&c.Augment, "augment", c.Augment, "random crop (4-pixel zero padding) and horizontal flip")
+	bindCommon(fs, c)
+}
 
+// BindImageNetFlags binds every setting of an ImageNet-LT run
+// (cmd/imagenet) to a GNU-style flag of fs, with c's values as defaults.
+func BindImageNetFlags(fs *pflag.FlagSet, c *Config) {
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "ILSVRC2012 folder holding train/ and val/ (the paths of the split files are relative to it)")
+	fs.StringVar(&c.ListDir, "list-dir", c.ListDir, "folder of ImageNet_LT_{train,val,test}.txt (default: --data-dir); scripts/download_imagenet_lt.sh fetches them")
+	fs.StringVar(&c.TestSplit, "test-split", c.TestSplit, "list to evaluate: test (50,000 images, the paper's numbers) or val (20,000)")
+	fs.IntVar(&c.Classes, "classes", c.Classes, "number of classes; labels in the lists must be below it (1000; fewer for a subset of ImageNet)")
+	fs.BoolVar(&c.SkipMissing, "skip-missing", c.SkipMissing, "train and test without listed images that are not on disk (counted), instead of stopping")
+	fs.StringVar(&c.Model, "model", c.Model, "network: resnet50 or resnext50 (32x4d)")
+	fs.IntVar(&c.ImageSize, "image-size", c.ImageSize, "training crop side in pixels; the test transform resizes to 256/224 of it, then center-crops")
+	fs.BoolVar(&c.Augment, "augment", c.Augment, "RandomResizedCrop, horizontal flip and --jitter (else the test transform)")
+	fs.Float64Var(&c.Jitter, "jitter", c.Jitter, "ColorJitter brightness = contrast = saturation strength (0: none)")
+	fs.StringVar(&c.Decoder, "decoder", c.Decoder, "JPEG decoder: turbo (libjpeg-turbo, shrink-on-load) or go (image/jpeg, slower)")
+	fs.IntVar(&c.Workers, "workers", c.Workers, "JPEG decoding goroutines (0: one per core)")
+	fs.IntVar(&c.Prefetch, "prefetch", c.Prefetch, "batches decoded ahead of training (0: 2)")
+	bindCommon(fs, c)
+}
+
+// bindCommon binds the settings both commands share.
+func bindCommon(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.Loss.Name, "loss", c.Loss.Name, "balanced loss: ce, balanced-softmax (bs), logit-adjustment (la), cb-ce (cb), ce-drw, ldam, ldam-drw, focal, focal-drw, ib, ib-focal")
 	fs.Float64Var(&c.Loss.Tau, "la-tau", c.Loss.Tau, "logit adjustment τ")
 	fs.Float64Var(&c.Loss.MaxMargin, "ldam-max-margin", c.Loss.MaxMargin, "LDAM largest margin")
@@ -44,7 +67,6 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.Var(newIntsValue(&c.Milestones), "milestones", "epochs at which the lr is multiplied by --lr-gamma, comma-separated")
 	fs.Float64Var(&c.Gamma, "lr-gamma", c.Gamma, "lr decay factor at each milestone")
 	fs.StringVar(&c.Sampler, "sampler", c.Sampler, "instance (each image once), class (class-balanced), sqrt (square-root)")
-	fs.BoolVar(&c.Augment, "augment", c.Augment, "random crop (4-pixel zero padding) and horizontal flip")
 
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "seed of initialisation, order and augmentation")
 	fs.IntVar(&c.EvalEvery, "eval-every", c.EvalEvery, "evaluate on the test set every N epochs and after the last")

@@ -52,6 +52,9 @@ type Metrics struct {
 	NLL      Number   `json:"nll"`    // mean negative log-likelihood (nats)
 	ECE      Number   `json:"ece"`    // expected calibration error (%), 15 equal-width confidence bins
 	PerClass []Number `json:"per_class"`
+	// NonFinite counts test images whose outputs were NaN or infinite
+	// (a diverged network), counted as wrong and left out of NLL and ECE.
+	NonFinite int `json:"non_finite,omitempty"`
 }
 
 // Evaluation accumulates predictions batch by batch.
@@ -64,6 +67,7 @@ type Evaluation struct {
 	binConf  [15]float64
 	binAcc   [15]float64
 	binCount [15]int
+	bad      int // rows with a NaN or infinite probability
 }
 
 // NewEvaluation starts an evaluation over the given number of classes.
@@ -75,13 +79,17 @@ func NewEvaluation(classes int) *Evaluation {
 func (e *Evaluation) Add(probs []float64, labels []int64) {
 	for i, y := range labels {
 		row := probs[i*e.classes : (i+1)*e.classes]
+		e.total[y]++
+		if !finite(row) {
+			e.bad++
+			continue
+		}
 		best := 0
 		for c, p := range row {
 			if p > row[best] {
 				best = c
 			}
 		}
-		e.total[y]++
 		hit := best == int(y)
 		if hit {
 			e.correct[y]++
@@ -99,6 +107,15 @@ func (e *Evaluation) Add(probs []float64, labels []int64) {
 			e.binAcc[bin]++
 		}
 	}
+}
+
+func finite(row []float64) bool {
+	for _, p := range row {
+		if math.IsNaN(p) || math.IsInf(p, 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // Metrics computes the summary, grouping classes by trainCounts.
@@ -133,8 +150,11 @@ func (e *Evaluation) Metrics(trainCounts []int64) Metrics {
 		}
 		return Number(groups[g].sum / float64(groups[g].n))
 	}
+	m.NonFinite = e.bad
+	if e.n+e.bad > 0 {
+		m.Top1 = Number(100 * float64(right) / float64(e.n+e.bad))
+	}
 	if e.n > 0 {
-		m.Top1 = Number(100 * float64(right) / float64(e.n))
 		m.NLL = Number(e.nll / float64(e.n))
 		var ece float64
 		for b := range e.binCount {

@@ -98,13 +98,7 @@ func Presets() []Preset {
 			ShortSchedule(c, 20)
 			c.EvalEvery = c.Epochs // one evaluation, at the end: it costs two epochs
 			c.Dataset, c.ImbalanceFactor = "fashion-mnist", 100
-			c.Loss = losses.DefaultConfig(loss, c.Epochs)
-			c.Loss.DRWEpoch, c.Loss.IBEpoch = c.Epochs*4/5, c.Epochs/2
-			c.LWR = withLWR
-			c.Out = "runs/demo-" + loss
-			if withLWR {
-				c.Out += "-lwr"
-			}
+			setLoss(c, loss, withLWR, "runs/demo-")
 		}
 	}
 	out = append(out, Preset{
@@ -128,10 +122,11 @@ func labelOf(part string, withLWR bool) string {
 	return l
 }
 
-// FindPreset returns the named preset or an error listing close names.
-func FindPreset(name string) (Preset, error) {
+// FindPreset returns the named preset of presets, or an error listing
+// close names.
+func FindPreset(presets []Preset, name string) (Preset, error) {
 	var near []string
-	for _, p := range Presets() {
+	for _, p := range presets {
 		if p.Name == name {
 			return p, nil
 		}
@@ -147,6 +142,49 @@ func FindPreset(name string) (Preset, error) {
 		hint = "did you mean one of: " + strings.Join(near, ", ")
 	}
 	return Preset{}, fmt.Errorf("--preset %q: no such preset; %s", name, hint)
+}
+
+// ImageNetPresets are cmd/imagenet's experiments: the paper's ImageNet-LT
+// rows (ResNet-50, 100 epochs) for each balanced loss with and without LWR,
+// and a ResNeXt-50 row.
+func ImageNetPresets() []Preset {
+	var out []Preset
+	for part, loss := range lossLabels {
+		for _, withLWR := range []bool{false, true} {
+			name := "table3-" + part
+			about := "ImageNet-LT, ResNet-50, " + loss
+			if withLWR {
+				name += "-lwr"
+				about += " + LWR"
+			}
+			out = append(out, Preset{Name: name, About: about, Runs: []PresetRun{{Label: labelOf(part, withLWR), Apply: imageNetRecipe(loss, withLWR)}}})
+		}
+	}
+	out = append(out, Preset{Name: "table3-resnext50-bs-lwr", About: "ImageNet-LT, ResNeXt-50 32x4d, balanced-softmax + LWR",
+		Runs: []PresetRun{{Label: "BS + LWR", Apply: func(c *Config) {
+			imageNetRecipe("balanced-softmax", true)(c)
+			c.Model, c.Out = "resnext50", "runs/imagenet-resnext50-balanced-softmax-lwr"
+		}}}})
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// imageNetRecipe is ImageNetConfig with the given loss.
+func imageNetRecipe(loss string, withLWR bool) func(*Config) {
+	return func(c *Config) { setLoss(c, loss, withLWR, "runs/imagenet-") }
+}
+
+// setLoss sets the loss (DRW at 80% of the epochs, IB from 50%, as the
+// CIFAR recipe's 160 and 100 of 200), LWR on or off, and the output folder
+// out + loss [+ "-lwr"].
+func setLoss(c *Config, loss string, withLWR bool, out string) {
+	c.Loss = losses.DefaultConfig(loss, c.Epochs)
+	c.Loss.DRWEpoch, c.Loss.IBEpoch = c.Epochs*4/5, c.Epochs/2
+	c.LWR = withLWR
+	c.Out = out + loss
+	if withLWR {
+		c.Out += "-lwr"
+	}
 }
 
 // ShortSchedule shrinks the recipe's epochs to e, keeping the schedule's

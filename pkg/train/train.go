@@ -147,11 +147,11 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 		threads = runtime.NumCPU()
 	}
 	libtorch.SetNumThreads(threads)
-	trainSet, testSet, subset, err := Data(c)
+	trainSrc, testSrc, subset, err := sources(c, dev)
 	if err != nil {
 		return sum, err
 	}
-	counts := trainSet.Counts()
+	counts := classCounts(trainSrc)
 	sum.TrainCounts = counts
 	if err := os.MkdirAll(c.Out, 0o755); err != nil {
 		return sum, err
@@ -159,7 +159,7 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 	if subset != nil {
 		// The subset as a list file, "index label" per line, like
 		// ImageNet-LT's: what other code (bench/torch_train.py) trains on.
-		if err := data.WriteIndexList(filepath.Join(c.Out, "train_subset.txt"), subset, trainSet.Labels); err != nil {
+		if err := data.WriteIndexList(filepath.Join(c.Out, "train_subset.txt"), subset, trainSrc.Labels()); err != nil {
 			return sum, err
 		}
 	}
@@ -167,15 +167,14 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 
 	libtorch.ManualSeed(c.Seed)
 	vs := nn.NewVarStore(dev)
-	net, err := resnet.ResNet32(vs.Root(), resnet.Options{
-		Classes: int64(trainSet.Classes), InChannels: int64(trainSet.Channels), NormedClassifier: isLDAM(c.Loss.Name),
-	})
+	net, err := newModel(vs.Root(), c, trainSrc)
 	if err != nil {
 		return sum, err
 	}
 	var reg *lwr.Regularizer
 	if c.LWR {
-		if reg, err = lwr.New(vs.Root().Sub("lwr"), 64, c.LWRConfig); err != nil {
+		dim := net.Head().Weight.MustSize()[1]
+		if reg, err = lwr.New(vs.Root().Sub("lwr"), dim, c.LWRConfig); err != nil {
 			return sum, err
 		}
 	}
@@ -185,14 +184,6 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 	}
 	_, params := trainableParams(vs)
 	opt, err := optim.NewSGD(params, c.LR, c.Momentum, c.WeightDecay, c.Nesterov)
-	if err != nil {
-		return sum, err
-	}
-	trainLoader, err := data.NewLoader(trainSet, dev)
-	if err != nil {
-		return sum, err
-	}
-	testLoader, err := data.NewLoader(testSet, dev)
 	if err != nil {
 		return sum, err
 	}
@@ -226,7 +217,8 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 		}
 	}
 
-	batches := (trainSet.Len() + c.BatchSize - 1) / c.BatchSize
+	nTrain := len(trainSrc.Labels())
+	batches := (nTrain + c.BatchSize - 1) / c.BatchSize
 	var final Metrics
 	var finalWeights lwr.Stats
 	for epoch := st.Epoch; epoch < c.Epochs; epoch++ {
@@ -242,23 +234,22 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 		// The epoch's randomness: a generator of (seed, epoch), so that a
 		// resumed epoch draws the same order and augmentation.
 		rng := rand.New(rand.NewPCG(uint64(c.Seed), uint64(epoch)))
-		order, err := data.Sampler(c.Sampler).Order(trainSet.Labels, trainSet.Classes, rng)
+		order, err := data.Sampler(c.Sampler).Order(trainSrc.Labels(), trainSrc.Classes(), rng)
 		if err != nil {
 			return sum, err
 		}
-		var aug *data.Augment
-		if c.Augment {
-			aug = &data.Augment{Pad: 4, Flip: true, Rand: rng}
-		}
 		epochStart := time.Now()
 		seenAtStart := st.Seen
-		for b := 0; b < batches; b++ {
+		next, stop := trainSrc.Batches(ctx, order, c.BatchSize, c.Augment, rng, uint64(c.Seed), epoch, st.Step)
+		for b := st.Step; b < batches; b++ {
 			lo, hi := b*c.BatchSize, min((b+1)*c.BatchSize, len(order))
-			x, y := trainLoader.Batch(order[lo:hi], aug) // draws from rng even for skipped batches
-			if b < st.Step {
-				x.MustDrop()
-				y.MustDrop()
-				continue
+			x, y, err := next()
+			if err == nil && x == nil {
+				err = fmt.Errorf("epoch %d: the data ended after %d of %d batches", epoch+1, b, batches)
+			}
+			if err != nil {
+				stop()
+				return sum, err
 			}
 			lb, r := trainStep(net, loss, reg, opt, x, y, lambda)
 			x.MustDrop()
@@ -269,6 +260,7 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 				rv = r.Float64Values(true)[0]
 			}
 			if math.IsNaN(lv) || math.IsInf(lv, 0) || math.IsNaN(rv) || math.IsInf(rv, 0) {
+				stop()
 				return sum, fmt.Errorf("epoch %d step %d: loss is %v (R %v): diverged; %s keeps the last good state (lower --lr?)",
 					epoch+1, b+1, lv, rv, ckptPath)
 			}
@@ -279,23 +271,32 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 			if progress != nil {
 				elapsed := time.Since(epochStart).Seconds()
 				rate := float64(st.Seen-seenAtStart) / elapsed
-				left := float64((c.Epochs-epoch)*trainSet.Len()-st.Seen) / rate
+				left := float64((c.Epochs-epoch)*nTrain-st.Seen) / rate
 				fmt.Fprintf(progress, "\repoch %d/%d  step %d/%d  loss %.4f  %.0f img/s  ETA %s   ",
 					epoch+1, c.Epochs, b+1, batches, st.LossSum/float64(st.Seen), rate, (time.Duration(left) * time.Second).Round(time.Second))
 			}
 			if ctx.Err() != nil {
+				stop()
 				if err := saveCheckpoint(ckptPath, vs, opt, st); err != nil {
 					return sum, err
 				}
 				return sum, ErrInterrupted
 			}
 		}
+		stop()
 		line := EpochLog{Epoch: epoch + 1, LR: opt.LR, Lambda: lambda,
 			LossBal: st.LossSum / float64(max(st.Seen, 1)), LossLWR: st.RegSum / float64(max(st.Seen, 1)),
 			Seconds: time.Since(epochStart).Seconds()}
 		line.ImagesSec = float64(st.Seen-seenAtStart) / line.Seconds
 		if (epoch+1)%c.EvalEvery == 0 || epoch+1 == c.Epochs {
-			m := Evaluate(net, testLoader, c.BatchSize*2, counts)
+			m, err := evaluate(ctx, net, testSrc, c.BatchSize*2, counts)
+			if err != nil {
+				return sum, err
+			}
+			if m.NonFinite > 0 {
+				fmt.Fprintf(os.Stderr, "epoch %d: %d test images got NaN or infinite outputs, counted wrong: the network has diverged, or its batch-norm statistics have not settled yet\n",
+					epoch+1, m.NonFinite)
+			}
 			line.Test = &m
 			final = m
 			finalWeights = lwr.WeightStats(net.Head().Weight, c.LWRConfig.Theta)
@@ -320,7 +321,9 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 		}
 	}
 	if final.PerClass == nil { // resumed a run that had already finished: nothing was evaluated
-		final = Evaluate(net, testLoader, c.BatchSize*2, counts)
+		if final, err = evaluate(ctx, net, testSrc, c.BatchSize*2, counts); err != nil {
+			return sum, err
+		}
 		finalWeights = lwr.WeightStats(net.Head().Weight, c.LWRConfig.Theta)
 	}
 	sum.Final = final
@@ -397,19 +400,23 @@ func trainStep(net resnet.Net, loss losses.Loss, reg *lwr.Regularizer, opt *opti
 	return bal.MustDetach(false), r
 }
 
-// Evaluate classifies every image of l in eval mode and returns the
+// evaluate classifies every image of src in eval mode and returns the
 // metrics, grouping classes by trainCounts.
-func Evaluate(net resnet.Net, l *data.Loader, batch int, trainCounts []int64) Metrics {
-	ev := NewEvaluation(l.Data.Classes)
+func evaluate(ctx context.Context, net resnet.Net, src source, batch int, trainCounts []int64) (Metrics, error) {
+	ev := NewEvaluation(src.Classes())
+	order := make([]int64, len(src.Labels()))
+	for i := range order {
+		order[i] = int64(i)
+	}
+	var err error
 	libtorch.NoGrad(func() {
-		n := l.Data.Len()
-		idx := make([]int64, 0, batch)
-		for lo := 0; lo < n; lo += batch {
-			idx = idx[:0]
-			for i := lo; i < min(lo+batch, n); i++ {
-				idx = append(idx, int64(i))
+		next, stop := src.Batches(context.WithoutCancel(ctx), order, batch, false, nil, 0, 0, 0)
+		defer stop()
+		for {
+			var x, y *ts.Tensor
+			if x, y, err = next(); err != nil || x == nil {
+				return
 			}
-			x, y := l.Batch(idx, nil)
 			logits, feat := net.ForwardT(x, false)
 			probs := logits.MustSoftmax(1, gotch.Double, true).MustTo(gotch.CPU, true)
 			ev.Add(probs.Float64Values(true), y.MustTo(gotch.CPU, true).Int64Values(true)) // host sync
@@ -417,7 +424,7 @@ func Evaluate(net resnet.Net, l *data.Loader, batch int, trainCounts []int64) Me
 			feat.MustDrop()
 		}
 	})
-	return ev.Metrics(trainCounts)
+	return ev.Metrics(trainCounts), err
 }
 
 func isLDAM(name string) bool { return name == "ldam" || name == "ldam-drw" }

@@ -100,6 +100,16 @@ func TestMetrics(t *testing.T) {
 	if err != nil || !strings.Contains(string(b), `"many":null`) {
 		t.Errorf("empty groups encode as %s (err %v), want null", b, err)
 	}
+	// A diverged network's NaN outputs count as wrong, apart from NLL and ECE.
+	ev = NewEvaluation(2)
+	ev.Add([]float64{0.8, 0.2, math.NaN(), math.NaN()}, []int64{0, 1})
+	m = ev.Metrics([]int64{500, 5})
+	check("top1 with a NaN row", float64(m.Top1), 50)
+	check("few with a NaN row", float64(m.Few), 0)
+	check("nll with a NaN row", float64(m.NLL), -math.Log(0.8))
+	if m.NonFinite != 1 {
+		t.Errorf("non_finite = %d, want 1", m.NonFinite)
+	}
 }
 
 // tinyConfig is a run small enough for tests: the synthetic set, batch 64.
