@@ -4,7 +4,7 @@ GO ?= go
 # actionlint checks the GitHub workflow; the module proxy serves it.
 ACTIONLINT ?= github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 
-.PHONY: setup test demo bench clean
+.PHONY: setup test demo bench bench-decode clean
 
 # Built, then run (not go run), so that a failure is the tool's one line.
 setup:
@@ -22,6 +22,10 @@ demo: setup
 
 bench: setup
 	bench/run.sh
+
+# JPEG decoding + augmentation per core, beside torchvision + PIL.
+bench-decode: setup
+	bench/decode.sh
 
 clean:
 	rm -rf third_party bin

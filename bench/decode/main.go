@@ -6,6 +6,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/lwr-go/lwr/pkg/data"
+	"github.com/lwr-go/lwr/pkg/imagenet"
 	"github.com/lwr-go/lwr/pkg/jpeg"
 	"github.com/lwr-go/lwr/pkg/transform"
 )
@@ -27,8 +29,15 @@ func main() {
 	mode := pflag.String("mode", "train", "train (RandomResizedCrop + flip) or test (Resize 256 + CenterCrop 224)")
 	jitter := pflag.Bool("jitter", false, "add ColorJitter(0.4, 0.4, 0.4) to the train transform")
 	passes := pflag.Int("passes", 3, "passes over the files (the first warms the page cache and is not timed)")
+	workers := pflag.Int("workers", 0, "instead: the whole pipeline (imagenet.Loader, batches of 256, train transform + jitter) on this many goroutines")
 	pflag.Parse()
-	if err := run(*root, *list, jpeg.Decoder(*decoder), *mode, *jitter, *passes); err != nil {
+	var err error
+	if *workers > 0 {
+		err = pipeline(*root, *list, *workers, *passes)
+	} else {
+		err = run(*root, *list, jpeg.Decoder(*decoder), *mode, *jitter, *passes)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "decode:", err)
 		os.Exit(1)
 	}
@@ -83,5 +92,37 @@ func run(root, list string, dec jpeg.Decoder, mode string, jitter bool, passes i
 	n := len(entries) * (passes - 1)
 	fmt.Printf("%.1f images/s per core (%d images, decoder %s, %s%s)\n", float64(n)/elapsed.Seconds(), n, dec, mode,
 		map[bool]string{true: " + jitter", false: ""}[jitter])
+	return nil
+}
+
+// pipeline measures imagenet.Loader: the training transform with jitter,
+// batches of 256 in order, on workers goroutines (and as many cores).
+func pipeline(root, list string, workers, passes int) error {
+	runtime.GOMAXPROCS(workers)
+	d, err := imagenet.Open(root, list, 1000, false)
+	if err != nil {
+		return err
+	}
+	l := &imagenet.Loader{Data: d, Size: 224, Train: true, Decoder: jpeg.Turbo, Workers: workers, Prefetch: 2,
+		Jitter: transform.Jitter{Brightness: 0.4, Contrast: 0.4, Saturation: 0.4}}
+	order := make([]int64, d.Len())
+	for i := range order {
+		order[i] = int64(i)
+	}
+	var elapsed time.Duration
+	for pass := 0; pass < passes; pass++ {
+		start := time.Now()
+		for b := range l.Epoch(context.Background(), order, 256, 1, pass, 0) {
+			if b.Err != nil {
+				return b.Err
+			}
+			b.Release()
+		}
+		if pass > 0 {
+			elapsed += time.Since(start)
+		}
+	}
+	n := d.Len() * (passes - 1)
+	fmt.Printf("%.1f images/s (%d images, pipeline, %d workers, train + jitter)\n", float64(n)/elapsed.Seconds(), n, workers)
 	return nil
 }

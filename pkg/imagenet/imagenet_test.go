@@ -187,11 +187,22 @@ func TestEpochCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &Loader{Data: d, Size: 16, Train: true, Decoder: jpeg.Turbo, Workers: 2, Prefetch: 1}
-	ctx, cancel := context.WithCancel(context.Background())
-	ch := l.Epoch(ctx, []int64{0, 1, 2, 3, 4, 5, 6, 7}, 1, 1, 0, 0)
-	(<-ch).Release()
-	cancel()
-	for range ch { // must close
+	allocs := 0
+	l := &Loader{Data: d, Size: 16, Train: true, Decoder: jpeg.Turbo, Workers: 2, Prefetch: 1,
+		NewBuffer: func(n int) []byte { allocs++; return make([]byte, n) }}
+	order := []int64{0, 1, 2, 3, 4, 5, 6, 7}
+	for range 3 {
+		ctx, cancel := context.WithCancel(context.Background())
+		ch := l.Epoch(ctx, order, 1, 1, 0, 0)
+		(<-ch).Release()
+		cancel()
+		for b := range ch { // must close
+			b.Release()
+		}
+	}
+	// The buffers survive cancelled epochs: a whole epoch still runs, on
+	// the same buffers.
+	if imgs, _ := collect(t, l, order, 1, 0); len(imgs) != 8 || allocs != 2 {
+		t.Errorf("after cancelled epochs: %d batches, %d buffers allocated (want 8 and 2)", len(imgs), allocs)
 	}
 }

@@ -23,6 +23,13 @@ type Loader struct {
 	Decoder  jpeg.Decoder
 	Workers  int // decoding goroutines (0: one per core)
 	Prefetch int // batches decoded ahead of the consumer (0: 2)
+	// NewBuffer allocates a batch buffer of n bytes; nil: Go memory. The
+	// trainer passes the memory of (pinned, for CUDA) libtorch tensors, so
+	// that workers decode straight into what is copied to the device.
+	NewBuffer func(n int) []byte
+
+	pool      chan []byte // batch buffers, kept from one epoch to the next
+	poolBytes int         // size of each
 }
 
 // Batch is a decoded batch. Release it when its pixels have been copied.
@@ -59,7 +66,8 @@ type pending struct {
 // flip and jitter from a generator of (seed, epoch, k): the batches are
 // the same whatever the number of workers, and skip leaves the first skip
 // batches out without changing the others. The channel closes after the
-// last batch, after a batch with Err, or when ctx is done.
+// last batch, after a batch with Err, or when ctx is done; the consumer
+// releases every batch it receives. One epoch at a time per Loader.
 func (l *Loader) Epoch(ctx context.Context, order []int64, batch int, seed uint64, epoch, skip int) <-chan *Batch {
 	workers := l.Workers
 	if workers <= 0 {
@@ -70,10 +78,17 @@ func (l *Loader) Epoch(ctx context.Context, order []int64, batch int, seed uint6
 		prefetch = 2
 	}
 	plane := 3 * l.Size * l.Size
-	pool := make(chan []byte, prefetch+1)
-	for range prefetch + 1 {
-		pool <- make([]byte, batch*plane)
+	if l.pool == nil || l.poolBytes != batch*plane {
+		l.pool, l.poolBytes = make(chan []byte, prefetch+1), batch*plane
+		for range prefetch + 1 {
+			if l.NewBuffer != nil {
+				l.pool <- l.NewBuffer(batch * plane)
+			} else {
+				l.pool <- make([]byte, batch*plane)
+			}
+		}
 	}
+	pool := l.pool
 	out := make(chan *Batch)
 	jobs := make(chan job, batch)
 	queue := make(chan *pending, prefetch)
@@ -120,6 +135,7 @@ func (l *Loader) Epoch(ctx context.Context, order []int64, batch int, seed uint6
 			select {
 			case queue <- p:
 			case <-ctx.Done():
+				pool <- buf
 				return
 			}
 			for i, n := range idx {
@@ -131,7 +147,9 @@ func (l *Loader) Epoch(ctx context.Context, order []int64, batch int, seed uint6
 	go func() {
 		defer func() {
 			cancel()
-			for range queue { // let the dispatcher finish
+			for p := range queue { // let the dispatcher finish; keep the buffers
+				p.wg.Wait()
+				p.b.Release()
 			}
 			workersDone.Wait()
 			close(out)
@@ -141,6 +159,7 @@ func (l *Loader) Epoch(ctx context.Context, order []int64, batch int, seed uint6
 			select {
 			case out <- p.b:
 			case <-ctx.Done():
+				p.b.Release()
 				return
 			}
 			if p.b.Err != nil {

@@ -7,6 +7,7 @@ import (
 	stdjpeg "image/jpeg"
 	"image/png"
 	"math"
+	"os"
 	"strings"
 	"testing"
 )
@@ -145,6 +146,32 @@ func TestBadFiles(t *testing.T) {
 		_, _, err := Decode(Turbo, k.data, 200, 150, Box{W: 200, H: 150}, 0, 0)
 		if err == nil || !strings.Contains(err.Error(), k.want) {
 			t.Errorf("%s: err = %v, want one containing %q", k.name, err, k.want)
+		}
+	}
+}
+
+// TestCMYK: ImageNet holds a few CMYK JPEGs (Adobe's inverted CMYK, as PIL
+// writes them too). testdata/cmyk.jpg is PIL's CMYK encoding of the RGB
+// picture (8x, 10y, 200).
+func TestCMYK(t *testing.T) {
+	data, err := os.ReadFile("testdata/cmyk.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dec := range []Decoder{Turbo, Go} {
+		img, _, err := Decode(dec, data, 32, 24, Box{W: 32, H: 24}, 0, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", dec, err)
+		}
+		var sum float64
+		for y := range 24 {
+			for x := range 32 {
+				p := img.Pix[(y*32+x)*3:]
+				sum += math.Abs(float64(p[0])-float64(8*x)) + math.Abs(float64(p[1])-float64(10*y)) + math.Abs(float64(p[2])-200)
+			}
+		}
+		if mean := sum / (32 * 24 * 3); mean > 3 {
+			t.Errorf("%s: CMYK decodes %.1f levels away from the picture on average", dec, mean)
 		}
 	}
 }

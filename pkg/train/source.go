@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
+	"unsafe"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/nn"
@@ -70,24 +72,45 @@ func (s *memorySource) Batches(_ context.Context, order []int64, batch int, trai
 // imageNetMean and imageNetStd normalise ImageNet's RGB values in [0,1].
 var imageNetMean, imageNetStd = []float64{0.485, 0.456, 0.406}, []float64{0.229, 0.224, 0.225}
 
-// jpegSource is a data set of JPEG files decoded on worker goroutines.
+// jpegSource is a data set of JPEG files decoded on worker goroutines
+// straight into the memory of libtorch tensors (pinned for CUDA).
 type jpegSource struct {
 	d         *imagenet.Dataset
 	train     *imagenet.Loader // the training transform
 	test      *imagenet.Loader // Resize + CenterCrop
 	dev       gotch.Device
 	mean, std *ts.Tensor // float32 [1,3,1,1] on dev
+	mu        sync.Mutex
+	buffers   map[*byte]*ts.Tensor // uint8 tensors by their memory
 }
 
 func newJPEGSource(d *imagenet.Dataset, c Config, dev gotch.Device) *jpegSource {
 	j := transform.Jitter{Brightness: c.Jitter, Contrast: c.Jitter, Saturation: c.Jitter}
-	base := imagenet.Loader{Data: d, Size: c.ImageSize, Decoder: jpeg.Decoder(c.Decoder), Workers: c.Workers, Prefetch: c.Prefetch}
+	s := &jpegSource{d: d, dev: dev, buffers: map[*byte]*ts.Tensor{}}
+	base := imagenet.Loader{Data: d, Size: c.ImageSize, Decoder: jpeg.Decoder(c.Decoder), Workers: c.Workers, Prefetch: c.Prefetch,
+		NewBuffer: s.newBuffer}
 	train, test := base, base
 	train.Train, train.Jitter = true, j
+	s.train, s.test = &train, &test
 	stat := func(v []float64) *ts.Tensor {
 		return ts.MustOfSlice(v).MustTotype(gotch.Float, true).MustView([]int64{1, 3, 1, 1}, true).MustTo(dev, true)
 	}
-	return &jpegSource{d: d, train: &train, test: &test, dev: dev, mean: stat(imageNetMean), std: stat(imageNetStd)}
+	s.mean, s.std = stat(imageNetMean), stat(imageNetStd)
+	return s
+}
+
+// newBuffer is a batch buffer in a libtorch tensor's memory, page-locked
+// when training on CUDA so that the copy to the device runs at full speed.
+func (s *jpegSource) newBuffer(n int) []byte {
+	t := ts.MustEmpty([]int64{int64(n)}, gotch.Uint8, gotch.CPU)
+	if s.dev.IsCuda() {
+		t = t.MustPinMemory(s.dev, true)
+	}
+	b := unsafe.Slice((*byte)(t.MustDataPtr()), n)
+	s.mu.Lock()
+	s.buffers[&b[0]] = t
+	s.mu.Unlock()
+	return b
 }
 
 func (s *jpegSource) Labels() []int64 { return s.d.Labels }
@@ -115,10 +138,18 @@ func (s *jpegSource) Batches(ctx context.Context, order []int64, batch int, trai
 		}
 		n := int64(len(b.Labels))
 		side := int64(l.Size)
+		s.mu.Lock()
+		buf := s.buffers[&b.Images[0]]
+		s.mu.Unlock()
 		var sc libtorch.Scope
 		defer sc.Free()
-		raw := sc.Keep(ts.MustOfSlice(b.Images).MustView([]int64{n, 3, side, side}, true).MustTo(s.dev, true))
-		img := sc.Keep(raw.MustTotype(gotch.Float, false).MustDivScalar(ts.FloatScalar(255), true))
+		// The batch's bytes, as a view of the buffer's tensor; on CUDA a
+		// synchronous copy, done before the buffer goes back to the workers.
+		raw := sc.Keep(buf.MustNarrow(0, 0, int64(len(b.Images)), false).MustView([]int64{n, 3, side, side}, true))
+		if s.dev.IsCuda() {
+			raw = sc.Keep(raw.MustToDevice(s.dev, gotch.Uint8, false, false, false))
+		}
+		img := sc.Keep(raw.MustTotype(gotch.Float, false).MustDivScalar(ts.FloatScalar(255), true)) // a new tensor: the buffer is free
 		centred := sc.Keep(img.MustSub(s.mean, false))
 		return centred.MustDiv(s.std, false), ts.MustOfSlice(b.Labels).MustTo(s.dev, true), nil
 	}
