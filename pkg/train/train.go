@@ -35,6 +35,7 @@ type EpochLog struct {
 	LossBal   float64    `json:"loss_bal"` // mean balanced loss over the epoch's batches
 	LossLWR   float64    `json:"loss_lwr"` // mean R (before λ)
 	ImagesSec float64    `json:"images_per_sec"`
+	DataWait  float64    `json:"data_wait_seconds"` // time spent getting batches: JPEG decoding not keeping up, or in-memory augmentation
 	Seconds   float64    `json:"seconds"`
 	Test      *Metrics   `json:"test,omitempty"`
 	Weights   *lwr.Stats `json:"classifier,omitempty"`
@@ -241,9 +242,12 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 		epochStart := time.Now()
 		seenAtStart := st.Seen
 		next, stop := trainSrc.Batches(ctx, order, c.BatchSize, c.Augment, rng, uint64(c.Seed), epoch, st.Step)
+		var wait time.Duration
 		for b := st.Step; b < batches; b++ {
 			lo, hi := b*c.BatchSize, min((b+1)*c.BatchSize, len(order))
+			t0 := time.Now()
 			x, y, err := next()
+			wait += time.Since(t0)
 			if err == nil && x == nil {
 				err = fmt.Errorf("epoch %d: the data ended after %d of %d batches", epoch+1, b, batches)
 			}
@@ -288,6 +292,7 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 			LossBal: st.LossSum / float64(max(st.Seen, 1)), LossLWR: st.RegSum / float64(max(st.Seen, 1)),
 			Seconds: time.Since(epochStart).Seconds()}
 		line.ImagesSec = float64(st.Seen-seenAtStart) / line.Seconds
+		line.DataWait = wait.Seconds()
 		if (epoch+1)%c.EvalEvery == 0 || epoch+1 == c.Epochs {
 			m, err := evaluate(ctx, net, testSrc, c.BatchSize*2, counts)
 			if err != nil {
