@@ -24,11 +24,12 @@ import (
 // parityFile is testdata/parity.json, written by testdata/gen_parity.py
 // with PyTorch.
 type parityFile struct {
-	Batch, Classes, Side, Steps int
-	LR, Momentum, Lambda        float64
-	WeightDecay                 float64 `json:"weight_decay"`
-	Counts                      []int64
-	Cases                       []struct {
+	Batch, Classes, Side int
+	LRs                  []float64 // per step
+	Momentum, Lambda     float64
+	WeightDecay          float64 `json:"weight_decay"`
+	Counts               []int64
+	Cases                []struct {
 		Loss  string
 		LWR   bool
 		Steps []struct {
@@ -80,7 +81,8 @@ func parityBatch(p parityFile) (x, y *ts.Tensor) {
 
 // TestTrainStepParity runs the training step (ResNet-32 forward, Balanced
 // Softmax or CE, LWR, backward, SGD with momentum and weight decay) from
-// the weights and batch gen_parity.py gave PyTorch, and compares each
+// the weights and batch gen_parity.py gave PyTorch, through five steps
+// with a learning-rate decay after the third, and compares each
 // step's losses and then every parameter and batch-norm statistic.
 func TestTrainStepParity(t *testing.T) {
 	b, err := os.ReadFile("testdata/parity.json")
@@ -122,12 +124,13 @@ func TestTrainStepParity(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				opt, err := optim.NewSGD(params, p.LR, p.Momentum, p.WeightDecay, false)
+				opt, err := optim.NewSGD(params, p.LRs[0], p.Momentum, p.WeightDecay, false)
 				if err != nil {
 					return err
 				}
 				x, y := parityBatch(p)
 				for i, want := range k.Steps {
+					opt.LR = p.LRs[i]
 					lb, r := trainStep(net, loss, reg, opt, x, y, p.Lambda)
 					closeTo(t, fmt.Sprintf("step %d loss", i+1), lb.Float64Values(true)[0], want.LossBal, 1e-5)
 					if want.LWR != nil {

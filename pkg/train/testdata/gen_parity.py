@@ -1,4 +1,4 @@
-"""Writes parity.json: a few training steps of ResNet-32 in PyTorch from
+"""Writes parity.json: five training steps (the last two after a ×0.1 decay) of ResNet-32 in PyTorch from
 weights and a batch that both sides compute from the same formulas, so that
 TestTrainStepParity can check our training step (forward, loss, LWR,
 backward, SGD with momentum and weight decay, batch-norm running
@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../
 from torch_resnet32 import ResNet32, lwr_loss  # noqa: E402
 
 BATCH, CLASSES, SIDE = 16, 10, 28
-STEPS, LR, MOMENTUM, WD, LAMBDA = 3, 0.1, 0.9, 5e-4, 1.0
+LRS, MOMENTUM, WD, LAMBDA = [0.1, 0.1, 0.1, 0.01, 0.01], 0.9, 5e-4, 1.0  # a step decay after 3 steps
 COUNTS = [600, 359, 215, 129, 77, 46, 27, 16, 9, 5]  # Fashion-MNIST-LT IF 100
 
 
@@ -70,12 +70,14 @@ def run(loss_name, use_lwr):
     with torch.no_grad():
         for i, (name, p) in enumerate(named):
             p.copy_(init_value(i, name, tuple(p.shape)))
-    opt = torch.optim.SGD([p for _, p in named], lr=LR, momentum=MOMENTUM, weight_decay=WD)
+    opt = torch.optim.SGD([p for _, p in named], lr=LRS[0], momentum=MOMENTUM, weight_decay=WD)
     x, y = batch()
     log_counts = torch.tensor(COUNTS, dtype=torch.float32).log()
     steps = []
     net.train()
-    for _ in range(STEPS):
+    for lr in LRS:
+        for g in opt.param_groups:
+            g["lr"] = lr
         logits, _ = net(x)
         if loss_name == "balanced-softmax":
             logits = logits + log_counts
@@ -101,8 +103,7 @@ def main():
     torch.set_num_threads(1)
     print(json.dumps({
         "generator": "pkg/train/testdata/gen_parity.py", "torch_version": torch.__version__,
-        "batch": BATCH, "classes": CLASSES, "side": SIDE, "steps": STEPS,
-        "lr": LR, "momentum": MOMENTUM, "weight_decay": WD, "lambda": LAMBDA, "counts": COUNTS,
+        "batch": BATCH, "classes": CLASSES, "side": SIDE, "lrs": LRS, "momentum": MOMENTUM, "weight_decay": WD, "lambda": LAMBDA, "counts": COUNTS,
         "cases": [run("ce", False), run("balanced-softmax", True)],
     }, indent=1))
 
