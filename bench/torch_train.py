@@ -30,16 +30,43 @@ def read_idx(path):
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-def augment(img, pad, gen):
+def augment(img, pad, gen, drawn=None):
+    """Random crop (zero padding pad) and flip; drawn = (dy, dx, flip) replays given draws."""
     b, c, h, w = img.shape
     padded = F.pad(img, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
-    dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
+    if drawn is None:
+        dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
+        dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen)
+    else:
+        dy, dx = drawn[0], drawn[1]
     rows = (dy[:, None] + torch.arange(h))[:, None, :, None].expand(b, c, h, w + 2 * pad)
     cols = (dx[:, None] + torch.arange(w))[:, None, None, :].expand(b, c, h, w)
     out = padded.gather(2, rows).gather(3, cols)
-    flip = torch.randint(0, 2, (b, 1, 1, 1), generator=gen).bool()
+    if drawn is None:
+        flip = torch.randint(0, 2, (b, 1, 1, 1), generator=gen).bool()
+    else:
+        flip = drawn[2].view(b, 1, 1, 1)
     return torch.where(flip, out.flip(3), out)
+
+
+def load_replay(folder, net, proj, weights=True):
+    """Sets net's and proj's weights to a Go run's initial ones (bench/replay's
+    init.pt; unless not weights) and returns its data stream, one dict per epoch."""
+    import re
+    stream = [json.loads(line) for line in open(folder + "/stream.jsonl")]
+    if not weights:
+        return stream
+    saved = dict(torch.jit.load(folder + "/init.pt").named_parameters())
+    with torch.no_grad():
+        for name, p in list(net.named_parameters()) + list(net.named_buffers()):
+            if name.endswith("num_batches_tracked"):
+                continue
+            m = re.match(r"blocks\.(\d+)\.(.*)", name)
+            go = "layer%d.%d.%s" % (int(m.group(1)) // 5 + 1, int(m.group(1)) % 5, m.group(2)) if m else name
+            p.copy_(saved["model." + go])
+        for name, p in proj.named_parameters():
+            p.copy_(saved["model.lwr.proj." + name])
+    return stream
 
 
 def main():
@@ -53,6 +80,8 @@ def main():
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--replay", help="a bench/replay folder: start from a Go run's weights, draw its data stream")
+    ap.add_argument("--replay-only", choices=["init", "stream"], help="replay only the weights or only the data stream")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -70,13 +99,18 @@ def main():
 
     net = ResNet32(10, channels=1)
     proj = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64))
+    stream = None
+    if a.replay:
+        stream = load_replay(a.replay, net, proj, a.replay_only != "stream")
+        if a.replay_only == "init":
+            stream = None
     params = list(net.parameters()) + (list(proj.parameters()) if a.lwr else [])
     opt = torch.optim.SGD(params, lr=a.lr, momentum=0.9, weight_decay=5e-4)
     e = a.epochs
     milestones, warmup = [e * 70 // 100, e * 85 // 100], max(1, e * 5 // 100)
     log_counts = counts.float().log()
     n = len(y_train)
-    times = []
+    times, losses = [], []
     for epoch in range(e):
         lr = a.lr * (epoch + 1) / warmup if epoch < warmup else a.lr * 0.1 ** sum(epoch >= m for m in milestones)
         for g in opt.param_groups:
@@ -84,24 +118,30 @@ def main():
         lam = (1 - epoch / e) ** 2
         t0 = time.perf_counter()
         net.train()
-        order = torch.randperm(n, generator=gen)
+        order = torch.randperm(n, generator=gen) if stream is None else torch.tensor(stream[epoch]["order"])
+        loss_sum = 0.0
         for lo in range(0, n, a.batch_size):
             b = order[lo:lo + a.batch_size]
             img = x_train[b].float() / 255
-            img = (augment(img, 4, gen) - mean) / std
+            drawn = None
+            if stream is not None:
+                st = stream[epoch]
+                drawn = tuple(torch.tensor(st[k][lo:lo + a.batch_size]) for k in ("dy", "dx", "flip"))
+            img = (augment(img, 4, gen, drawn) - mean) / std
             logits, _ = net(img)
             if a.loss == "balanced-softmax":
                 logits_adj = logits + log_counts
             else:
                 logits_adj = logits
             loss = F.cross_entropy(logits_adj, y_train[b])
+            loss_sum += loss.item() * len(b)
             if a.lwr:
                 loss = loss + lam * lwr_loss(net.linear.weight, proj)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            loss.item()
         times.append(time.perf_counter() - t0)
+        losses.append(loss_sum / n)
     net.eval()
     correct = torch.zeros(10)
     total = torch.zeros(10)
@@ -123,6 +163,7 @@ def main():
         "top1": 100 * correct.sum().item() / total.sum().item(),
         "many": group(lambda k: k > 100), "medium": group(lambda k: 20 <= k <= 100), "few": group(lambda k: k < 20),
         "epoch_seconds_median": sorted(times)[len(times) // 2], "train_seconds": sum(times),
+        "epoch_loss_bal": losses,
     }))
 
 
