@@ -29,17 +29,17 @@ type source interface {
 	Channels() int
 	// Batches returns the batches of order, of size batch, after the first
 	// skip: augmented (drawing from rng, or from (seed, epoch)) when
-	// train. next returns nil tensors after the last; stop frees the rest.
+	// train. next returns nil tensors after the last, or when ctx is done;
+	// stop frees the rest.
 	Batches(ctx context.Context, order []int64, batch int, train bool, rng *rand.Rand, seed uint64, epoch, skip int) (next func() (x, y *ts.Tensor, err error), stop func())
 }
 
 // memorySource is a data set held on the device (CIFAR, Fashion-MNIST,
 // synthetic), augmented with random crop and flip in batches.
 type memorySource struct {
-	d      *data.Dataset
-	l      *data.Loader
-	pad    int
-	noFlip bool
+	d   *data.Dataset
+	l   *data.Loader
+	pad int
 }
 
 func (s *memorySource) Labels() []int64 { return s.d.Labels }
@@ -49,7 +49,7 @@ func (s *memorySource) Channels() int   { return s.d.Channels }
 func (s *memorySource) Batches(_ context.Context, order []int64, batch int, train bool, rng *rand.Rand, _ uint64, _, skip int) (func() (*ts.Tensor, *ts.Tensor, error), func()) {
 	var aug *data.Augment
 	if train {
-		aug = &data.Augment{Pad: s.pad, Flip: !s.noFlip, Rand: rng}
+		aug = &data.Augment{Pad: s.pad, Flip: true, Rand: rng}
 	}
 	b := 0
 	next := func() (*ts.Tensor, *ts.Tensor, error) {

@@ -248,6 +248,13 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 			t0 := time.Now()
 			x, y, err := next()
 			wait += time.Since(t0)
+			if err == nil && x == nil && ctx.Err() != nil { // interrupted while decoding
+				stop()
+				if err := saveCheckpoint(ckptPath, vs, opt, st); err != nil {
+					return sum, err
+				}
+				return sum, ErrInterrupted
+			}
 			if err == nil && x == nil {
 				err = fmt.Errorf("epoch %d: the data ended after %d of %d batches", epoch+1, b, batches)
 			}
