@@ -4,7 +4,10 @@ go 1.22
 
 require github.com/sugarme/gotch v0.9.1
 
-require github.com/spf13/pflag v1.0.5
+require (
+	github.com/spf13/pflag v1.0.5
+	gonum.org/v1/plot v0.14.0
+)
 
 require (
 	git.sr.ht/~sbinet/gg v0.5.0 // indirect
@@ -17,7 +20,6 @@ require (
 	github.com/pmezard/go-difflib v1.0.0 // indirect
 	golang.org/x/image v0.11.0 // indirect
 	golang.org/x/text v0.12.0 // indirect
-	gonum.org/v1/plot v0.14.0 // indirect
 )
 
 // third_party/gotch is gotch v0.9.1 adapted to the libtorch on this machine
