@@ -76,7 +76,9 @@ func Open(root, list string, classes int, skipMissing bool) (*Dataset, error) {
 					missing[i] = true
 				case err != nil:
 					mu.Lock()
-					firstErr = cmpErr(firstErr, err)
+					if firstErr == nil {
+						firstErr = err
+					}
 					mu.Unlock()
 				}
 			}
@@ -109,11 +111,4 @@ func Open(root, list string, classes int, skipMissing bool) (*Dataset, error) {
 		return nil, fmt.Errorf("%s: none of its %d images is under %s", list, len(entries), root)
 	}
 	return d, nil
-}
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }

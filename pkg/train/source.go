@@ -25,6 +25,7 @@ import (
 // [B,C,H,W] normalised on the training device, labels int64 [B].
 type source interface {
 	Labels() []int64
+	Counts() []int64 // images per class
 	Classes() int
 	Channels() int
 	// Batches returns the batches of order, of size batch, after the first
@@ -43,6 +44,7 @@ type memorySource struct {
 }
 
 func (s *memorySource) Labels() []int64 { return s.d.Labels }
+func (s *memorySource) Counts() []int64 { return s.d.Counts() }
 func (s *memorySource) Classes() int    { return s.d.Classes }
 func (s *memorySource) Channels() int   { return s.d.Channels }
 
@@ -114,6 +116,7 @@ func (s *jpegSource) newBuffer(n int) []byte {
 }
 
 func (s *jpegSource) Labels() []int64 { return s.d.Labels }
+func (s *jpegSource) Counts() []int64 { return s.d.Counts() }
 func (s *jpegSource) Classes() int    { return s.d.Classes }
 func (s *jpegSource) Channels() int   { return 3 }
 
@@ -214,15 +217,6 @@ func sources(c Config, dev gotch.Device) (train, test source, subset []int64, er
 		return nil, nil, nil, err
 	}
 	return &memorySource{d: trainSet, l: trainLoader, pad: 4}, &memorySource{d: testSet, l: testLoader, pad: 4}, subset, nil
-}
-
-// classCounts is the number of training images per class.
-func classCounts(s source) []int64 {
-	out := make([]int64, s.Classes())
-	for _, y := range s.Labels() {
-		out[y]++
-	}
-	return out
 }
 
 // newModel builds c.Model for the classes and channels of s.

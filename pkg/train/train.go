@@ -152,7 +152,7 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	counts := classCounts(trainSrc)
+	counts := trainSrc.Counts()
 	sum.TrainCounts = counts
 	if err := os.MkdirAll(c.Out, 0o755); err != nil {
 		return sum, err
