@@ -250,10 +250,7 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 			wait += time.Since(t0)
 			if err == nil && x == nil && ctx.Err() != nil { // interrupted while decoding
 				stop()
-				if err := saveCheckpoint(ckptPath, vs, opt, st); err != nil {
-					return sum, err
-				}
-				return sum, ErrInterrupted
+				return sum, interrupted(ckptPath, vs, opt, st)
 			}
 			if err == nil && x == nil {
 				err = fmt.Errorf("epoch %d: the data ended after %d of %d batches", epoch+1, b, batches)
@@ -288,10 +285,7 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 			}
 			if ctx.Err() != nil {
 				stop()
-				if err := saveCheckpoint(ckptPath, vs, opt, st); err != nil {
-					return sum, err
-				}
-				return sum, ErrInterrupted
+				return sum, interrupted(ckptPath, vs, opt, st)
 			}
 		}
 		stop()
@@ -347,6 +341,15 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 		return sum, err
 	}
 	return sum, nil
+}
+
+// interrupted checkpoints a run stopped by its context and returns
+// ErrInterrupted, or the error of writing the checkpoint.
+func interrupted(path string, vs *nn.VarStore, opt *optim.SGD, st State) error {
+	if err := saveCheckpoint(path, vs, opt, st); err != nil {
+		return err
+	}
+	return ErrInterrupted
 }
 
 // writePlots draws the run's pictures into c.Out from summary.json's
