@@ -4,7 +4,15 @@ GO ?= go
 # actionlint checks the GitHub workflow; the module proxy serves it.
 ACTIONLINT ?= github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 
-.PHONY: setup test demo bench bench-decode clean
+# oneDNN picks its float32 kernels by CPU (SSE4.1, AVX2, AVX-512): the
+# numeric tests run under each, so that they hold on every x86-64 machine,
+# not only on the one that made the goldens. A cap above what the CPU has
+# runs its best kernels.
+NUMERIC_PKGS = ./pkg/losses ./pkg/lwr ./pkg/resnet ./pkg/optim ./pkg/train ./pkg/libtorch
+NUMERIC_TESTS = Golden|FiniteDifferences|Parity|SGDMatchesTorch|HeInit|NormedClassifier|ForwardShapes|TinyConvNet
+ISAS = SSE41 AVX2 AVX512_CORE
+
+.PHONY: setup test test-isa demo bench bench-decode clean
 
 # Built, then run (not go run), so that a failure is the tool's one line.
 setup:
@@ -16,6 +24,13 @@ test: setup
 	cd tools/torchsetup && $(GO) vet ./... && $(GO) test ./...
 	$(GO) run $(ACTIONLINT) .github/workflows/ci.yml
 	$(GO) test ./...
+	$(MAKE) --no-print-directory test-isa
+
+test-isa: setup
+	@for isa in $(ISAS); do \
+	  echo "DNNL_MAX_CPU_ISA=$$isa: numeric tests"; \
+	  DNNL_MAX_CPU_ISA=$$isa $(GO) test -count=1 -run '$(NUMERIC_TESTS)' $(NUMERIC_PKGS) || exit 1; \
+	done
 
 demo: setup
 	$(GO) run ./cmd/cifar --preset demo

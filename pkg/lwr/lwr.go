@@ -74,7 +74,7 @@ type Regularizer struct {
 // New builds the regularizer for rows of dimension dim. The MLP's
 // parameters are added under path as proj.0.weight, proj.0.bias,
 // proj.2.weight and proj.2.bias (an nn.Sequential's names), initialised as
-// nn.Linear does: U(-1/√d, 1/√d).
+// nn.Linear does: U(-1/√d, 1/√d), in gotch.DefaultDType (float32 unless changed).
 func New(path *nn.Path, dim int64, cfg Config) (*Regularizer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -89,7 +89,7 @@ func New(path *nn.Path, dim int64, cfg Config) (*Regularizer, error) {
 	bound := 1 / math.Sqrt(float64(dim))
 	p := path.Sub("proj")
 	uniform := func(layer, name string, shape ...int64) *ts.Tensor {
-		x := ts.MustZeros(shape, gotch.Float, p.Device())
+		x := ts.MustZeros(shape, gotch.DefaultDType, p.Device())
 		x.MustUniform_(-bound, bound)
 		v := p.Sub(layer).MustAdd(name, x, true)
 		x.MustDrop()

@@ -22,6 +22,8 @@ const (
 // heNormal adds a variable of the given shape under p, drawn from
 // N(0, 2/fan) (He et al., for ReLU). gotch's own "Kaiming" init draws
 // N(0,1), which does not train deep nets; this is PyTorch's kaiming_normal_.
+// Parameters take gotch.DefaultDType (float32 unless a caller changes it, as
+// torch.set_default_dtype: the float64 parity tests do).
 func heNormal(p *nn.Path, name string, shape []int64, mode FanMode) *ts.Tensor {
 	receptive := int64(1)
 	for _, s := range shape[2:] {
@@ -35,7 +37,7 @@ func heNormal(p *nn.Path, name string, shape []int64, mode FanMode) *ts.Tensor {
 }
 
 func addNormal(p *nn.Path, name string, shape []int64, std float64) *ts.Tensor {
-	x := ts.MustRandn(shape, gotch.Float, p.Device())
+	x := ts.MustRandn(shape, gotch.DefaultDType, p.Device())
 	y := x.MustMulScalar(ts.FloatScalar(std), true)
 	v := p.MustAdd(name, y, true)
 	y.MustDrop()
@@ -43,7 +45,7 @@ func addNormal(p *nn.Path, name string, shape []int64, std float64) *ts.Tensor {
 }
 
 func addUniform(p *nn.Path, name string, shape []int64, bound float64) *ts.Tensor {
-	x := ts.MustZeros(shape, gotch.Float, p.Device())
+	x := ts.MustZeros(shape, gotch.DefaultDType, p.Device())
 	x.MustUniform_(-bound, bound)
 	v := p.MustAdd(name, x, true)
 	x.MustDrop()
@@ -51,7 +53,7 @@ func addUniform(p *nn.Path, name string, shape []int64, bound float64) *ts.Tenso
 }
 
 func addConst(p *nn.Path, name string, shape []int64, value float64, trainable bool) *ts.Tensor {
-	x := ts.MustOnes(shape, gotch.Float, p.Device())
+	x := ts.MustOnes(shape, gotch.DefaultDType, p.Device())
 	if value != 1 {
 		x = x.MustMulScalar(ts.FloatScalar(value), true)
 	}
