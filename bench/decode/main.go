@@ -65,7 +65,7 @@ func run(root, list string, dec jpeg.Decoder, mode string, jitter bool, passes i
 				return err
 			}
 			files[i] = b
-			w, h, err := jpeg.Size(b)
+			w, h, err := jpeg.Size(b, jpeg.MaxPixels)
 			if err != nil {
 				return fmt.Errorf("%s: %w", e.Item, err)
 			}
@@ -75,7 +75,7 @@ func run(root, list string, dec jpeg.Decoder, mode string, jitter bool, passes i
 				box = transform.RandomResizedCrop(w, h, r)
 				flip = r.IntN(2) == 1
 			}
-			img, ib, err := jpeg.Decode(dec, b, w, h, box, side, side)
+			img, ib, err := jpeg.Decode(dec, b, w, h, box, side, side, jpeg.MaxPixels)
 			if err != nil {
 				return fmt.Errorf("%s: %w", e.Item, err)
 			}

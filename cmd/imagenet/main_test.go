@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -96,7 +96,10 @@ func TestMissingImages(t *testing.T) {
 	if err := os.Remove(filepath.Join(root, "train/n00000001/img_4.JPEG")); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"--data-dir", root, "--classes", "3", "--epochs", "1", "--warmup", "0", "--batch-size", "8", "--image-size", "32",
+	// Batch 4, lr 0.01: after one epoch of batch 8 at lr 0.1 on these 11
+	// images, ResNet-50's barely updated batch-norm statistics overflow
+	// float32 in eval mode, which the run reports as divergence.
+	args := []string{"--data-dir", root, "--classes", "3", "--epochs", "1", "--warmup", "0", "--lr", "0.01", "--batch-size", "4", "--image-size", "32",
 		"--device", "cpu", "--quiet", "--out", t.TempDir()}
 	err := run(args)
 	if err == nil || !strings.Contains(err.Error(), "ImageNet_LT_train.txt: line 5:") || !strings.Contains(err.Error(), "--skip-missing") {

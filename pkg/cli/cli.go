@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -28,14 +30,17 @@ type Command struct {
 	Presets  []train.Preset
 }
 
-// Main runs the command with os.Args and exits: 0 on success, after
-// --help, or when interrupted (the checkpoint is written); 1 on an error,
-// printed as one line.
+// Main runs the command with os.Args and exits: 0 on success or after
+// --help; 1 on an error, printed as one line; 128 + the signal's number
+// (130 for SIGINT, 143 for SIGTERM) when a signal stopped the run (the
+// checkpoint of the last completed step is written).
 func (cmd Command) Main() {
 	err := cmd.Run(os.Args[1:])
+	var sig *SignalError
 	switch {
-	case errors.Is(err, train.ErrInterrupted):
+	case errors.As(err, &sig):
 		fmt.Fprintln(os.Stderr, cmd.Name+":", err)
+		os.Exit(128 + int(sig.Signal))
 	case errors.Is(err, pflag.ErrHelp):
 	case err != nil:
 		fmt.Fprintln(os.Stderr, cmd.Name+":", err)
@@ -43,9 +48,22 @@ func (cmd Command) Main() {
 	}
 }
 
+// SignalError is a run stopped by SIGINT or SIGTERM; it wraps
+// train.ErrInterrupted.
+type SignalError struct {
+	Signal syscall.Signal
+	Err    error
+}
+
+func (e *SignalError) Error() string { return fmt.Sprintf("%v: %v", e.Signal, e.Err) }
+func (e *SignalError) Unwrap() error { return e.Err }
+
 // Run parses args over the command's defaults and presets, trains each
 // run of the chosen preset (or the one the flags describe), and prints
-// a table of the results.
+// a table of the results. Every run's folder is checked before the first
+// starts. The first SIGINT or SIGTERM stops the run at the next step
+// boundary with a checkpoint; a second exits at once (what is on disk is
+// whole: every file is written through a rename).
 func (cmd Command) Run(args []string) error {
 	// First pass: the preset decides the defaults the flags override.
 	pre := pflag.NewFlagSet(cmd.Name, pflag.ContinueOnError)
@@ -62,18 +80,21 @@ func (cmd Command) Run(args []string) error {
 		}
 		return nil
 	}
-	runs := []train.PresetRun{{Label: "run", Apply: func(*train.Config) {}}}
+	preset := train.Preset{Runs: []train.PresetRun{{Label: "run", Apply: func(*train.Config) {}}}}
 	if *presetName != "" {
 		p, err := train.FindPreset(cmd.Presets, *presetName)
 		if err != nil {
 			return err
 		}
-		runs = p.Runs
+		preset = p
 	}
+	runs := preset.Runs
 	var configs []train.Config
+	seen := map[string]string{}
 	for _, r := range runs {
 		c := cmd.Defaults()
 		r.Apply(&c)
+		recipeEpochs := c.Epochs
 		fs := pflag.NewFlagSet(cmd.Name, pflag.ContinueOnError)
 		fs.SortFlags = false
 		fs.String("preset", "", "run a named experiment (see --list-presets); flags beside it override it")
@@ -89,13 +110,26 @@ func (cmd Command) Run(args []string) error {
 		if fs.NArg() > 0 {
 			return fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
 		}
+		train.FollowEpochs(&c, recipeEpochs, fs.Changed)
+		switch {
+		case !fs.Changed("out"):
+			c.Out = filepath.Join(cmp.Or(preset.Dir, "runs"), train.RunName(c))
+		case *presetName != "":
+			c.Out = filepath.Join(c.Out, train.RunName(c))
+		}
 		if err := c.Validate(); err != nil {
+			return err
+		}
+		if other, ok := seen[filepath.Clean(c.Out)]; ok {
+			return fmt.Errorf("runs %s and %s would share the folder %s", other, r.Label, c.Out)
+		}
+		seen[filepath.Clean(c.Out)] = r.Label
+		if err := train.CheckOut(c); err != nil {
 			return err
 		}
 		configs = append(configs, c)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, sig := signalContext(cmd.Name)
 	var results []train.Summary
 	for i, c := range configs {
 		if len(configs) > 1 {
@@ -104,6 +138,9 @@ func (cmd Command) Run(args []string) error {
 			fmt.Printf("== %s -> %s\n", Describe(c), c.Out)
 		}
 		s, err := train.Run(ctx, c, progress(c))
+		if errors.Is(err, train.ErrInterrupted) {
+			return &SignalError{Signal: sig(), Err: err}
+		}
 		if err != nil {
 			return err
 		}
@@ -111,6 +148,31 @@ func (cmd Command) Run(args []string) error {
 	}
 	printTable(runs, results)
 	return nil
+}
+
+// signalContext returns a context cancelled by the first SIGINT or
+// SIGTERM, and the signal that cancelled it. A second signal exits the
+// process at once with 128 + its number.
+func signalContext(name string) (context.Context, func() syscall.Signal) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	var first atomic.Int32
+	go func() {
+		s := (<-ch).(syscall.Signal)
+		first.Store(int32(s))
+		fmt.Fprintf(os.Stderr, "\n%s: %v: stopping at the next step and writing a checkpoint (again to exit at once)\n", name, s)
+		cancel()
+		s = (<-ch).(syscall.Signal)
+		fmt.Fprintf(os.Stderr, "%s: %v again: exiting now; the last checkpoint is kept\n", name, s)
+		os.Exit(128 + int(s))
+	}()
+	return ctx, func() syscall.Signal {
+		if s := first.Load(); s != 0 {
+			return syscall.Signal(s)
+		}
+		return syscall.SIGINT // cancelled otherwise: treat as an interrupt
+	}
 }
 
 // Describe is a one-line summary of a run's settings.

@@ -121,7 +121,8 @@ func ReadList(path string, classes int) ([]ListEntry, error) {
 }
 
 // WriteFileAtomic writes data to a temporary file beside path, syncs it and
-// renames it over path, so that path is never half-written.
+// renames it over path, then syncs the folder: path is never half-written,
+// and once WriteFileAtomic returns the new contents survive a crash.
 func WriteFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
@@ -151,6 +152,15 @@ func WriteFileAtomic(path string, data []byte) error {
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
+	}
+	// The rename is durable once the folder is synced.
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("write %s: sync %s: %w", path, dir, err)
 	}
 	return nil
 }

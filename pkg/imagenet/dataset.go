@@ -8,6 +8,7 @@ package imagenet
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -45,10 +46,46 @@ func (d *Dataset) Counts() []int64 {
 	return out
 }
 
+// MaxImageBytes is the largest image file read by default: 64 MiB (the
+// largest ImageNet JPEG weighs about 16 MB). Change it with
+// --max-image-bytes.
+const MaxImageBytes = 64 << 20
+
+// ReadImageFile reads an image file of at most maxBytes bytes. Anything
+// but a regular file (a device such as /dev/zero, a FIFO that would block
+// a worker forever, a folder) is refused before it is read.
+func ReadImageFile(path string, maxBytes int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%v)", path, st.Mode().Type())
+	}
+	if st.Size() > maxBytes {
+		return nil, fmt.Errorf("%s: %d bytes, more than the limit of %d (--max-image-bytes)", path, st.Size(), maxBytes)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > maxBytes {
+		return nil, fmt.Errorf("%s: grew past the limit of %d bytes while read", path, maxBytes)
+	}
+	return b, nil
+}
+
 // Open reads list (labels must be below classes) and checks that every
-// image it names exists under root. A missing image is an error naming
-// the list's line, unless skipMissing, which drops the missing images and
-// lists them in Missing.
+// image it names is a regular file under root. A path that is absolute
+// or leaves root ("../x") is an error naming the list's line, and so is an
+// entry that is not a regular file (a device, a FIFO, a folder). A missing
+// image is an error too, unless skipMissing, which drops the missing
+// images and lists them in Missing.
 func Open(root, list string, classes int, skipMissing bool) (*Dataset, error) {
 	if st, err := os.Stat(root); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("image folder %s: not found (point --data-dir at ILSVRC2012, the folder holding train/ and val/)", root)
@@ -60,7 +97,13 @@ func Open(root, list string, classes int, skipMissing bool) (*Dataset, error) {
 	if len(entries) == 0 {
 		return nil, fmt.Errorf("%s: no images", list)
 	}
+	for _, e := range entries {
+		if !filepath.IsLocal(e.Item) {
+			return nil, fmt.Errorf("%s: line %d: %q is not a path inside the image folder (absolute, or leaves it through ..)", list, e.Line, e.Item)
+		}
+	}
 	missing := make([]bool, len(entries))
+	notRegular := make([]string, len(entries))
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
@@ -70,10 +113,12 @@ func Open(root, list string, classes int, skipMissing bool) (*Dataset, error) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < len(entries); i += workers {
-				_, err := os.Stat(filepath.Join(root, entries[i].Item))
+				st, err := os.Stat(filepath.Join(root, entries[i].Item))
 				switch {
 				case errors.Is(err, fs.ErrNotExist):
 					missing[i] = true
+				case err == nil && !st.Mode().IsRegular():
+					notRegular[i] = st.Mode().Type().String()
 				case err != nil:
 					mu.Lock()
 					if firstErr == nil {
@@ -87,6 +132,11 @@ func Open(root, list string, classes int, skipMissing bool) (*Dataset, error) {
 	wg.Wait()
 	if firstErr != nil {
 		return nil, firstErr
+	}
+	for i, e := range entries {
+		if notRegular[i] != "" {
+			return nil, fmt.Errorf("%s: line %d: %s is not a regular file (%s)", list, e.Line, filepath.Join(root, e.Item), notRegular[i])
+		}
 	}
 	d := &Dataset{Name: filepath.Base(list), Root: root, Classes: classes}
 	nMissing := 0

@@ -1,10 +1,10 @@
 package imagenet
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -23,6 +23,11 @@ type Loader struct {
 	Decoder  jpeg.Decoder
 	Workers  int // decoding goroutines (0: one per core)
 	Prefetch int // batches decoded ahead of the consumer (0: 2)
+	// MaxPixels and MaxBytes bound what one image may claim (width ×
+	// height) and weigh (file size): the files are the user's, untrusted.
+	// 0: jpeg.MaxPixels, MaxImageBytes.
+	MaxPixels int64
+	MaxBytes  int64
 	// NewBuffer allocates a batch buffer of n bytes; nil: Go memory. The
 	// trainer passes the memory of (pinned, for CUDA) libtorch tensors, so
 	// that workers decode straight into what is copied to the device.
@@ -185,11 +190,12 @@ func newWorker(l *Loader) *worker {
 func (w *worker) image(n int64, seed, epoch, k uint64, dst []byte) error {
 	l := w.l
 	path := filepath.Join(l.Data.Root, l.Data.Paths[n])
-	b, err := os.ReadFile(path)
+	b, err := ReadImageFile(path, cmp.Or(l.MaxBytes, MaxImageBytes))
 	if err != nil {
 		return err
 	}
-	iw, ih, err := jpeg.Size(b)
+	maxPixels := cmp.Or(l.MaxPixels, jpeg.MaxPixels)
+	iw, ih, err := jpeg.Size(b, maxPixels)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
@@ -202,7 +208,7 @@ func (w *worker) image(n int64, seed, epoch, k uint64, dst []byte) error {
 		box = transform.RandomResizedCrop(iw, ih, r)
 		flip = r.IntN(2) == 1
 	}
-	img, ib, err := jpeg.Decode(l.Decoder, b, iw, ih, box, s, s)
+	img, ib, err := jpeg.Decode(l.Decoder, b, iw, ih, box, s, s, maxPixels)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

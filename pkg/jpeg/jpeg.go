@@ -41,22 +41,45 @@ const (
 	Go    Decoder = "go"    // Go's image/jpeg: whole image, full size
 )
 
+// MaxPixels is the largest image, in pixels (width × height), that Size
+// and Decode accept by default: 64 megapixels, 8× the largest ImageNet
+// image; a header claiming more (a decompression bomb) is refused before
+// any pixel memory is allocated. Change it with --max-image-pixels.
+const MaxPixels = 64 << 20
+
+// ErrTooLarge reports an image whose header claims more pixels than the limit.
+var ErrTooLarge = errors.New("image too large")
+
+// checkPixels refuses w×h beyond max pixels.
+func checkPixels(w, h int, max int64) error {
+	if w <= 0 || h <= 0 {
+		return fmt.Errorf("header claims %d×%d pixels", w, h)
+	}
+	if int64(w)*int64(h) > max {
+		return fmt.Errorf("%w: header claims %d×%d pixels, more than the limit of %d (--max-image-pixels)", ErrTooLarge, w, h, max)
+	}
+	return nil
+}
+
 // IsJPEG reports whether data starts with a JPEG's SOI marker.
 func IsJPEG(data []byte) bool { return len(data) > 2 && data[0] == 0xFF && data[1] == 0xD8 }
 
 // Size returns the width and height of an encoded image, reading only its
-// header.
-func Size(data []byte) (w, h int, err error) {
+// header, and refuses an image of more than maxPixels pixels.
+func Size(data []byte, maxPixels int64) (w, h int, err error) {
 	if !IsJPEG(data) {
 		cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
-		return cfg.Width, cfg.Height, err
+		if err != nil {
+			return 0, 0, err
+		}
+		return cfg.Width, cfg.Height, checkPixels(cfg.Width, cfg.Height, maxPixels)
 	}
 	var cw, ch C.int
 	var msg [C.LWR_JPEG_MSG]C.char
 	if C.lwr_jpeg_header((*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)), &cw, &ch, &msg[0]) != 0 {
 		return 0, 0, errors.New(C.GoString(&msg[0]))
 	}
-	return int(cw), int(ch), nil
+	return int(cw), int(ch), checkPixels(int(cw), int(ch), maxPixels)
 }
 
 // scaledSize is libjpeg's output size of a dimension at scale n/8.
@@ -65,10 +88,15 @@ func scaledSize(size, n int) int { return (size*n + 7) / 8 }
 // Decode decodes the part of data (an image of size w×h) that box covers.
 // The result may be smaller than the box by a factor n/8: the largest
 // shrink that keeps the box at least minW×minH pixels (pass 0, 0 for full
-// size: no shrink). It returns the decoded pixels and the box in their coordinates.
-func Decode(dec Decoder, data []byte, w, h int, box Box, minW, minH int) (Image, Box, error) {
+// size: no shrink). It returns the decoded pixels and the box in their
+// coordinates. An image of more than maxPixels pixels, a truncated one
+// and (libjpeg-turbo) one with corrupt data are errors.
+func Decode(dec Decoder, data []byte, w, h int, box Box, minW, minH int, maxPixels int64) (Image, Box, error) {
+	if err := checkPixels(w, h, maxPixels); err != nil {
+		return Image{}, Box{}, err
+	}
 	if dec == Go || !IsJPEG(data) {
-		return decodeStd(data, box)
+		return decodeStd(data, box, maxPixels)
 	}
 	n := 8
 	for minW > 0 && minH > 0 && n > 1 && box.W*float64(n-1)/8 >= float64(minW) && box.H*float64(n-1)/8 >= float64(minH) {
@@ -91,7 +119,7 @@ func Decode(dec Decoder, data []byte, w, h int, box Box, minW, minH int) (Image,
 	var ow, oh C.int
 	var msg [C.LWR_JPEG_MSG]C.char
 	rc := C.lwr_jpeg_decode((*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)), C.int(n),
-		C.int(x0), C.int(y0), C.int(img.W), C.int(img.H),
+		C.int(x0), C.int(y0), C.int(img.W), C.int(img.H), C.longlong(maxPixels),
 		(*C.uchar)(unsafe.Pointer(&img.Pix[0])), &ow, &oh, &msg[0])
 	if rc != 0 {
 		return Image{}, Box{}, errors.New(C.GoString(&msg[0]))
@@ -104,9 +132,16 @@ func Decode(dec Decoder, data []byte, w, h int, box Box, minW, minH int) (Image,
 
 // decodeStd decodes the whole image with Go's decoders and converts the
 // rows and columns box touches to RGB.
-func decodeStd(data []byte, box Box) (Image, Box, error) {
+func decodeStd(data []byte, box Box, maxPixels int64) (Image, Box, error) {
+	// The header first: Go's decoders allocate what it claims.
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return Image{}, Box{}, err
+	}
+	if err := checkPixels(cfg.Width, cfg.Height, maxPixels); err != nil {
+		return Image{}, Box{}, err
+	}
 	var src image.Image
-	var err error
 	if IsJPEG(data) {
 		src, err = stdjpeg.Decode(bytes.NewReader(data))
 	} else {

@@ -55,7 +55,7 @@ func meanAbsDiff(a, b []byte) float64 {
 
 func TestSize(t *testing.T) {
 	for _, asPNG := range []bool{false, true} {
-		w, h, err := Size(photo(t, 123, 77, asPNG))
+		w, h, err := Size(photo(t, 123, 77, asPNG), MaxPixels)
 		if err != nil || w != 123 || h != 77 {
 			t.Errorf("png %v: Size = %d, %d, %v; want 123, 77", asPNG, w, h, err)
 		}
@@ -68,11 +68,11 @@ func TestSize(t *testing.T) {
 func TestDecodeAgrees(t *testing.T) {
 	data := photo(t, 200, 150, false)
 	full := Box{W: 200, H: 150}
-	turbo, tb, err := Decode(Turbo, data, 200, 150, full, 0, 0)
+	turbo, tb, err := Decode(Turbo, data, 200, 150, full, 0, 0, MaxPixels)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gold, gb, err := Decode(Go, data, 200, 150, full, 0, 0)
+	gold, gb, err := Decode(Go, data, 200, 150, full, 0, 0, MaxPixels)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestDecodeAgrees(t *testing.T) {
 		t.Errorf("mean error against the picture: turbo %.2f, Go %.2f levels", dt, dg)
 	}
 	box := Box{X: 37.5, Y: 20.25, W: 101, H: 88}
-	part, pb, err := Decode(Turbo, data, 200, 150, box, 0, 0)
+	part, pb, err := Decode(Turbo, data, 200, 150, box, 0, 0, MaxPixels)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,21 +111,21 @@ func TestDecodeAgrees(t *testing.T) {
 // smaller scale, still covering at least the wanted size.
 func TestShrinkOnLoad(t *testing.T) {
 	data := photo(t, 640, 480, false)
-	img, b, err := Decode(Turbo, data, 640, 480, Box{W: 640, H: 480}, 224, 224)
+	img, b, err := Decode(Turbo, data, 640, 480, Box{W: 640, H: 480}, 224, 224, MaxPixels)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if img.W != 320 || img.H != 240 || b.W != 320 || b.H != 240 {
 		t.Errorf("640×480 for 224×224: decoded %d×%d, box %+v; want 320×240 (scale 4/8)", img.W, img.H, b)
 	}
-	if _, b, _ := Decode(Turbo, data, 640, 480, Box{W: 640, H: 480}, 600, 10); b.W < 600 {
+	if _, b, _ := Decode(Turbo, data, 640, 480, Box{W: 640, H: 480}, 600, 10, MaxPixels); b.W < 600 {
 		t.Errorf("box %+v narrower than the wanted 600", b)
 	}
 }
 
 func TestPNGFallback(t *testing.T) {
 	data := photo(t, 60, 40, true)
-	img, _, err := Decode(Turbo, data, 60, 40, Box{W: 60, H: 40}, 0, 0)
+	img, _, err := Decode(Turbo, data, 60, 40, Box{W: 60, H: 40}, 0, 0, MaxPixels)
 	if err != nil || img.W != 60 || img.H != 40 {
 		t.Fatalf("PNG: %d×%d, %v", img.W, img.H, err)
 	}
@@ -143,7 +143,7 @@ func TestBadFiles(t *testing.T) {
 		{"not an image", []byte("hello, world"), "unknown format"},
 	}
 	for _, k := range cases {
-		_, _, err := Decode(Turbo, k.data, 200, 150, Box{W: 200, H: 150}, 0, 0)
+		_, _, err := Decode(Turbo, k.data, 200, 150, Box{W: 200, H: 150}, 0, 0, MaxPixels)
 		if err == nil || !strings.Contains(err.Error(), k.want) {
 			t.Errorf("%s: err = %v, want one containing %q", k.name, err, k.want)
 		}
@@ -159,7 +159,7 @@ func TestCMYK(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, dec := range []Decoder{Turbo, Go} {
-		img, _, err := Decode(dec, data, 32, 24, Box{W: 32, H: 24}, 0, 0)
+		img, _, err := Decode(dec, data, 32, 24, Box{W: 32, H: 24}, 0, 0, MaxPixels)
 		if err != nil {
 			t.Fatalf("%s: %v", dec, err)
 		}

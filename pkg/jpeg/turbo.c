@@ -14,7 +14,9 @@
 struct lwr_err {
 	struct jpeg_error_mgr pub;
 	jmp_buf jump;
-	int eof; // "Premature end of JPEG file" seen: the file is truncated
+	int eof;                          // "Premature end of JPEG file" seen: the file is truncated
+	int corrupt;                      // another corrupt-data warning seen: parts of the image are made up
+	char first[JMSG_LENGTH_MAX];      // the first such warning
 };
 
 static void lwr_error_exit(j_common_ptr cinfo) {
@@ -22,10 +24,19 @@ static void lwr_error_exit(j_common_ptr cinfo) {
 	longjmp(e->jump, 1);
 }
 
+// lwr_emit_message records warnings instead of printing them. Every
+// corrupt-data warning counts (libjpeg fills what it could not decode with
+// grey) except extraneous bytes before a marker, which it skips without
+// losing image data (common in ImageNet).
 static void lwr_emit_message(j_common_ptr cinfo, int level) {
 	struct lwr_err *e = (struct lwr_err *)cinfo->err;
 	if (level < 0) {
-		if (e->pub.msg_code == JWRN_JPEG_EOF) e->eof = 1;
+		if (e->pub.msg_code == JWRN_JPEG_EOF) {
+			e->eof = 1;
+		} else if (e->pub.msg_code != JWRN_EXTRANEOUS_DATA && !e->corrupt) {
+			e->corrupt = 1;
+			cinfo->err->format_message(cinfo, e->first);
+		}
 		e->pub.num_warnings++;
 	}
 }
@@ -64,7 +75,7 @@ int lwr_jpeg_header(const unsigned char *data, unsigned long size, int *width, i
 }
 
 int lwr_jpeg_decode(const unsigned char *data, unsigned long size, int scale, int x0, int y0, int w, int h,
-                    unsigned char *out, int *outw, int *outh, char *msg) {
+                    long long max_pixels, unsigned char *out, int *outw, int *outh, char *msg) {
 	struct jpeg_decompress_struct c;
 	struct lwr_err e;
 	unsigned char *row = NULL;
@@ -78,6 +89,15 @@ int lwr_jpeg_decode(const unsigned char *data, unsigned long size, int scale, in
 	jpeg_create_decompress(&c);
 	jpeg_mem_src(&c, data, size);
 	jpeg_read_header(&c, TRUE);
+	if ((long long)c.image_width * c.image_height > max_pixels) {
+		snprintf(msg, LWR_JPEG_MSG, "%ux%u pixels: more than the limit of %lld", c.image_width, c.image_height, max_pixels);
+		jpeg_destroy_decompress(&c);
+		return 1;
+	}
+	// Bound what libjpeg allocates (a progressive JPEG buffers all its
+	// coefficients: 2 bytes per sample) to what an image within the limit
+	// needs, whatever the file's tables claim.
+	c.mem->max_memory_to_use = (long)(max_pixels * 4 * 2 + (64L << 20));
 	int cmyk = c.jpeg_color_space == JCS_CMYK || c.jpeg_color_space == JCS_YCCK;
 	c.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
 	c.scale_num = scale;
@@ -126,11 +146,15 @@ int lwr_jpeg_decode(const unsigned char *data, unsigned long size, int scale, in
 		}
 	}
 	free(row);
-	int eof = e.eof;
+	int eof = e.eof, corrupt = e.corrupt;
 	jpeg_abort_decompress(&c);
 	jpeg_destroy_decompress(&c);
 	if (eof) {
 		snprintf(msg, LWR_JPEG_MSG, "truncated (premature end of JPEG file)");
+		return 1;
+	}
+	if (corrupt) {
+		snprintf(msg, LWR_JPEG_MSG, "corrupt: %s", e.first);
 		return 1;
 	}
 	*outw = w;

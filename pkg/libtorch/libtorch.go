@@ -7,6 +7,7 @@ package libtorch
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -69,8 +70,9 @@ func ParseDevice(s string) (gotch.Device, error) {
 // OnThread runs fn on a goroutine locked to one OS thread and waits for it.
 // libtorch keeps grad mode, autocast and the current CUDA stream per OS
 // thread, so a training loop that switches them must not migrate between
-// threads as goroutines do. A panic in fn (a bug) comes back as an error
-// with the stack.
+// threads as goroutines do. A libtorch error raised in fn (gotch's Must*
+// functions panic with it: setup patches their log.Fatal) comes back as
+// that error (an *Error); any other panic (a bug) as an error with the stack.
 func OnThread(fn func() error) error {
 	done := make(chan error, 1)
 	go func() {
@@ -78,12 +80,69 @@ func OnThread(fn func() error) error {
 		defer runtime.UnlockOSThread()
 		defer func() {
 			if r := recover(); r != nil {
-				done <- fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+				done <- recovered(r)
 			}
 		}()
 		done <- fn()
 	}()
 	return <-done
+}
+
+// Catch runs fn and returns the libtorch error it raised (an *Error), or
+// nil. Other panics pass through.
+func Catch(fn func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			e := recovered(r)
+			var le *Error
+			if !errors.As(e, &le) {
+				panic(r)
+			}
+			err = e
+		}
+	}()
+	fn()
+	return nil
+}
+
+// Error is an error raised by libtorch: Msg is its first line, Detail the
+// rest (the C++ backtrace, the Go stack), shown only with LWR_DEBUG=1.
+type Error struct {
+	Msg, Detail string
+}
+
+func (e *Error) Error() string {
+	if os.Getenv("LWR_DEBUG") == "1" && e.Detail != "" {
+		return e.Msg + "\n" + e.Detail
+	}
+	return e.Msg
+}
+
+// recovered turns a recovered panic value into an error: an *Error for
+// gotch's libtorch errors (their text holds "libtorch: ", after the Go
+// function's name: "View() failed: libtorch: shape ..."), a "panic:" error
+// with the stack for the rest.
+func recovered(r any) error {
+	if err, ok := r.(error); ok {
+		if op, msg, found := strings.Cut(err.Error(), "libtorch: "); found {
+			return shorten(strings.TrimSuffix(strings.TrimSuffix(op, " failed: "), "()"), msg, string(debug.Stack()))
+		}
+	}
+	return fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+}
+
+// shorten words a libtorch message as "libtorch: op: first line", without
+// the C++ source position libtorch appends to it.
+func shorten(op, msg, stack string) *Error {
+	msg = strings.TrimSpace(msg)
+	first, rest, _ := strings.Cut(msg, "\n")
+	if i := strings.Index(first, "Exception raised from"); i > 0 {
+		first, rest = strings.TrimSpace(first[:i]), first[i:]+"\n"+rest
+	}
+	if op != "" {
+		first = op + ": " + first
+	}
+	return &Error{Msg: "libtorch: " + first, Detail: strings.TrimSpace(rest + "\n" + stack)}
 }
 
 // NoGrad runs fn with gradient recording off and restores the previous

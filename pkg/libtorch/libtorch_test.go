@@ -2,6 +2,8 @@ package libtorch
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -175,5 +177,38 @@ func TestAdaptedWrapperErrors(t *testing.T) {
 	defer y.MustDrop()
 	if got := y.MustSize(); !slices.Equal(got, []int64{3}) {
 		t.Errorf("shape %v, want [3]", got)
+	}
+}
+
+// TestLibtorchErrorIsShort: an op libtorch rejects (a view of the wrong
+// size) inside OnThread comes back as one line, not a process exit with
+// a C++ backtrace; LWR_DEBUG=1 shows the rest.
+func TestLibtorchErrorIsShort(t *testing.T) {
+	bad := func() error {
+		x := ts.MustOnes([]int64{4}, gotch.Float, gotch.CPU)
+		defer x.MustDrop()
+		x.MustView([]int64{3, 5}, false)
+		return nil
+	}
+	err := OnThread(bad)
+	var le *Error
+	if !errors.As(err, &le) {
+		t.Fatalf("err = %v (%T), want an *Error", err, err)
+	}
+	if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, "invalid for input of size 4") {
+		t.Errorf("message %q: want one line naming the problem", msg)
+	}
+	t.Setenv("LWR_DEBUG", "1")
+	if msg := err.Error(); !strings.Contains(msg, "\n") {
+		t.Errorf("LWR_DEBUG=1: message %q has no detail", msg)
+	}
+	err = OnThread(func() error {
+		if err := Catch(func() { bad() }); err != nil {
+			return fmt.Errorf("caught: %w", err)
+		}
+		return nil
+	})
+	if err == nil || !strings.HasPrefix(err.Error(), "caught: ") {
+		t.Errorf("Catch: err = %v, want it caught", err)
 	}
 }

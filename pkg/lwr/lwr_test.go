@@ -288,6 +288,13 @@ func TestWeightStats(t *testing.T) {
 	if math.Abs(st.CosMax-1) > 1e-12 || math.Abs(st.CosMean) > 1e-12 || math.Abs(st.FracAboveTheta-2.0/12) > 1e-12 {
 		t.Errorf("cos max/mean/frac = %v/%v/%v, want 1/0/%v", st.CosMax, st.CosMean, st.FracAboveTheta, 2.0/12)
 	}
+	// Diverged weights: NaN statistics are written as null, not a JSON error.
+	nan := ts.MustOfSlice([]float64{math.NaN(), 0, 1, 0}).MustView([]int64{2, 2}, true)
+	defer nan.MustDrop()
+	b, err := json.Marshal(WeightStats(nan, 0.4))
+	if err != nil || !strings.Contains(string(b), `"norms":[null,1]`) || !strings.Contains(string(b), `"cos_max":null`) {
+		t.Errorf("stats of NaN weights encode as %s (err %v), want nulls", b, err)
+	}
 }
 
 func TestNewRegistersProjection(t *testing.T) {

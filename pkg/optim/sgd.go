@@ -69,7 +69,7 @@ func (o *SGD) Step() {
 	}
 	lib.LwrSgdStep(params, bufs, o.LR, o.Momentum, o.WeightDecay, o.Nesterov)
 	if err := ts.TorchErr(); err != nil {
-		panic(fmt.Sprintf("sgd step: %v", err))
+		panic(fmt.Errorf("sgd step: %w", err))
 	}
 }
 

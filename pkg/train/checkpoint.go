@@ -2,9 +2,11 @@ package train
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -30,12 +32,22 @@ type State struct {
 	LossSum    float64 `json:"loss_sum"`
 	RegSum     float64 `json:"reg_sum"`
 	Seen       int     `json:"seen"`
+	Seconds    float64 `json:"seconds"` // the run's time up to this checkpoint, over all its processes
 }
 
 // saveCheckpoint writes the variables, the momentum buffers and st to
-// path in one libtorch archive, through a temporary file and a rename, so
-// that path always holds a whole checkpoint.
+// path in one libtorch archive. It refuses weights or buffers that are not
+// finite (a diverged run is never saved as good). The archive goes to a
+// temporary file of a unique name, which is synced; the checkpoint it
+// replaces is kept as checkpoint.prev.pt; then a rename puts it in place
+// and the folder is synced. So path always holds a whole checkpoint, and
+// once saveCheckpoint returns it survives a crash.
 func saveCheckpoint(path string, vs *nn.VarStore, opt *optim.SGD, st State) error {
+	// vs.Variables() copies the tensors' handles: vs must stay reachable
+	// until they are written, or the garbage collector may run the
+	// finalizers of its tensors, which free the handles the copies share
+	// (a caller that does not use vs after the call would let it go).
+	defer runtime.KeepAlive(vs)
 	var named []ts.NamedTensor
 	vars := vs.Variables()
 	names := make([]string, 0, len(vars))
@@ -51,6 +63,9 @@ func saveCheckpoint(path string, vs *nn.VarStore, opt *optim.SGD, st State) erro
 	for i, b := range opt.Buffers() {
 		named = append(named, ts.NamedTensor{Name: "optim.momentum." + paramNames[i], Tensor: b})
 	}
+	if bad := nonFinite(named); bad != "" {
+		return fmt.Errorf("%w: %s is not finite; %s keeps the last good state", ErrDiverged, bad, path)
+	}
 	meta, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -58,43 +73,135 @@ func saveCheckpoint(path string, vs *nn.VarStore, opt *optim.SGD, st State) erro
 	mt := ts.MustOfSlice(meta)
 	defer mt.MustDrop()
 	named = append(named, ts.NamedTensor{Name: "meta", Tensor: mt})
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
-	if err := ts.SaveMultiNew(named, tmp); err != nil { // SaveMulti builds its name array wrong
-		os.Remove(tmp)
-		return fmt.Errorf("write checkpoint %s: %w", tmp, err)
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write checkpoint: %w", err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	tmp := f.Name()
+	f.Chmod(0o644)
+	f.Close()
+	fail := func(err error) error {
 		os.Remove(tmp)
 		return fmt.Errorf("write checkpoint %s: %w", path, err)
 	}
-	return nil
-}
-
-// readCheckpointState reads only the state of a checkpoint.
-func readCheckpointState(path string) (State, []ts.NamedTensor, error) {
-	var st State
-	named, err := ts.LoadMulti(path)
-	if err != nil {
-		return st, nil, fmt.Errorf("read checkpoint %s: %w", path, err)
+	if err := ts.SaveMultiNew(named, tmp); err != nil { // SaveMulti builds its name array wrong
+		return fail(err)
 	}
-	for _, nt := range named {
-		if nt.Name == "meta" {
-			b := nt.Tensor.MustTotype(gotch.Uint8, false)
-			raw := b.Vals().([]uint8)
-			b.MustDrop()
-			if err := json.Unmarshal(raw, &st); err != nil {
-				return st, nil, fmt.Errorf("checkpoint %s: bad state: %w", path, err)
-			}
-			return st, named, nil
+	if err := syncFile(tmp); err != nil {
+		return fail(err)
+	}
+	if exists(path) {
+		// Keep the current checkpoint as the previous one: a hard link
+		// made under a temporary name, renamed into place.
+		prev := filepath.Join(dir, PrevCheckpoint)
+		link := filepath.Join(dir, fmt.Sprintf(".%s.tmp%d", PrevCheckpoint, os.Getpid()))
+		os.Remove(link)
+		if err := os.Link(path, link); err != nil {
+			return fail(err)
+		}
+		if err := os.Rename(link, prev); err != nil {
+			os.Remove(link)
+			return fail(err)
 		}
 	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fail(err)
+	}
+	return syncDir(dir)
+}
+
+// ErrDiverged reports weights, buffers, losses or outputs that are NaN or
+// infinite.
+var ErrDiverged = errors.New("diverged")
+
+// nonFinite names the first tensor of named holding a NaN or an infinity,
+// or returns "".
+func nonFinite(named []ts.NamedTensor) string {
+	bad := ""
+	libtorch.NoGrad(func() {
+		for _, nt := range named {
+			ok := nt.Tensor.MustIsfinite(false).MustAll(true)
+			v := ok.Int64Values(true)[0] // host sync
+			if v == 0 {
+				bad = nt.Name
+				return
+			}
+		}
+	})
+	return bad
+}
+
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// maxMetaBytes bounds the state record a checkpoint may claim (ours are
+// a few kB).
+const maxMetaBytes = 1 << 20
+
+// readCheckpointState reads a checkpoint: its state record and all its
+// tensors. A file libtorch cannot read, or without a sound state record,
+// is an error naming the file.
+func readCheckpointState(path string) (st State, named []ts.NamedTensor, err error) {
+	err = libtorch.Catch(func() {
+		named, err = ts.LoadMulti(path)
+	})
+	if err != nil {
+		return st, nil, fmt.Errorf("read checkpoint %s: not a readable checkpoint (truncated or corrupt?): %w", path, err)
+	}
+	for _, nt := range named {
+		if nt.Name != "meta" {
+			continue
+		}
+		if nt.Tensor.DType() != gotch.Uint8 || nt.Tensor.Numel() > maxMetaBytes {
+			return st, nil, fmt.Errorf("checkpoint %s: bad state record (%v, %d elements)", path, nt.Tensor.DType(), nt.Tensor.Numel())
+		}
+		raw := nt.Tensor.Vals().([]uint8)
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return st, nil, fmt.Errorf("checkpoint %s: bad state: %w", path, err)
+		}
+		if st.Epoch < 0 || st.Step < 0 || st.Seen < 0 {
+			return st, nil, fmt.Errorf("checkpoint %s: bad state: epoch %d, step %d", path, st.Epoch, st.Step)
+		}
+		return st, named, nil
+	}
 	return st, nil, fmt.Errorf("checkpoint %s: no state record", path)
+}
+
+// readLatestCheckpoint reads checkpoint.pt of dir or, when that one is
+// unreadable, checkpoint.prev.pt, saying so through logf.
+func readLatestCheckpoint(dir string, logf func(string, ...any)) (string, State, []ts.NamedTensor, error) {
+	path := filepath.Join(dir, CheckpointFile)
+	st, named, err := readCheckpointState(path)
+	if err == nil {
+		return path, st, named, nil
+	}
+	prev := filepath.Join(dir, PrevCheckpoint)
+	if !exists(prev) {
+		return path, st, nil, err
+	}
+	pst, pnamed, perr := readCheckpointState(prev)
+	if perr != nil {
+		return path, st, nil, fmt.Errorf("%w; the previous one is unreadable too: %v", err, perr)
+	}
+	logf("%v; resuming from %s (epoch %d, step %d)", err, prev, pst.Epoch, pst.Step)
+	return prev, pst, pnamed, nil
 }
 
 // loadCheckpoint restores variables and momentum buffers from named
 // tensors read by readCheckpointState. Every variable must be there with
 // its shape.
 func loadCheckpoint(path string, named []ts.NamedTensor, vs *nn.VarStore, opt *optim.SGD) error {
+	defer runtime.KeepAlive(vs) // as in saveCheckpoint
 	byName := map[string]*ts.Tensor{}
 	for _, nt := range named {
 		byName[nt.Name] = nt.Tensor

@@ -64,6 +64,7 @@ type Config struct {
 	Threads   int    `json:"threads"`    // libtorch CPU threads; 0: all cores
 	Out       string `json:"out"`        // output folder
 	Resume    bool   `json:"-"`          // continue from Out's checkpoint
+	Force     bool   `json:"-"`          // move a run already in Out aside (to Out.old-TIME) and start anew
 	Quiet     bool   `json:"-"`          // no progress line
 }
 
@@ -78,7 +79,7 @@ func DefaultConfig() Config {
 		LWRConfig: lwr.DefaultConfig(), LWRSchedule: lwr.Quadratic,
 		Epochs: 200, BatchSize: 128, LR: 0.1, Momentum: 0.9, WeightDecay: 5e-4,
 		Warmup: 5, Milestones: []int{140, 170}, Gamma: 0.1, Sampler: "instance", Augment: true,
-		Seed: 0, EvalEvery: 10, Device: "auto", Out: "runs/default",
+		Seed: 0, EvalEvery: 10, Device: "auto", // Out: cmd names it (RunName)
 	}
 }
 
@@ -94,7 +95,7 @@ func ImageNetConfig() Config {
 	c.Loss = losses.DefaultConfig("balanced-softmax", 100)
 	c.Epochs, c.BatchSize, c.WeightDecay, c.Milestones = 100, 256, 2e-4, []int{60, 80}
 	c.TestSplit, c.Classes, c.ImageSize, c.Jitter, c.Decoder = "test", imagenet.Classes, 224, 0.4, "turbo"
-	c.EvalEvery, c.Out = 5, "runs/imagenet-lt"
+	c.EvalEvery = 5
 	return c
 }
 
@@ -125,9 +126,15 @@ func (c Config) Validate() error {
 		check(c.Warmup >= 0, "--warmup %d: want ≥ 0", c.Warmup),
 		check(c.Gamma > 0 && c.Gamma <= 1, "--lr-gamma %v: want 0 < γ ≤ 1", c.Gamma),
 		check(sort.IntsAreSorted(c.Milestones), "--milestones %v: want increasing epochs", c.Milestones),
+		check(len(c.Milestones) == 0 || (c.Milestones[0] >= 0 && c.Milestones[len(c.Milestones)-1] < c.Epochs),
+			"--milestones %v: want epochs in 0..%d (--epochs %d); a milestone at or after the end never applies", c.Milestones, c.Epochs-1, c.Epochs),
+		check(c.Warmup == 0 || c.Warmup < c.Epochs, "--warmup %d: want fewer than --epochs %d (or 0)", c.Warmup, c.Epochs),
+		check(!usesDRW(c.Loss.Name) || c.Loss.DRWEpoch < c.Epochs,
+			"--drw-epoch %d: want below --epochs %d, or --loss %s never re-weights", c.Loss.DRWEpoch, c.Epochs, c.Loss.Name),
+		check(!usesIB(c.Loss.Name) || c.Loss.IBEpoch < c.Epochs,
+			"--ib-epoch %d: want below --epochs %d, or --loss %s never switches to IB", c.Loss.IBEpoch, c.Epochs, c.Loss.Name),
 		check(c.Sampler == "instance" || c.Sampler == "class" || c.Sampler == "sqrt", "--sampler %q: want instance, class or sqrt", c.Sampler),
 		check(c.EvalEvery >= 1, "--eval-every %d: want ≥ 1", c.EvalEvery),
-		check(c.Out != "", "--out: want a folder"),
 	} {
 		if err != nil {
 			return err
@@ -149,7 +156,45 @@ func (c Config) Validate() error {
 	if _, err := losses.New(c.Loss, []int64{2, 1}); err != nil {
 		return fmt.Errorf("--loss: %v", err)
 	}
+	if c.Out == "" {
+		return errors.New("--out: want a folder")
+	}
 	return nil
+}
+
+func usesDRW(loss string) bool { return loss == "ce-drw" || loss == "ldam-drw" || loss == "focal-drw" }
+func usesIB(loss string) bool  { return loss == "ib" || loss == "ib-focal" }
+
+// FollowEpochs fits the epoch-valued settings of a recipe written for
+// `from` epochs to c.Epochs, so that --epochs alone gives the same
+// schedule in a shorter or longer run: milestones and the DRW and IB
+// switch epochs scale by c.Epochs/from (a milestone that lands on epoch 0
+// or at the end is dropped); the warm-up stays, but at most half the run.
+// A setting the user gave (given(flag) true) is left as given; Validate
+// then rejects one that does not fit.
+func FollowEpochs(c *Config, from int, given func(flag string) bool) {
+	if from <= 0 || c.Epochs == from {
+		return
+	}
+	scale := func(e int) int { return e * c.Epochs / from }
+	if !given("milestones") {
+		var ms []int
+		for _, m := range c.Milestones {
+			if m2 := scale(m); m2 > 0 && m2 < c.Epochs {
+				ms = append(ms, m2)
+			}
+		}
+		c.Milestones = ms
+	}
+	if !given("drw-epoch") {
+		c.Loss.DRWEpoch = scale(c.Loss.DRWEpoch)
+	}
+	if !given("ib-epoch") {
+		c.Loss.IBEpoch = scale(c.Loss.IBEpoch)
+	}
+	if !given("warmup") {
+		c.Warmup = min(c.Warmup, c.Epochs/2)
+	}
 }
 
 // Hash identifies the settings that determine a run's result; a

@@ -57,7 +57,7 @@ func bindCommon(fs *pflag.FlagSet, c *Config) {
 	fs.Var(newStringValue((*string)(&c.LWRSchedule)), "lwr-schedule", "LWR weight over epochs: quadratic (1-t/T)² or constant")
 	fs.Var(newStringValue((*string)(&c.LWRConfig.Reduction)), "lwr-reduction", "sum over classes (the paper's Eq. 5) or mean")
 
-	fs.IntVar(&c.Epochs, "epochs", c.Epochs, "training epochs")
+	fs.IntVar(&c.Epochs, "epochs", c.Epochs, "training epochs; the milestones, --drw-epoch and --ib-epoch scale with it unless given")
 	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "batch size")
 	fs.Float64Var(&c.LR, "lr", c.LR, "peak learning rate")
 	fs.Float64Var(&c.Momentum, "momentum", c.Momentum, "SGD momentum")
@@ -72,8 +72,9 @@ func bindCommon(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&c.EvalEvery, "eval-every", c.EvalEvery, "evaluate on the test set every N epochs and after the last")
 	fs.StringVar(&c.Device, "device", c.Device, "cpu, cuda, cuda:N or auto (CUDA when available)")
 	fs.IntVar(&c.Threads, "threads", c.Threads, "libtorch CPU threads (0: all cores)")
-	fs.StringVar(&c.Out, "out", c.Out, "output folder: config.json, log.jsonl, checkpoint.pt, summary.json")
+	fs.StringVar(&c.Out, "out", c.Out, "output folder: config.json, log.jsonl, checkpoint.pt, summary.json (default runs/NAME, NAME from the data set, loss and LWR settings; with --preset, each run in OUT/NAME)")
 	fs.BoolVar(&c.Resume, "resume", c.Resume, "continue the run in --out from its checkpoint (same settings required)")
+	fs.BoolVar(&c.Force, "force", c.Force, "start anew in an --out that holds another run, after moving that run aside to OUT.old-TIME (nothing is deleted)")
 	fs.BoolVar(&c.Quiet, "quiet", c.Quiet, "no progress line")
 }
 

@@ -49,8 +49,8 @@ type Metrics struct {
 	Many     Number   `json:"many"`   // mean per-class accuracy (%) of classes with > 100 training images; NaN if none
 	Medium   Number   `json:"medium"` // likewise, 20 to 100
 	Few      Number   `json:"few"`    // likewise, < 20
-	NLL      Number   `json:"nll"`    // mean negative log-likelihood (nats)
-	ECE      Number   `json:"ece"`    // expected calibration error (%), 15 equal-width confidence bins
+	NLL      Number   `json:"nll"`    // mean negative log-likelihood (nats) of the finite outputs; NaN if none
+	ECE      Number   `json:"ece"`    // expected calibration error (%), 15 equal-width confidence bins; NaN if no finite output
 	PerClass []Number `json:"per_class"`
 	// NonFinite counts test images whose outputs were NaN or infinite
 	// (a diverged network), counted as wrong and left out of NLL and ECE.
@@ -151,6 +151,9 @@ func (e *Evaluation) Metrics(trainCounts []int64) Metrics {
 		return Number(groups[g].sum / float64(groups[g].n))
 	}
 	m.NonFinite = e.bad
+	// Undefined metrics are NaN (null in JSON), never a perfect 0: top-1
+	// without test images, NLL and ECE without one finite output.
+	m.Top1, m.NLL, m.ECE = Number(math.NaN()), Number(math.NaN()), Number(math.NaN())
 	if e.n+e.bad > 0 {
 		m.Top1 = Number(100 * float64(right) / float64(e.n+e.bad))
 	}

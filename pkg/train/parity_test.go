@@ -161,7 +161,9 @@ func TestTrainStepParity(t *testing.T) {
 					return err
 				}
 				var worst parityTolerance // the largest differences seen, for -v
-				defer func() { t.Logf("largest relative differences: losses %.2g, norms %.2g, sums %.2g", worst.loss, worst.norm, worst.sum) }()
+				defer func() {
+					t.Logf("largest relative differences: losses %.2g, norms %.2g, sums %.2g", worst.loss, worst.norm, worst.sum)
+				}()
 				x, y := parityBatch(p, dtype)
 				if len(k.Steps) != len(k.LRs) {
 					return fmt.Errorf("%d steps, %d learning rates", len(k.Steps), len(k.LRs))

@@ -15,6 +15,7 @@ import (
 type Preset struct {
 	Name  string
 	About string
+	Dir   string // the folder of the runs' folders when --out is not given ("" for runs)
 	Runs  []PresetRun
 }
 
@@ -39,8 +40,58 @@ func cifarRecipe(dataset string, imb float64, loss string, withLWR bool) func(*C
 		c.Epochs, c.Milestones, c.WeightDecay, c.BatchSize, c.LR = 200, []int{140, 170}, 5e-4, 128, 0.1
 		c.Loss = losses.DefaultConfig(loss, 200)
 		c.LWR, c.LWRConfig, c.LWRSchedule = withLWR, lwr.DefaultConfig(), lwr.Quadratic
-		c.Out = "runs/" + strings.TrimPrefix(dataset, "cifar") + "-" + loss
 	}
+}
+
+// RunName names a run's folder after what distinguishes it: the data set
+// and its imbalance, the model where it is not the data set's usual one,
+// the loss, LWR and each LWR setting that differs from the paper's, and a
+// seed other than 0. Every row of every preset gets its own name, so rows
+// never share a folder; cmd puts a run in runs/NAME unless --out is given
+// (with a preset, in OUT/NAME).
+func RunName(c Config) string {
+	parts := []string{c.Dataset}
+	switch c.Dataset {
+	case "imagenet-lt":
+		if c.Model != "resnet50" {
+			parts = append(parts, c.Model)
+		}
+	default:
+		parts = append(parts, "lt", "if"+strconv.FormatFloat(c.ImbalanceFactor, 'g', -1, 64))
+		if c.Model != "resnet32" {
+			parts = append(parts, c.Model)
+		}
+	}
+	loss := c.Loss.Name
+	for short, name := range lossLabels {
+		if name == loss {
+			loss = short
+		}
+	}
+	parts = append(parts, loss)
+	if c.LWR {
+		parts = append(parts, "lwr")
+		d := lwr.DefaultConfig()
+		if !c.LWRConfig.Projection {
+			parts = append(parts, "noproj")
+		}
+		if c.LWRConfig.Theta != d.Theta {
+			parts = append(parts, "theta"+strconv.FormatFloat(c.LWRConfig.Theta, 'g', -1, 64))
+		}
+		if c.LWRConfig.Tau != d.Tau {
+			parts = append(parts, "tau"+strconv.FormatFloat(c.LWRConfig.Tau, 'g', -1, 64))
+		}
+		if c.LWRConfig.Reduction != d.Reduction {
+			parts = append(parts, string(c.LWRConfig.Reduction))
+		}
+		if c.LWRSchedule != lwr.Quadratic {
+			parts = append(parts, string(c.LWRSchedule))
+		}
+	}
+	if c.Seed != 0 {
+		parts = append(parts, "seed"+strconv.FormatInt(c.Seed, 10))
+	}
+	return strings.Join(parts, "-")
 }
 
 // Presets lists every preset, sorted by name. Table numbers follow the
@@ -98,11 +149,12 @@ func Presets() []Preset {
 			ShortSchedule(c, 20)
 			c.EvalEvery = c.Epochs // one evaluation, at the end: it costs two epochs
 			c.Dataset, c.ImbalanceFactor = "fashion-mnist", 100
-			setLoss(c, loss, withLWR, "runs/demo-")
+			setLoss(c, loss, withLWR)
 		}
 	}
 	out = append(out, Preset{
 		Name:  "demo",
+		Dir:   "runs/demo",
 		About: "the offline main job: Fashion-MNIST-LT IF 100, ResNet-32, CE vs Balanced Softmax vs BS + LWR, 20 epochs",
 		Runs: []PresetRun{
 			{Label: "CE", Apply: demo("ce", false)},
@@ -163,7 +215,7 @@ func ImageNetPresets() []Preset {
 	out = append(out, Preset{Name: "table3-resnext50-bs-lwr", About: "ImageNet-LT, ResNeXt-50 32x4d, balanced-softmax + LWR",
 		Runs: []PresetRun{{Label: "BS + LWR", Apply: func(c *Config) {
 			imageNetRecipe("balanced-softmax", true)(c)
-			c.Model, c.Out = "resnext50", "runs/imagenet-resnext50-balanced-softmax-lwr"
+			c.Model = "resnext50"
 		}}}})
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -171,20 +223,15 @@ func ImageNetPresets() []Preset {
 
 // imageNetRecipe is ImageNetConfig with the given loss.
 func imageNetRecipe(loss string, withLWR bool) func(*Config) {
-	return func(c *Config) { setLoss(c, loss, withLWR, "runs/imagenet-") }
+	return func(c *Config) { setLoss(c, loss, withLWR) }
 }
 
 // setLoss sets the loss (DRW at 80% of the epochs, IB from 50%, as the
-// CIFAR recipe's 160 and 100 of 200), LWR on or off, and the output folder
-// out + loss [+ "-lwr"].
-func setLoss(c *Config, loss string, withLWR bool, out string) {
+// CIFAR recipe's 160 and 100 of 200) and LWR on or off.
+func setLoss(c *Config, loss string, withLWR bool) {
 	c.Loss = losses.DefaultConfig(loss, c.Epochs)
 	c.Loss.DRWEpoch, c.Loss.IBEpoch = c.Epochs*4/5, c.Epochs/2
 	c.LWR = withLWR
-	c.Out = out + loss
-	if withLWR {
-		c.Out += "-lwr"
-	}
 }
 
 // ShortSchedule shrinks the recipe's epochs to e, keeping the schedule's

@@ -121,8 +121,12 @@ func longTail(c Config, train, test *data.Dataset, nMax int) (*data.Dataset, *da
 
 // Run trains c, writing config.json, log.jsonl, checkpoint.pt and
 // summary.json to c.Out, and returns the final metrics. progress (may be
-// nil) receives a live progress line. Cancelling ctx finishes the current
-// step, checkpoints and returns ErrInterrupted.
+// nil) receives a live progress line. Cancelling ctx stops at the next step
+// boundary (of training or of evaluation), checkpoints and returns
+// ErrInterrupted. A libtorch error in a step or an evaluation checkpoints
+// the last completed step and returns the error; a divergence (NaN or
+// infinite losses, weights or test outputs) returns an ErrDiverged error
+// and leaves the last good checkpoint as it was.
 func Run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 	var sum Summary
 	if err := c.Validate(); err != nil {
@@ -136,6 +140,9 @@ func Run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 	return sum, err
 }
 
+// warnf prints a warning line to stderr.
+func warnf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+
 func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 	start := time.Now()
 	sum := Summary{Config: c}
@@ -143,6 +150,11 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 	if err != nil {
 		return sum, fmt.Errorf("--device: %w", err)
 	}
+	dir, err := openRunDir(c, warnf)
+	if err != nil {
+		return sum, err
+	}
+	defer dir.close()
 	threads := c.Threads
 	if threads == 0 {
 		threads = runtime.NumCPU()
@@ -154,17 +166,8 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 	}
 	counts := trainSrc.Counts()
 	sum.TrainCounts = counts
-	if err := os.MkdirAll(c.Out, 0o755); err != nil {
-		return sum, err
-	}
-	if subset != nil {
-		// The subset as a list file, "index label" per line, like
-		// ImageNet-LT's: what other code (bench/torch_train.py) trains on.
-		if err := data.WriteIndexList(filepath.Join(c.Out, "train_subset.txt"), subset, trainSrc.Labels()); err != nil {
-			return sum, err
-		}
-	}
 	ckptPath := filepath.Join(c.Out, CheckpointFile)
+	logPath := filepath.Join(c.Out, LogFile)
 
 	libtorch.ManualSeed(c.Seed)
 	vs := nn.NewVarStore(dev)
@@ -191,14 +194,14 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 
 	st := State{ConfigHash: c.Hash(), Config: c}
 	if c.Resume {
-		saved, named, err := readCheckpointState(ckptPath)
+		path, saved, named, err := readLatestCheckpoint(c.Out, warnf)
 		if err != nil {
 			return sum, err
 		}
-		if err := describeDiff(ckptPath, saved.Config, c); err != nil {
+		if err := describeDiff(path, saved.Config, c); err != nil {
 			return sum, err
 		}
-		if err := loadCheckpoint(ckptPath, named, vs, opt); err != nil {
+		if err := loadCheckpoint(path, named, vs, opt); err != nil {
 			return sum, err
 		}
 		st = saved
@@ -206,20 +209,45 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 		// A kill between the log line and the checkpoint of an epoch
 		// leaves a line the resumed run writes again: keep the log in
 		// step with the checkpoint.
-		if err := truncateLog(filepath.Join(c.Out, "log.jsonl"), st.Epoch); err != nil {
+		if err := truncateLog(logPath, st.Epoch); err != nil {
 			return sum, err
 		}
 	} else {
-		if err := writeJSON(filepath.Join(c.Out, "config.json"), c); err != nil {
+		if subset != nil {
+			// The subset as a list file, "index label" per line, like
+			// ImageNet-LT's: what other code (bench/torch_train.py) trains on.
+			if err := data.WriteIndexList(filepath.Join(c.Out, SubsetFile), subset, trainSrc.Labels()); err != nil {
+				return sum, err
+			}
+		}
+		if err := writeJSON(filepath.Join(c.Out, ConfigFile), c); err != nil {
 			return sum, err
 		}
-		if err := data.WriteFileAtomic(filepath.Join(c.Out, "log.jsonl"), nil); err != nil {
+		if err := data.WriteFileAtomic(logPath, nil); err != nil {
 			return sum, err
 		}
 	}
+	// The run's seconds before this process: they survive resumes.
+	before := st.Seconds
+	elapsed := func() float64 { return before + time.Since(start).Seconds() }
+	// checkpoint writes st, the position after the last completed step.
+	checkpoint := func() error {
+		st.Seconds = elapsed()
+		return saveCheckpoint(ckptPath, vs, opt, st)
+	}
+	// stopped checkpoints the last completed step after err (an interrupt,
+	// a libtorch error) and returns err, saying where the run stands.
+	stopped := func(err error) error {
+		if cerr := checkpoint(); cerr != nil {
+			return fmt.Errorf("%w (and no checkpoint: %v)", err, cerr)
+		}
+		if errors.Is(err, ErrInterrupted) {
+			return err
+		}
+		return fmt.Errorf("%w; %s holds epoch %d step %d: continue with --resume", err, ckptPath, st.Epoch+1, st.Step)
+	}
 
 	nTrain := len(trainSrc.Labels())
-	batches := (nTrain + c.BatchSize - 1) / c.BatchSize
 	var final Metrics
 	var finalWeights lwr.Stats
 	for epoch := st.Epoch; epoch < c.Epochs; epoch++ {
@@ -239,6 +267,13 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 		if err != nil {
 			return sum, err
 		}
+		if len(order)%c.BatchSize == 1 && len(order) > 1 {
+			// A last batch of one image would give batch norm a variance
+			// of 0/0 and NaN running statistics (PyTorch refuses such a
+			// batch): leave that image out of this epoch's random order.
+			order = order[:len(order)-1]
+		}
+		batches := (len(order) + c.BatchSize - 1) / c.BatchSize
 		epochStart := time.Now()
 		seenAtStart := st.Seen
 		next, stop := trainSrc.Batches(ctx, order, c.BatchSize, c.Augment, rng, uint64(c.Seed), epoch, st.Step)
@@ -250,7 +285,7 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 			wait += time.Since(t0)
 			if err == nil && x == nil && ctx.Err() != nil { // interrupted while decoding
 				stop()
-				return sum, interrupted(ckptPath, vs, opt, st)
+				return sum, stopped(ErrInterrupted)
 			}
 			if err == nil && x == nil {
 				err = fmt.Errorf("epoch %d: the data ended after %d of %d batches", epoch+1, b, batches)
@@ -259,18 +294,25 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 				stop()
 				return sum, err
 			}
-			lb, r := trainStep(net, loss, reg, opt, x, y, lambda)
-			x.MustDrop()
-			y.MustDrop()
-			// Host sync: the loss values, to catch a divergence at once.
-			lv, rv := lb.Float64Values(true)[0], 0.0
-			if r != nil {
-				rv = r.Float64Values(true)[0]
+			var lv, rv float64
+			err = libtorch.Catch(func() {
+				defer x.MustDrop()
+				defer y.MustDrop()
+				lb, r := trainStep(net, loss, reg, opt, x, y, lambda)
+				// Host sync: the loss values, to catch a divergence at once.
+				lv = lb.Float64Values(true)[0]
+				if r != nil {
+					rv = r.Float64Values(true)[0]
+				}
+			})
+			if err != nil {
+				stop()
+				return sum, stopped(fmt.Errorf("epoch %d step %d: %w", epoch+1, b+1, err))
 			}
 			if math.IsNaN(lv) || math.IsInf(lv, 0) || math.IsNaN(rv) || math.IsInf(rv, 0) {
 				stop()
-				return sum, fmt.Errorf("epoch %d step %d: loss is %v (R %v): diverged; %s keeps the last good state (lower --lr?)",
-					epoch+1, b+1, lv, rv, ckptPath)
+				return sum, fmt.Errorf("epoch %d step %d: loss is %v (R %v): %w; %s keeps the last good state (lower --lr?)",
+					epoch+1, b+1, lv, rv, ErrDiverged, ckptPath)
 			}
 			st.LossSum += lv * float64(hi-lo)
 			st.RegSum += rv * float64(hi-lo)
@@ -285,7 +327,7 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 			}
 			if ctx.Err() != nil {
 				stop()
-				return sum, interrupted(ckptPath, vs, opt, st)
+				return sum, stopped(ErrInterrupted)
 			}
 		}
 		stop()
@@ -296,23 +338,30 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 		line.DataWait = wait.Seconds()
 		if (epoch+1)%c.EvalEvery == 0 || epoch+1 == c.Epochs {
 			m, err := evaluate(ctx, net, testSrc, c.BatchSize*2, counts)
+			if errors.Is(err, ErrInterrupted) {
+				return sum, stopped(err)
+			}
+			var le *libtorch.Error
+			if errors.As(err, &le) {
+				return sum, stopped(fmt.Errorf("epoch %d evaluation: %w", epoch+1, err))
+			}
 			if err != nil {
 				return sum, err
 			}
 			if m.NonFinite > 0 {
-				fmt.Fprintf(os.Stderr, "epoch %d: %d test images got NaN or infinite outputs, counted wrong: the network has diverged, or its batch-norm statistics have not settled yet\n",
-					epoch+1, m.NonFinite)
+				return sum, fmt.Errorf("epoch %d: %d of %d test images got NaN or infinite outputs: the network has %w; %s keeps the last good state (lower --lr?)",
+					epoch+1, m.NonFinite, len(testSrc.Labels()), ErrDiverged, ckptPath)
 			}
 			line.Test = &m
 			final = m
 			finalWeights = lwr.WeightStats(net.Head().Weight, c.LWRConfig.Theta)
 			line.Weights = &finalWeights
 		}
-		if err := appendJSONL(filepath.Join(c.Out, "log.jsonl"), line); err != nil {
+		if err := appendJSONL(logPath, line); err != nil {
 			return sum, err
 		}
 		st = State{ConfigHash: st.ConfigHash, Config: c, Epoch: epoch + 1}
-		if err := saveCheckpoint(ckptPath, vs, opt, st); err != nil {
+		if err := checkpoint(); err != nil {
 			return sum, err
 		}
 		if progress != nil {
@@ -333,23 +382,14 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 		finalWeights = lwr.WeightStats(net.Head().Weight, c.LWRConfig.Theta)
 	}
 	sum.Final = final
-	sum.Seconds = time.Since(start).Seconds()
-	if err := writeJSON(filepath.Join(c.Out, "summary.json"), sum); err != nil {
+	sum.Seconds = elapsed()
+	if err := writeJSON(filepath.Join(c.Out, SummaryFile), sum); err != nil {
 		return sum, err
 	}
 	if err := writePlots(c, sum, finalWeights); err != nil {
 		return sum, err
 	}
 	return sum, nil
-}
-
-// interrupted checkpoints a run stopped by its context and returns
-// ErrInterrupted, or the error of writing the checkpoint.
-func interrupted(path string, vs *nn.VarStore, opt *optim.SGD, st State) error {
-	if err := saveCheckpoint(path, vs, opt, st); err != nil {
-		return err
-	}
-	return ErrInterrupted
 }
 
 // writePlots draws the run's pictures into c.Out from summary.json's
@@ -416,7 +456,9 @@ func trainStep(net resnet.Net, loss losses.Loss, reg *lwr.Regularizer, opt *opti
 }
 
 // evaluate classifies every image of src in eval mode and returns the
-// metrics, grouping classes by trainCounts.
+// metrics, grouping classes by trainCounts. It stops with ErrInterrupted
+// between batches when ctx is done, and returns a libtorch error as a
+// *libtorch.Error.
 func evaluate(ctx context.Context, net resnet.Net, src source, batch int, trainCounts []int64) (Metrics, error) {
 	ev := NewEvaluation(src.Classes())
 	order := make([]int64, len(src.Labels()))
@@ -425,18 +467,30 @@ func evaluate(ctx context.Context, net resnet.Net, src source, batch int, trainC
 	}
 	var err error
 	libtorch.NoGrad(func() {
-		next, stop := src.Batches(context.WithoutCancel(ctx), order, batch, false, nil, 0, 0, 0)
+		next, stop := src.Batches(ctx, order, batch, false, nil, 0, 0, 0)
 		defer stop()
 		for {
 			var x, y *ts.Tensor
-			if x, y, err = next(); err != nil || x == nil {
+			x, y, err = next()
+			if err == nil && x == nil && ctx.Err() != nil {
+				err = ErrInterrupted
+			}
+			if err != nil || x == nil {
 				return
 			}
-			logits, feat := net.ForwardT(x, false)
-			probs := logits.MustSoftmax(1, gotch.Double, true).MustTo(gotch.CPU, true)
-			ev.Add(probs.Float64Values(true), y.MustTo(gotch.CPU, true).Int64Values(true)) // host sync
-			x.MustDrop()
-			feat.MustDrop()
+			err = libtorch.Catch(func() {
+				defer x.MustDrop()
+				logits, feat := net.ForwardT(x, false)
+				feat.MustDrop()
+				probs := logits.MustSoftmax(1, gotch.Double, true).MustTo(gotch.CPU, true)
+				ev.Add(probs.Float64Values(true), y.MustTo(gotch.CPU, true).Int64Values(true)) // host sync
+			})
+			if err == nil && ctx.Err() != nil {
+				err = ErrInterrupted
+			}
+			if err != nil {
+				return
+			}
 		}
 	})
 	return ev.Metrics(trainCounts), err

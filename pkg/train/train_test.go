@@ -53,6 +53,7 @@ func TestValidateNamesTheFlag(t *testing.T) {
 	c := DefaultConfig()
 	c.LWR = false
 	c.LWRConfig.Theta = 9 // ignored without LWR
+	c.Out = "runs/x"
 	if err := c.Validate(); err != nil {
 		t.Errorf("LWR off: %v", err)
 	}
@@ -109,6 +110,13 @@ func TestMetrics(t *testing.T) {
 	check("nll with a NaN row", float64(m.NLL), -math.Log(0.8))
 	if m.NonFinite != 1 {
 		t.Errorf("non_finite = %d, want 1", m.NonFinite)
+	}
+	// Every output NaN: NLL and ECE are undefined (null), not a perfect 0.
+	ev = NewEvaluation(2)
+	ev.Add([]float64{math.NaN(), math.NaN(), math.NaN(), math.NaN()}, []int64{0, 1})
+	b, err = json.Marshal(ev.Metrics([]int64{500, 5}))
+	if err != nil || !strings.Contains(string(b), `"nll":null`) || !strings.Contains(string(b), `"ece":null`) || !strings.Contains(string(b), `"top1":0`) {
+		t.Errorf("all outputs NaN encode as %s (err %v), want nll and ece null, top1 0", b, err)
 	}
 }
 

@@ -215,3 +215,43 @@ func TestPatchCInts(t *testing.T) {
 		t.Errorf("unused unsafe import not kept alive (n=%d):\n%s", n, out)
 	}
 }
+
+func TestPatchFatal(t *testing.T) {
+	cases := []struct {
+		in, want string
+		n        int
+	}{
+		{"if err != nil { log.Fatal(err) }", "if err != nil { panic(err) }", 1},
+		{`log.Fatalf("bad %v", x)`, `log.Panicf("bad %v", x)`, 1},
+		{`log.Fatal("no")`, `log.Panic("no")`, 1},
+		{"return x", "return x", 0},
+	}
+	for _, c := range cases {
+		got, n := PatchFatal(c.in)
+		if got != c.want || n != c.n {
+			t.Errorf("PatchFatal(%q) = %q, %d; want %q, %d", c.in, got, n, c.want, c.n)
+		}
+	}
+	out, _ := PatchFatal("import \"log\"\nfunc f(err error) { log.Fatal(err) }\n")
+	if !strings.Contains(out, "var _ = log.Printf") {
+		t.Errorf("unused log import not kept alive:\n%s", out)
+	}
+	out, _ = PatchFatal("import \"log\"\nfunc f(err error) { log.Fatal(err); log.Print(1) }\n")
+	if strings.Contains(out, "var _ = log.Printf") {
+		t.Errorf("a used log import got a blank variable:\n%s", out)
+	}
+}
+
+func TestPatchTorchErr(t *testing.T) {
+	src := "func TorchErr() error {\n\tif errStr != \"\" {\n\t\t" + torchErrWithStack + "\n\t}\n\treturn nil\n}\n"
+	out, err := PatchTorchErr(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, "debug.Stack()") || !strings.Contains(out, torchErrShort) {
+		t.Errorf("TorchErr still appends the stack:\n%s", out)
+	}
+	if _, err := PatchTorchErr("package ts\n"); err == nil {
+		t.Error("a file without gotch's TorchErr was patched without error")
+	}
+}

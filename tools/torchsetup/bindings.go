@@ -54,3 +54,50 @@ func PatchCInts(src string) (string, int) {
 	}
 	return out, n
 }
+
+// gotch's Must* functions and many others end the process with log.Fatal
+// on any libtorch error (a shape mismatch, an unreadable checkpoint, CUDA
+// out of memory): no deferred function runs, so a trainer can neither
+// checkpoint nor clean up, and the message carries a C++ backtrace. Setup
+// makes them panic with the error instead; lwr recovers the panic on its
+// training thread (pkg/libtorch.OnThread) and returns it as a Go error.
+var fatalCalls = []struct{ from, to string }{
+	{"log.Fatal(err)", "panic(err)"},
+	{"log.Fatalf(", "log.Panicf("},
+	{"log.Fatalln(", "log.Panicln("},
+	{"log.Fatal(", "log.Panic("},
+}
+
+// PatchFatal replaces the calls to log.Fatal* in src by panics and reports
+// how many. A file left without a use of package log keeps its import
+// through a blank variable.
+func PatchFatal(src string) (string, int) {
+	n := 0
+	for _, c := range fatalCalls {
+		n += strings.Count(src, c.from)
+		src = strings.ReplaceAll(src, c.from, c.to)
+	}
+	if n > 0 && strings.Contains(src, "\"log\"") && !strings.Contains(strings.ReplaceAll(src, "\"log\"", ""), "log.") {
+		src += "\nvar _ = log.Printf // keeps the import the patched code no longer needs\n"
+	}
+	return src, n
+}
+
+// torchErrWithStack is how gotch's ts.TorchErr words every libtorch error:
+// the message, then the Go stack of the call, so that each error is dozens
+// of lines long.
+const (
+	torchErrWithStack = "trace := string(debug.Stack())\n\t\treturn fmt.Errorf(\"Libtorch API Error: %v\\n%v\\n\", errStr, trace)"
+	torchErrShort     = "return fmt.Errorf(\"libtorch: %v\", errStr)"
+)
+
+// PatchTorchErr makes ts.TorchErr's errors the libtorch message alone,
+// prefixed "libtorch: ". It is an error if src (ts/error.go) does not
+// have the expected shape.
+func PatchTorchErr(src string) (string, error) {
+	if !strings.Contains(src, torchErrWithStack) {
+		return "", fmt.Errorf("no %q: not gotch v0.9.1's TorchErr", torchErrWithStack)
+	}
+	src = strings.Replace(src, torchErrWithStack, torchErrShort, 1)
+	return src + "\nvar _ = debug.Stack // keeps the import the patched code no longer needs\n", nil
+}

@@ -29,7 +29,7 @@ const (
 	gotchVersion = "v0.9.1"
 	// adapterVersion changes whenever what setup writes changes, so that
 	// an old adapted copy is rebuilt.
-	adapterVersion = "7"
+	adapterVersion = "8"
 	generatedFile  = "torch_api_generated.cpp.h"
 	stampFile      = ".lwr-setup.json"
 )
@@ -124,6 +124,11 @@ func run(out, python string, install, force bool, log func(string, ...any)) erro
 		}
 	}
 	log("patched %d C int results that gotch read as 8 bytes", casts)
+	fatals, err := patchFatalCalls(tmp)
+	if err != nil {
+		return err
+	}
+	log("patched %d log.Fatal calls into panics that lwr returns as errors", fatals)
 	adapted, total, err := adapt(libtch, lt, log)
 	if err != nil {
 		return err
@@ -142,6 +147,42 @@ func run(out, python string, install, force bool, log func(string, ...any)) erro
 	log("adapted %d of %d generated wrappers for libtorch %s in %s; wrote %s",
 		len(adapted), total, lt.Version, time.Since(start).Round(time.Second), out)
 	return nil
+}
+
+// patchFatalCalls turns gotch's log.Fatal calls into panics (PatchFatal) in
+// the packages lwr uses, and shortens ts.TorchErr's errors (PatchTorchErr).
+func patchFatalCalls(root string) (int, error) {
+	n := 0
+	for _, dir := range []string{"", "ts", "nn"} {
+		files, err := filepath.Glob(filepath.Join(root, dir, "*.go"))
+		if err != nil {
+			return 0, err
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return 0, err
+			}
+			src, k := PatchFatal(string(b))
+			if filepath.Base(f) == "error.go" && dir == "ts" {
+				if src, err = PatchTorchErr(src); err != nil {
+					return 0, fmt.Errorf("%s: %w", f, err)
+				}
+				k++
+			}
+			if k == 0 {
+				continue
+			}
+			n += k
+			if err := os.WriteFile(f, []byte(src), 0o644); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
 }
 
 // adapt compiles the wrappers against lt's headers (syntax only) and stubs
