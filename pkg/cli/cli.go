@@ -65,69 +65,9 @@ func (e *SignalError) Unwrap() error { return e.Err }
 // boundary with a checkpoint; a second exits at once (what is on disk is
 // whole: every file is written through a rename).
 func (cmd Command) Run(args []string) error {
-	// First pass: the preset decides the defaults the flags override.
-	pre := pflag.NewFlagSet(cmd.Name, pflag.ContinueOnError)
-	pre.ParseErrorsWhitelist.UnknownFlags = true
-	pre.Usage = func() {}
-	pre.SetOutput(discard{})
-	presetName := pre.String("preset", "", "")
-	list := pre.Bool("list-presets", false, "")
-	pre.BoolP("help", "h", false, "")
-	pre.Parse(args)
-	if *list {
-		for _, p := range cmd.Presets {
-			fmt.Printf("%-28s %s\n", p.Name, p.About)
-		}
-		return nil
-	}
-	preset := train.Preset{Runs: []train.PresetRun{{Label: "run", Apply: func(*train.Config) {}}}}
-	if *presetName != "" {
-		p, err := train.FindPreset(cmd.Presets, *presetName)
-		if err != nil {
-			return err
-		}
-		preset = p
-	}
-	runs := preset.Runs
-	var configs []train.Config
-	seen := map[string]string{}
-	for _, r := range runs {
-		c := cmd.Defaults()
-		r.Apply(&c)
-		recipeEpochs := c.Epochs
-		fs := pflag.NewFlagSet(cmd.Name, pflag.ContinueOnError)
-		fs.SortFlags = false
-		fs.String("preset", "", "run a named experiment (see --list-presets); flags beside it override it")
-		fs.Bool("list-presets", false, "list the presets and exit")
-		cmd.Bind(fs, &c)
-		fs.Usage = func() {
-			fmt.Fprint(os.Stderr, cmd.Usage)
-			fs.PrintDefaults()
-		}
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() > 0 {
-			return fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
-		}
-		train.FollowEpochs(&c, recipeEpochs, fs.Changed)
-		switch {
-		case !fs.Changed("out"):
-			c.Out = filepath.Join(cmp.Or(preset.Dir, "runs"), train.RunName(c))
-		case *presetName != "":
-			c.Out = filepath.Join(c.Out, train.RunName(c))
-		}
-		if err := c.Validate(); err != nil {
-			return err
-		}
-		if other, ok := seen[filepath.Clean(c.Out)]; ok {
-			return fmt.Errorf("runs %s and %s would share the folder %s", other, r.Label, c.Out)
-		}
-		seen[filepath.Clean(c.Out)] = r.Label
-		if err := train.CheckOut(c); err != nil {
-			return err
-		}
-		configs = append(configs, c)
+	runs, configs, err := cmd.Configs(args)
+	if err != nil || configs == nil {
+		return err
 	}
 	ctx, sig := signalContext(cmd.Name)
 	var results []train.Summary
@@ -148,6 +88,79 @@ func (cmd Command) Run(args []string) error {
 	}
 	printTable(runs, results)
 	return nil
+}
+
+// Configs resolves args over the command's defaults and presets into the
+// runs to train, with their labels: the preset's settings, the flags over
+// them, the schedule fitted to --epochs, and each run's folder (runs/NAME,
+// or OUT/NAME with --preset and --out; exactly --out without a preset).
+// Every run is validated and its folder checked (train.CheckOut); two runs
+// never share a folder. After --list-presets it returns no runs.
+func (cmd Command) Configs(args []string) ([]train.PresetRun, []train.Config, error) {
+	// First pass: the preset decides the defaults the flags override.
+	pre := pflag.NewFlagSet(cmd.Name, pflag.ContinueOnError)
+	pre.ParseErrorsWhitelist.UnknownFlags = true
+	pre.Usage = func() {}
+	pre.SetOutput(discard{})
+	presetName := pre.String("preset", "", "")
+	list := pre.Bool("list-presets", false, "")
+	pre.BoolP("help", "h", false, "")
+	pre.Parse(args)
+	if *list {
+		for _, p := range cmd.Presets {
+			fmt.Printf("%-28s %s\n", p.Name, p.About)
+		}
+		return nil, nil, nil
+	}
+	preset := train.Preset{Runs: []train.PresetRun{{Label: "run", Apply: func(*train.Config) {}}}}
+	if *presetName != "" {
+		p, err := train.FindPreset(cmd.Presets, *presetName)
+		if err != nil {
+			return nil, nil, err
+		}
+		preset = p
+	}
+	var configs []train.Config
+	seen := map[string]string{}
+	for _, r := range preset.Runs {
+		c := cmd.Defaults()
+		r.Apply(&c)
+		recipeEpochs := c.Epochs
+		fs := pflag.NewFlagSet(cmd.Name, pflag.ContinueOnError)
+		fs.SortFlags = false
+		fs.String("preset", "", "run a named experiment (see --list-presets); flags beside it override it")
+		fs.Bool("list-presets", false, "list the presets and exit")
+		cmd.Bind(fs, &c)
+		fs.Usage = func() {
+			fmt.Fprint(os.Stderr, cmd.Usage)
+			fs.PrintDefaults()
+		}
+		if err := fs.Parse(args); err != nil {
+			return nil, nil, err
+		}
+		if fs.NArg() > 0 {
+			return nil, nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+		}
+		train.FollowEpochs(&c, recipeEpochs, fs.Changed)
+		switch {
+		case !fs.Changed("out"):
+			c.Out = filepath.Join(cmp.Or(preset.Dir, "runs"), train.RunName(c))
+		case *presetName != "":
+			c.Out = filepath.Join(c.Out, train.RunName(c))
+		}
+		if err := c.Validate(); err != nil {
+			return nil, nil, err
+		}
+		if other, ok := seen[filepath.Clean(c.Out)]; ok {
+			return nil, nil, fmt.Errorf("runs %s and %s would share the folder %s", other, r.Label, c.Out)
+		}
+		seen[filepath.Clean(c.Out)] = r.Label
+		if err := train.CheckOut(c); err != nil {
+			return nil, nil, err
+		}
+		configs = append(configs, c)
+	}
+	return preset.Runs, configs, nil
 }
 
 // signalContext returns a context cancelled by the first SIGINT or

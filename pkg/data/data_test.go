@@ -231,6 +231,43 @@ func TestLoadFashionMNISTFormat(t *testing.T) {
 	if _, err := LoadFashionMNIST(dir, false); err == nil || !strings.Contains(err.Error(), "truncated") {
 		t.Errorf("truncated IDX: err = %v", err)
 	}
+	// Untrusted headers (case 9): dimensions whose product overflows or
+	// exceeds the data are refused from the header, before any use.
+	for _, dims := range [][]uint32{
+		{0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF}, // 2^96: wraps an int64 product
+		{1 << 16, 1 << 16, 1 << 16},          // 2^48 = 0 mod 2^48·k on a careless product
+		{3, 0, 28},
+	} {
+		writeIDX(t, filepath.Join(dir, "t10k-images-idx3-ubyte.gz"), 0x0803, dims, bytes.Repeat([]byte{7}, 3*784))
+		if _, err := LoadFashionMNIST(dir, false); err == nil || !strings.Contains(err.Error(), "header claims shape") {
+			t.Errorf("IDX dims %v: err = %v, want the header refused", dims, err)
+		}
+	}
+}
+
+// TestCIFARFileBounded (case 9): a CIFAR "file" that is a folder or larger
+// than any CIFAR file is refused before it is read.
+func TestCIFARFileBounded(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "cifar-100-binary")
+	if err := os.MkdirAll(filepath.Join(sub, "train.bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadCIFAR(dir, 100, true); err == nil || !strings.Contains(err.Error(), "not a CIFAR binary file") {
+		t.Errorf("a folder named train.bin: err = %v", err)
+	}
+	big := filepath.Join(sub, "test.bin")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(60001 * 3074); err != nil { // sparse: no disk used
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := LoadCIFAR(dir, 100, false); err == nil || !strings.Contains(err.Error(), "not a CIFAR binary file") {
+		t.Errorf("an oversized test.bin: err = %v", err)
+	}
 }
 
 // TestFashionMNISTLT: the offline default's subset, from Debian's files

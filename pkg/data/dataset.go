@@ -96,6 +96,10 @@ func LoadFashionMNIST(dir string, train bool) (*Dataset, error) {
 	return d, nil
 }
 
+// maxIDXBytes bounds an IDX file once inflated (Fashion-MNIST's largest
+// is 47 MB).
+const maxIDXBytes = 1 << 30
+
 // readIDX reads a gzip-compressed IDX file of unsigned bytes with the
 // given magic number, returning the data and the dimensions.
 func readIDX(path string, magic uint32) ([]uint8, []int, error) {
@@ -108,9 +112,13 @@ func readIDX(path string, magic uint32) ([]uint8, []int, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: not gzip: %w", path, err)
 	}
-	raw, err := io.ReadAll(zr)
+	// Bounded: a small gzip may inflate to any size.
+	raw, err := io.ReadAll(io.LimitReader(zr, maxIDXBytes+1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: corrupt or truncated gzip: %w", path, err)
+	}
+	if len(raw) > maxIDXBytes {
+		return nil, nil, fmt.Errorf("%s: inflates to more than %d bytes: not an image data set of this kind", path, maxIDXBytes)
 	}
 	ndim := int(magic & 0xff)
 	if len(raw) < 4+4*ndim || binary.BigEndian.Uint32(raw) != magic {
@@ -120,6 +128,11 @@ func readIDX(path string, magic uint32) ([]uint8, []int, error) {
 	total := 1
 	for i := range dims {
 		dims[i] = int(binary.BigEndian.Uint32(raw[4+4*i:]))
+		// Each factor below the data's length keeps the product from
+		// overflowing before it is compared with the length.
+		if dims[i] == 0 || dims[i] > len(raw) || total > len(raw)/dims[i] {
+			return nil, nil, fmt.Errorf("%s: header claims shape %v…, more than its %d bytes hold", path, dims[:i+1], len(raw))
+		}
 		total *= dims[i]
 	}
 	body := raw[4+4*ndim:]
@@ -163,10 +176,18 @@ func LoadCIFAR(dir string, classes int, train bool) (*Dataset, error) {
 		Mean: cifarMean, Std: cifarStd}
 	record := labelBytes + cifarPixels
 	for _, path := range files {
-		raw, err := os.ReadFile(path)
+		st, err := os.Stat(path)
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("%s: missing: run scripts/download_cifar.sh or pass --data-dir", path)
 		}
+		if err != nil {
+			return nil, err
+		}
+		// CIFAR's largest file holds 50,000 records (154 MB).
+		if !st.Mode().IsRegular() || st.Size() > 60000*int64(record) {
+			return nil, fmt.Errorf("%s: %d bytes (%v): not a CIFAR binary file (at most 60,000 %d-byte records)", path, st.Size(), st.Mode().Type(), record)
+		}
+		raw, err := os.ReadFile(path)
 		if err != nil {
 			return nil, err
 		}

@@ -14,8 +14,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 
 	"github.com/lwr-go/lwr/pkg/data"
+	"github.com/lwr-go/lwr/pkg/jpeg"
 )
 
 // Classes is ImageNet's number of classes.
@@ -28,7 +30,9 @@ func Split(name string) string { return "ImageNet_LT_" + name + ".txt" }
 type Dataset struct {
 	Name    string
 	Root    string   // the ILSVRC2012 folder (train/, val/)
+	List    string   // the list file read
 	Paths   []string // relative to Root
+	Lines   []int    // each image's line in List
 	Labels  []int64
 	Classes int
 	Missing []string // images of the list not found, dropped (Open with skipMissing)
@@ -55,7 +59,9 @@ const MaxImageBytes = 64 << 20
 // but a regular file (a device such as /dev/zero, a FIFO that would block
 // a worker forever, a folder) is refused before it is read.
 func ReadImageFile(path string, maxBytes int64) ([]byte, error) {
-	f, err := os.Open(path)
+	// Non-blocking, so that opening a FIFO returns at once (a plain open
+	// waits for a writer); regular files ignore the flag.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +144,7 @@ func Open(root, list string, classes int, skipMissing bool) (*Dataset, error) {
 			return nil, fmt.Errorf("%s: line %d: %s is not a regular file (%s)", list, e.Line, filepath.Join(root, e.Item), notRegular[i])
 		}
 	}
-	d := &Dataset{Name: filepath.Base(list), Root: root, Classes: classes}
+	d := &Dataset{Name: filepath.Base(list), List: list, Root: root, Classes: classes}
 	nMissing := 0
 	for _, m := range missing {
 		if m {
@@ -155,10 +161,62 @@ func Open(root, list string, classes int, skipMissing bool) (*Dataset, error) {
 			continue
 		}
 		d.Paths = append(d.Paths, e.Item)
+		d.Lines = append(d.Lines, e.Line)
 		d.Labels = append(d.Labels, e.Label)
 	}
 	if d.Len() == 0 {
 		return nil, fmt.Errorf("%s: none of its %d images is under %s", list, len(entries), root)
 	}
 	return d, nil
+}
+
+// Check reads every image of d in parallel (workers goroutines; 0: one
+// per core) and its header: a regular file of at most maxBytes, a format
+// Go or libjpeg-turbo reads, at most maxPixels pixels. The first image
+// that fails is an error naming the list's line, unless skip, which drops
+// the failing images from d and returns them, each "list:line: path: why".
+func (d *Dataset) Check(maxPixels, maxBytes int64, workers int, skip bool) ([]string, error) {
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	bad := make([]error, d.Len())
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < d.Len(); i += workers {
+				path := filepath.Join(d.Root, d.Paths[i])
+				b, err := ReadImageFile(path, maxBytes)
+				if err == nil {
+					if len(b) == 0 {
+						err = fmt.Errorf("%s: empty file", path)
+					} else if _, _, err = jpeg.Size(b, maxPixels); err != nil {
+						err = fmt.Errorf("%s: %w", path, err)
+					}
+				}
+				bad[i] = err
+			}
+		}()
+	}
+	wg.Wait()
+	var dropped []string
+	kept := 0
+	for i, err := range bad {
+		if err == nil {
+			d.Paths[kept], d.Lines[kept], d.Labels[kept] = d.Paths[i], d.Lines[i], d.Labels[i]
+			kept++
+			continue
+		}
+		msg := fmt.Sprintf("%s: line %d: %v", d.List, d.Lines[i], err)
+		if !skip {
+			return nil, fmt.Errorf("%s (--skip-corrupt trains without such images)", msg)
+		}
+		dropped = append(dropped, msg)
+	}
+	d.Paths, d.Lines, d.Labels = d.Paths[:kept], d.Lines[:kept], d.Labels[:kept]
+	if kept == 0 {
+		return dropped, fmt.Errorf("%s: none of its images passed the check; the first: %s", d.List, dropped[0])
+	}
+	return dropped, nil
 }

@@ -118,6 +118,23 @@ func (e *Error) Error() string {
 	return e.Msg
 }
 
+// Short returns err as an *Error when it carries a libtorch message (as
+// the errors gotch's functions return do), so that it prints as one line;
+// other errors, and nil, come back as they are.
+func Short(err error) error {
+	if err == nil {
+		return nil
+	}
+	var le *Error
+	if errors.As(err, &le) {
+		return err
+	}
+	if op, msg, found := strings.Cut(err.Error(), "libtorch: "); found {
+		return shorten(strings.TrimSuffix(strings.TrimSuffix(op, " failed: "), "()"), msg, "")
+	}
+	return err
+}
+
 // recovered turns a recovered panic value into an error: an *Error for
 // gotch's libtorch errors (their text holds "libtorch: ", after the Go
 // function's name: "View() failed: libtorch: shape ..."), a "panic:" error

@@ -86,7 +86,7 @@ func saveCheckpoint(path string, vs *nn.VarStore, opt *optim.SGD, st State) erro
 		return fmt.Errorf("write checkpoint %s: %w", path, err)
 	}
 	if err := ts.SaveMultiNew(named, tmp); err != nil { // SaveMulti builds its name array wrong
-		return fail(err)
+		return fail(libtorch.Short(err))
 	}
 	if err := syncFile(tmp); err != nil {
 		return fail(err)
@@ -152,9 +152,13 @@ const maxMetaBytes = 1 << 20
 // tensors. A file libtorch cannot read, or without a sound state record,
 // is an error naming the file.
 func readCheckpointState(path string) (st State, named []ts.NamedTensor, err error) {
+	var loadErr error
 	err = libtorch.Catch(func() {
-		named, err = ts.LoadMulti(path)
+		named, loadErr = ts.LoadMulti(path)
 	})
+	if err == nil {
+		err = libtorch.Short(loadErr)
+	}
 	if err != nil {
 		return st, nil, fmt.Errorf("read checkpoint %s: not a readable checkpoint (truncated or corrupt?): %w", path, err)
 	}
@@ -273,6 +277,6 @@ func describeDiff(path string, saved, now Config) error {
 	if len(diff) == 0 {
 		return nil
 	}
-	return fmt.Errorf("checkpoint %s was made with other settings; refusing to resume (start a new --out, or use the same flags):\n  %s",
+	return fmt.Errorf("%s was made with other settings; refusing to resume (start a new --out, or use the same flags):\n  %s",
 		path, strings.Join(diff, "\n  "))
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/lwr-go/lwr/pkg/imagenet"
+	"github.com/lwr-go/lwr/pkg/jpeg"
 	"github.com/lwr-go/lwr/pkg/losses"
 	"github.com/lwr-go/lwr/pkg/lwr"
 )
@@ -31,15 +32,19 @@ type Config struct {
 	Model           string  `json:"model"`            // resnet32 (CIFAR), resnet50, resnext50 (ImageNet)
 
 	// ImageNet-LT only.
-	ListDir     string  `json:"list_dir,omitempty"`     // folder of ImageNet_LT_{train,val,test}.txt (default: DataDir)
-	TestSplit   string  `json:"test_split,omitempty"`   // the list evaluated: test (50,000 images) or val (20,000)
-	Classes     int     `json:"classes,omitempty"`      // labels in the lists are below it (1000)
-	SkipMissing bool    `json:"skip_missing,omitempty"` // drop listed images that are not on disk, instead of stopping
-	ImageSize   int     `json:"image_size,omitempty"`   // crop side in pixels (224); the test resize is 256/224 of it
-	Jitter      float64 `json:"jitter,omitempty"`       // ColorJitter brightness = contrast = saturation (0.4); 0: off
-	Decoder     string  `json:"decoder,omitempty"`      // turbo (libjpeg-turbo) or go
-	Workers     int     `json:"workers,omitempty"`      // JPEG decoding goroutines (0: one per core)
-	Prefetch    int     `json:"prefetch,omitempty"`     // batches decoded ahead (0: 2)
+	ListDir     string  `json:"list_dir,omitempty"`         // folder of ImageNet_LT_{train,val,test}.txt (default: DataDir)
+	TestSplit   string  `json:"test_split,omitempty"`       // the list evaluated: test (50,000 images) or val (20,000)
+	Classes     int     `json:"classes,omitempty"`          // labels in the lists are below it (1000)
+	SkipMissing bool    `json:"skip_missing,omitempty"`     // drop listed images that are not on disk, instead of stopping
+	ImageSize   int     `json:"image_size,omitempty"`       // crop side in pixels (224); the test resize is 256/224 of it
+	Jitter      float64 `json:"jitter,omitempty"`           // ColorJitter brightness = contrast = saturation (0.4); 0: off
+	Decoder     string  `json:"decoder,omitempty"`          // turbo (libjpeg-turbo) or go
+	Workers     int     `json:"workers,omitempty"`          // JPEG decoding goroutines (0: one per core)
+	Prefetch    int     `json:"prefetch,omitempty"`         // batches decoded ahead (0: 2)
+	MaxPixels   int64   `json:"max_image_pixels,omitempty"` // largest image accepted, width × height (jpeg.MaxPixels)
+	MaxBytes    int64   `json:"max_image_bytes,omitempty"`  // largest image file accepted (imagenet.MaxImageBytes)
+	CheckImages bool    `json:"check_images,omitempty"`     // read every listed image's header before training
+	SkipCorrupt bool    `json:"skip_corrupt,omitempty"`     // with CheckImages: train without the images that fail it, counted
 
 	Loss        losses.Config `json:"loss"`
 	LWR         bool          `json:"lwr"`
@@ -95,9 +100,20 @@ func ImageNetConfig() Config {
 	c.Loss = losses.DefaultConfig("balanced-softmax", 100)
 	c.Epochs, c.BatchSize, c.WeightDecay, c.Milestones = 100, 256, 2e-4, []int{60, 80}
 	c.TestSplit, c.Classes, c.ImageSize, c.Jitter, c.Decoder = "test", imagenet.Classes, 224, 0.4, "turbo"
+	c.MaxPixels, c.MaxBytes = jpeg.MaxPixels, imagenet.MaxImageBytes
 	c.EvalEvery = 5
 	return c
 }
+
+// Bounds of the loader's settings: each batch in flight holds
+// batch × 3 × size² bytes, so unbounded values would let a typo ask for
+// terabytes.
+const (
+	maxWorkers   = 256   // decoding goroutines
+	maxPrefetch  = 64    // batches decoded ahead
+	maxImageSize = 1024  // crop side in pixels
+	maxBatch     = 65536 // images per batch
+)
 
 // Validate rejects settings before any work, naming the flag.
 func (c Config) Validate() error {
@@ -112,14 +128,18 @@ func (c Config) Validate() error {
 			"--dataset %q: want fashion-mnist, cifar10, cifar100, synthetic or imagenet-lt", c.Dataset),
 		check(c.ImbalanceFactor >= 1 && !math.IsInf(c.ImbalanceFactor, 0), "--imb-factor %v: want ≥ 1", c.ImbalanceFactor),
 		check(c.Model == "resnet32" || c.Model == "resnet50" || c.Model == "resnext50", "--model %q: want resnet32, resnet50 or resnext50", c.Model),
-		check(c.Dataset != "imagenet-lt" || c.ImageSize >= 32, "--image-size %d: want ≥ 32", c.ImageSize),
+		check(c.Dataset != "imagenet-lt" || (c.ImageSize >= 32 && c.ImageSize <= maxImageSize), "--image-size %d: want 32..%d", c.ImageSize, maxImageSize),
+		check(c.Dataset != "imagenet-lt" || (c.MaxPixels >= 1 && c.MaxPixels <= 1<<32), "--max-image-pixels %d: want 1..%d", c.MaxPixels, int64(1)<<32),
+		check(c.Dataset != "imagenet-lt" || (c.MaxBytes >= 1 && c.MaxBytes <= 1<<32), "--max-image-bytes %d: want 1..%d", c.MaxBytes, int64(1)<<32),
+		check(!c.SkipCorrupt || c.CheckImages, "--skip-corrupt: needs --check-images (the check finds the images to skip)"),
 		check(c.Dataset != "imagenet-lt" || c.Classes >= 2, "--classes %d: want ≥ 2", c.Classes),
 		check(c.Dataset != "imagenet-lt" || c.TestSplit == "test" || c.TestSplit == "val", "--test-split %q: want test or val", c.TestSplit),
 		check(c.Dataset != "imagenet-lt" || c.Decoder == "turbo" || c.Decoder == "go", "--decoder %q: want turbo or go", c.Decoder),
 		check(c.Jitter >= 0 && c.Jitter <= 1, "--jitter %v: want 0 ≤ v ≤ 1", c.Jitter),
-		check(c.Workers >= 0 && c.Prefetch >= 0, "--workers %d, --prefetch %d: want ≥ 0", c.Workers, c.Prefetch),
+		check(c.Workers >= 0 && c.Workers <= maxWorkers, "--workers %d: want 0..%d", c.Workers, maxWorkers),
+		check(c.Prefetch >= 0 && c.Prefetch <= maxPrefetch, "--prefetch %d: want 0..%d", c.Prefetch, maxPrefetch),
 		check(c.Epochs >= 1, "--epochs %d: want ≥ 1", c.Epochs),
-		check(c.BatchSize >= 1, "--batch-size %d: want ≥ 1", c.BatchSize),
+		check(c.BatchSize >= 1 && c.BatchSize <= maxBatch, "--batch-size %d: want 1..%d", c.BatchSize, maxBatch),
 		check(c.LR > 0, "--lr %v: want > 0", c.LR),
 		check(c.Momentum >= 0 && c.Momentum < 1, "--momentum %v: want 0 ≤ μ < 1", c.Momentum),
 		check(c.WeightDecay >= 0, "--wd %v: want ≥ 0", c.WeightDecay),
@@ -208,6 +228,7 @@ func (c Config) Hash() string {
 // resultRelevant is c without the settings that do not change the result.
 func (c Config) resultRelevant() Config {
 	c.Out, c.Device, c.Threads, c.EvalEvery, c.Workers, c.Prefetch = "", "", 0, 0, 0, 0
+	c.MaxPixels, c.MaxBytes, c.CheckImages = 0, 0, false
 	return c
 }
 

@@ -39,11 +39,13 @@ type runDir struct {
 
 // CheckOut reports whether c may use c.Out, without taking it: a new run
 // needs a folder that holds no run (or --force), a resumed one a
-// checkpoint. cmd checks every run of a preset with it before training the
+// checkpoint or, for a run stopped before its first, its config.json. cmd checks every run of a preset with it before training the
 // first.
 func CheckOut(c Config) error {
 	if c.Resume {
-		for _, name := range []string{CheckpointFile, PrevCheckpoint} {
+		// A run killed before its first checkpoint left its config.json:
+		// resuming it starts it again.
+		for _, name := range []string{CheckpointFile, PrevCheckpoint, ConfigFile} {
 			if _, err := os.Stat(filepath.Join(c.Out, name)); err == nil {
 				return nil
 			}

@@ -90,7 +90,7 @@ func newJPEGSource(d *imagenet.Dataset, c Config, dev gotch.Device) *jpegSource 
 	j := transform.Jitter{Brightness: c.Jitter, Contrast: c.Jitter, Saturation: c.Jitter}
 	s := &jpegSource{d: d, dev: dev, buffers: map[*byte]*ts.Tensor{}}
 	base := imagenet.Loader{Data: d, Size: c.ImageSize, Decoder: jpeg.Decoder(c.Decoder), Workers: c.Workers, Prefetch: c.Prefetch,
-		NewBuffer: s.newBuffer}
+		MaxPixels: c.MaxPixels, MaxBytes: c.MaxBytes, NewBuffer: s.newBuffer}
 	train, test := base, base
 	train.Train, train.Jitter = true, j
 	s.train, s.test = &train, &test
@@ -184,6 +184,17 @@ func imageNetData(c Config) (train, test *imagenet.Dataset, err error) {
 	}
 	if test, err = imagenet.Open(root, filepath.Join(lists, imagenet.Split(c.TestSplit)), c.Classes, c.SkipMissing); err != nil {
 		return nil, nil, err
+	}
+	if c.CheckImages {
+		for _, d := range []*imagenet.Dataset{train, test} {
+			dropped, err := d.Check(c.MaxPixels, c.MaxBytes, c.Workers, c.SkipCorrupt)
+			if err != nil {
+				return nil, nil, err
+			}
+			if len(dropped) > 0 {
+				warnf("%s: %d images fail the check and are left out (--skip-corrupt); the first: %s", d.Name, len(dropped), dropped[0])
+			}
+		}
 	}
 	return train, test, nil
 }

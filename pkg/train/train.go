@@ -140,6 +140,10 @@ func Run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 	return sum, err
 }
 
+// faultBeforeStep, when set (by the fault-injection tests only), runs
+// before each training step with the epoch and the batch (from 0).
+var faultBeforeStep func(epoch, batch int)
+
 // warnf prints a warning line to stderr.
 func warnf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
 
@@ -193,7 +197,24 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 	}
 
 	st := State{ConfigHash: c.Hash(), Config: c}
-	if c.Resume {
+	fresh := !c.Resume
+	if c.Resume && !exists(ckptPath) && !exists(filepath.Join(c.Out, PrevCheckpoint)) {
+		// Stopped before its first checkpoint: same settings, from the start.
+		var saved Config
+		b, err := os.ReadFile(filepath.Join(c.Out, ConfigFile))
+		if err == nil {
+			err = json.Unmarshal(b, &saved)
+		}
+		if err != nil {
+			return sum, fmt.Errorf("--resume: %s has no checkpoint, and its %s is unreadable: %v", c.Out, ConfigFile, err)
+		}
+		if err := describeDiff(filepath.Join(c.Out, ConfigFile), saved, c); err != nil {
+			return sum, err
+		}
+		warnf("%s: no checkpoint yet (stopped in its first epoch): starting the run again", c.Out)
+		fresh = true
+	}
+	if !fresh {
 		path, saved, named, err := readLatestCheckpoint(c.Out, warnf)
 		if err != nil {
 			return sum, err
@@ -298,6 +319,9 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 			err = libtorch.Catch(func() {
 				defer x.MustDrop()
 				defer y.MustDrop()
+				if faultBeforeStep != nil {
+					faultBeforeStep(epoch, b)
+				}
 				lb, r := trainStep(net, loss, reg, opt, x, y, lambda)
 				// Host sync: the loss values, to catch a divergence at once.
 				lv = lb.Float64Values(true)[0]

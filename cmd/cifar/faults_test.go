@@ -1,0 +1,219 @@
+package main
+
+// The fault-injection cases of RELIABILITY.md that need the binary:
+// signals and their exit codes, and kill -9 at random points.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds cmd/cifar once per test process.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "lwr-cifar-test-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "cifar")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			buildErr = errors.New(string(out))
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build: %v", buildErr)
+	}
+	return binPath
+}
+
+// smallRun is a synthetic run of a few seconds per epoch.
+func smallRun(out string, epochs string, extra ...string) []string {
+	return append([]string{"--dataset", "synthetic", "--device", "cpu", "--threads", "1", "--epochs", epochs, "--warmup", "1",
+		"--batch-size", "32", "--eval-every", "1", "--quiet", "--out", out}, extra...)
+}
+
+// logLines counts the epochs in dir's log.jsonl.
+func logLines(dir string) int {
+	b, _ := os.ReadFile(filepath.Join(dir, "log.jsonl"))
+	return bytes.Count(b, []byte("\n"))
+}
+
+// waitFor polls cond every 10 ms for up to d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+	}
+}
+
+// exitCode waits for cmd and returns its exit status.
+func exitCode(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0
+}
+
+// TestSignalExitCodes (case 7): SIGINT and SIGTERM stop the run with a
+// checkpoint and exit 130 and 143 (not 0, as a finished run); a second
+// signal exits at once; what is left on disk resumes.
+func TestSignalExitCodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs cmd/cifar")
+	}
+	bin := binary(t)
+	out := filepath.Join(t.TempDir(), "run")
+	for i, k := range []struct {
+		sig    []syscall.Signal
+		resume bool
+		want   int
+	}{
+		{[]syscall.Signal{syscall.SIGINT}, false, 130},
+		{[]syscall.Signal{syscall.SIGTERM}, true, 143},
+		{[]syscall.Signal{syscall.SIGINT, syscall.SIGINT}, true, 130},
+	} {
+		var extra []string
+		if k.resume {
+			extra = []string{"--resume"}
+		}
+		cmd := exec.Command(bin, smallRun(out, "40", extra...)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		lines := logLines(out)
+		waitFor(t, 2*time.Minute, "an epoch", func() bool { return logLines(out) > lines })
+		start := time.Now()
+		for _, s := range k.sig {
+			cmd.Process.Signal(s)
+			time.Sleep(5 * time.Millisecond)
+		}
+		got := exitCode(t, cmd)
+		if got != k.want {
+			t.Errorf("round %d, signals %v: exit %d, want %d\n%s", i, k.sig, got, k.want, stderr.String())
+		}
+		if len(k.sig) == 2 {
+			if !strings.Contains(stderr.String(), "again: exiting now") {
+				t.Errorf("second signal: stderr %q", stderr.String())
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("second signal: exited after %v", d)
+			}
+		} else if !strings.Contains(stderr.String(), "stopping at the next step") {
+			t.Errorf("stderr %q: want the interrupt explained", stderr.String())
+		}
+	}
+	// Whatever the signals left is whole: it resumes (a few steps, then stopped again).
+	cmd := exec.Command(bin, smallRun(out, "40", "--resume")...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := logLines(out)
+	waitFor(t, 2*time.Minute, "an epoch after the resume", func() bool { return logLines(out) > lines })
+	cmd.Process.Signal(syscall.SIGINT)
+	if got := exitCode(t, cmd); got != 130 {
+		t.Errorf("resume after the signals: exit %d\n%s", got, stderr.String())
+	}
+}
+
+// TestKill9AtRandomPoints (issue 10): a run killed with SIGKILL at ten
+// random moments, resumed after each, ends with exactly the metrics of an
+// uninterrupted run.
+func TestKill9AtRandomPoints(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs cmd/cifar a dozen times")
+	}
+	bin := binary(t)
+	dir := t.TempDir()
+	whole := filepath.Join(dir, "whole")
+	start := time.Now()
+	if out, err := exec.Command(bin, smallRun(whole, "10")...).CombinedOutput(); err != nil {
+		t.Fatalf("uninterrupted run: %v\n%s", err, out)
+	}
+	span := time.Since(start)
+	killed := filepath.Join(dir, "killed")
+	r := rand.New(rand.NewPCG(10, 10)) // the same ten points every time
+	var points []string
+	for k := 0; k < 10; k++ {
+		args := smallRun(killed, "10")
+		if _, err := os.Stat(filepath.Join(killed, "config.json")); err == nil {
+			args = append(args, "--resume")
+		}
+		cmd := exec.Command(bin, args...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// A point in the first 30% of a whole run's time, from the start
+		// of this process: past its start-up, into its training.
+		at := time.Duration(float64(span) * (0.05 + 0.25*r.Float64()))
+		done := make(chan int, 1)
+		go func() { done <- exitCode(t, cmd) }()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Fatalf("kill %d: the run failed before the kill (exit %d):\n%s", k+1, code, stderr.String())
+			}
+			points = append(points, "finished first")
+		case <-time.After(at):
+			cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+			points = append(points, fmt.Sprintf("%v (%d epochs logged)", at.Round(time.Millisecond), logLines(killed)))
+		}
+	}
+	t.Logf("kill points: %s", strings.Join(points, "; "))
+	if out, err := exec.Command(bin, smallRun(killed, "10", "--resume")...).CombinedOutput(); err != nil {
+		t.Fatalf("final resume: %v\n%s", err, out)
+	}
+	w, g := summaryFinal(t, whole), summaryFinal(t, killed)
+	if w != g {
+		t.Errorf("after ten kills: metrics differ:\n got %s\nwant %s", g, w)
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(killed, ".*.tmp*")); len(tmp) > 0 {
+		t.Errorf("temporary files left after the final run: %v", tmp)
+	}
+}
+
+func summaryFinal(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct{ Final json.RawMessage }
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	return string(s.Final)
+}

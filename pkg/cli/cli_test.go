@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/lwr-go/lwr/pkg/train"
+)
+
+// chdir changes the working folder for the rest of the test (testing.Chdir
+// needs Go 1.24; the module says 1.22).
+func chdir(t *testing.T, dir string) {
+	t.Helper()
+	old, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chdir(dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chdir(old) })
+}
+
+var commands = []Command{
+	{Name: "cifar", Defaults: train.DefaultConfig, Bind: train.BindFlags, Presets: train.Presets()},
+	{Name: "imagenet", Defaults: train.ImageNetConfig, Bind: train.BindImageNetFlags, Presets: train.ImageNetPresets()},
+}
+
+// TestPresetFoldersDistinct: every row of every preset of both commands
+// has a folder of its own (case 1 of RELIABILITY.md: 14 presets once
+// shared runs/100-balanced-softmax), and --preset X --out DIR puts each
+// row in DIR/<row> (case 3: the demo's three runs once shared DIR).
+func TestPresetFoldersDistinct(t *testing.T) {
+	chdir(t, t.TempDir()) // CheckOut looks at runs/ here: nothing there
+	owner := map[string]string{}
+	for _, cmd := range commands {
+		for _, p := range cmd.Presets {
+			for _, extra := range [][]string{nil, {"--out", "mine"}} {
+				runs, configs, err := cmd.Configs(append([]string{"--preset", p.Name}, extra...))
+				if err != nil {
+					t.Fatalf("%s --preset %s %v: %v", cmd.Name, p.Name, extra, err)
+				}
+				if len(configs) != len(runs) || len(configs) != len(p.Runs) {
+					t.Fatalf("%s: %d configs for %d runs", p.Name, len(configs), len(p.Runs))
+				}
+				for i, c := range configs {
+					who := cmd.Name + " " + p.Name + "/" + runs[i].Label + " " + strings.Join(extra, " ")
+					if extra != nil && filepath.Dir(c.Out) != "mine" {
+						t.Errorf("%s: folder %s, want mine/<row>", who, c.Out)
+					}
+					if prev, ok := owner[c.Out]; ok {
+						t.Errorf("%s and %s share %s", prev, who, c.Out)
+					}
+					owner[c.Out] = who
+				}
+			}
+		}
+	}
+	if len(owner) < 100 {
+		t.Errorf("only %d folders: presets missing?", len(owner))
+	}
+}
+
+// TestScheduleFollowsEpochs (case 4): milestones and the DRW/IB switch
+// epochs written for 200 epochs scale with --epochs unless given; one that
+// does not fit is refused naming its flag.
+func TestScheduleFollowsEpochs(t *testing.T) {
+	chdir(t, t.TempDir())
+	cmd := commands[0]
+	cases := []struct {
+		args       []string
+		milestones []int
+		drw, ib    int
+		warmup     int
+		err        string
+	}{
+		{args: nil, milestones: []int{140, 170}, drw: 160, ib: 100, warmup: 5},
+		{args: []string{"--loss", "ce-drw", "--epochs", "50"}, milestones: []int{35, 42}, drw: 40, ib: 25, warmup: 5},
+		{args: []string{"--loss", "ib", "--epochs", "2"}, milestones: []int{1, 1}, drw: 1, ib: 1, warmup: 1},
+		{args: []string{"--epochs", "1"}, milestones: nil, drw: 0, ib: 0, warmup: 0},
+		{args: []string{"--epochs", "50", "--milestones", "30"}, milestones: []int{30}, drw: 40, ib: 25, warmup: 5},
+		{args: []string{"--loss", "ce-drw", "--epochs", "50", "--drw-epoch", "60"}, err: "--drw-epoch 60: want below --epochs 50"},
+		{args: []string{"--loss", "ib", "--epochs", "10", "--ib-epoch", "10"}, err: "--ib-epoch 10: want below --epochs 10"},
+		{args: []string{"--epochs", "50", "--milestones", "40,60"}, err: "--milestones [40 60]: want epochs in 0..49"},
+		{args: []string{"--epochs", "4", "--warmup", "4"}, err: "--warmup 4: want fewer than --epochs 4"},
+		{args: []string{"--preset", "demo", "--epochs", "40"}, milestones: []int{28, 34}, drw: 32, ib: 20, warmup: 2},
+	}
+	for _, k := range cases {
+		t.Run(strings.Join(k.args, " "), func(t *testing.T) {
+			_, configs, err := cmd.Configs(k.args)
+			if k.err != "" {
+				if err == nil || !strings.Contains(err.Error(), k.err) {
+					t.Fatalf("err = %v, want one containing %q", err, k.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := configs[0]
+			if !slices.Equal(c.Milestones, k.milestones) || c.Loss.DRWEpoch != k.drw || c.Loss.IBEpoch != k.ib || c.Warmup != k.warmup {
+				t.Errorf("milestones %v, DRW %d, IB %d, warm-up %d; want %v, %d, %d, %d",
+					c.Milestones, c.Loss.DRWEpoch, c.Loss.IBEpoch, c.Warmup, k.milestones, k.drw, k.ib, k.warmup)
+			}
+		})
+	}
+}
