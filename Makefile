@@ -32,8 +32,12 @@ test-isa: setup
 	  DNNL_MAX_CPU_ISA=$$isa $(GO) test -count=1 -run '$(NUMERIC_TESTS)' $(NUMERIC_PKGS) || exit 1; \
 	done
 
+# The demo's data first: Debian's dataset-fashion-mnist (installed as root,
+# else one line saying how). --force: a second demo moves the first one's
+# runs aside (runs/demo/*.old-TIME) instead of refusing their folders.
 demo: setup
-	$(GO) run ./cmd/cifar --preset demo
+	@scripts/fashion_mnist.sh
+	$(GO) run ./cmd/cifar --preset demo --force
 
 bench: setup
 	bench/run.sh

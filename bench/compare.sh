@@ -12,7 +12,9 @@ shift || true
 seeds=${*:-0 1}
 PY=${PYTHON:-/usr/bin/python3}
 make -s setup
-go build -o /tmp/lwr-cifar ./cmd/cifar
+tmp=$(mktemp -d -t lwr-compare.XXXXXX) # this run's own folder: nothing fixed in /tmp
+trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/cifar" ./cmd/cifar
 echo "# $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $epochs epochs"
 printf '%-6s %-5s %-9s %7s %7s %7s %7s %10s\n' side seed run top1 many medium few "s/epoch"
 for seed in $seeds; do
@@ -21,7 +23,8 @@ for seed in $seeds; do
     [ "$run" = ce ] || loss=balanced-softmax
     [ "$run" = bs+lwr ] && { lwr=true; pyflags=--lwr; }
     out=runs/compare-$run-s$seed
-    /tmp/lwr-cifar --quiet --dataset fashion-mnist --loss "$loss" --lwr="$lwr" --epochs "$epochs" \
+    # --force: an earlier comparison's folder is moved aside, never overwritten.
+    "$tmp/cifar" --quiet --force --dataset fashion-mnist --loss "$loss" --lwr="$lwr" --epochs "$epochs" \
       --milestones "$((epochs * 70 / 100)),$((epochs * 85 / 100))" --warmup 1 --eval-every "$epochs" \
       --seed "$seed" --threads 2 --device cpu --out "$out" >/dev/null
     $PY - "$out" "$seed" "$run" <<'PYEOF'

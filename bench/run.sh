@@ -11,12 +11,14 @@ rounds=${1:-8}
 steps=${2:-2000}
 PY=${PYTHON:-/usr/bin/python3}
 make -s setup
-go build -o /tmp/lwr-bench-resnet ./bench/resnet
+tmp=$(mktemp -d -t lwr-bench.XXXXXX) # this run's own folder: nothing fixed in /tmp
+trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/resnet" ./bench/resnet
 echo "# $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), torch $($PY -c 'import torch; print(torch.__version__)')"
-log=$(mktemp)
+log=$tmp/log
 for threads in ${THREADS:-1 2}; do
   for r in $(seq "$rounds"); do
-    /tmp/lwr-bench-resnet --mode fwdbwd --batch 128 --iters 5 --warmup 2 --threads "$threads" | tee -a "$log"
+    "$tmp/resnet" --mode fwdbwd --batch 128 --iters 5 --warmup 2 --threads "$threads" | tee -a "$log"
     $PY bench/torch_resnet32.py --mode fwdbwd --batch 128 --iters 5 --warmup 2 --threads "$threads" | tee -a "$log"
   done
 done
@@ -26,7 +28,6 @@ for threads in ${THREADS:-1 2}; do
   py=$(grep "^torch .*threads=$threads:" "$log" | sed 's/.*median \([0-9.]*\) ms.*/\1/' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
   echo "SUMMARY fwd+bwd threads=$threads: go $go ms, torch $py ms, go/torch $(awk -v g="$go" -v p="$py" 'BEGIN {printf "%.3f", g/p}') (median of $rounds rounds)"
 done
-rm -f "$log"
 [ "$steps" -gt 0 ] || exit 0
-/tmp/lwr-bench-resnet --mode train --batch 16 --iters "$steps" --warmup 200 --threads 2
+"$tmp/resnet" --mode train --batch 16 --iters "$steps" --warmup 200 --threads 2
 $PY bench/torch_resnet32.py --mode train --batch 16 --iters "$steps" --warmup 200 --threads 2

@@ -11,12 +11,21 @@
 #   scripts/download_imagenet_lt.sh [DIR]
 #
 # Environment: IMAGENET_LT_BASE_URL replaces the default mirror (a public
-# GitHub copy of the OLTR files; the authors' own copy is on Google Drive,
-# which curl cannot fetch: download it by hand and put the three files in
-# DIR, then run this script to check them).
+# GitHub copy of the OLTR files, pinned to one commit so that it cannot
+# change under us; the authors' own copy is on Google Drive, which curl
+# cannot fetch: download it by hand and put the three files in DIR, then
+# run this script to check them). IMAGENET_LT_SHA256_{TRAIN,VAL,TEST} pin a
+# file's SHA-256: a file that differs is refused. The val list's digest is
+# pinned by default (that copy's, checked when this was written); the
+# mirror's copies of the train and test lists could not be read from where
+# this project is built, so for those the script prints the digest of what
+# it accepted, for you to compare.
 set -euo pipefail
 dir=${1:-data/imagenet}
-base=${IMAGENET_LT_BASE_URL:-https://raw.githubusercontent.com/facebookresearch/ic_gan/main/BigGAN_PyTorch/imagenet_lt}
+base=${IMAGENET_LT_BASE_URL:-https://raw.githubusercontent.com/facebookresearch/ic_gan/8eff2f7390e385e801993211a941f3592c50984d/BigGAN_PyTorch/imagenet_lt}
+sha_train=${IMAGENET_LT_SHA256_TRAIN:-}
+sha_val=${IMAGENET_LT_SHA256_VAL-9af7ba688acf9532ff5845a8fb14a1e97fdc4c51ac48bc72c08ea9c3f7ff142e}
+sha_test=${IMAGENET_LT_SHA256_TEST:-}
 
 die() { echo "download_imagenet_lt: $*" >&2; exit 1; }
 command -v curl >/dev/null || die "curl is not installed (apt-get install curl)"
@@ -39,10 +48,23 @@ check() {
     }' "$1"
 }
 
+# digest FILE NAME: FILE's SHA-256 against NAME's pinned one, if any.
+digest() {
+  local got want
+  got=$(sha256sum "$1" | cut -d' ' -f1)
+  want=$(eval echo "\${sha_$2}")
+  if [ -z "$want" ]; then
+    echo "$1: sha256 $got (no pinned digest for this list: compare it with your copy's)" >&2
+  elif [ "$got" != "$want" ]; then
+    echo "$1: sha256 $got, want $want (IMAGENET_LT_SHA256_${2^^})" >&2
+    return 1
+  fi
+}
+
 fetch() { # name lines min max prefix
   local name=$1 file="$dir/ImageNet_LT_$1.txt"
   if [ -f "$file" ]; then
-    check "$file" "${@:2}" >&2 || die "$file is there but fails the check above (remove it to download anew)"
+    { check "$file" "${@:2}" && digest "$file" "$name"; } >&2 || die "$file is there but fails the check above (remove it to download anew)"
     echo "$file: already there (checked)"
     return
   fi
@@ -55,7 +77,7 @@ fetch() { # name lines min max prefix
     22) rm -f "$part"; die "$base/ImageNet_LT_$name.txt: not found there (set IMAGENET_LT_BASE_URL to another copy)" ;;
     *) die "download of $base/ImageNet_LT_$name.txt failed (curl exit $rc); run again to resume" ;;
   esac
-  if ! check "$part" "${@:2}" >&2; then
+  if ! { check "$part" "${@:2}" && digest "$part" "$name"; } >&2; then
     mv "$part" "$file.bad"
     die "$base/ImageNet_LT_$name.txt is not ImageNet-LT's list (see above; kept as $file.bad)"
   fi

@@ -118,7 +118,7 @@ func TestRejectedBeforeWork(t *testing.T) {
 		{[]string{"--model", "vgg16"}, `--model "vgg16": want resnet32, resnet50 or resnext50`},
 		{[]string{"--decoder", "pil"}, `--decoder "pil": want turbo or go`},
 		{[]string{"--test-split", "train"}, `--test-split "train": want test or val`},
-		{[]string{"--image-size", "8"}, "--image-size 8: want ≥ 32"},
+		{[]string{"--image-size", "8"}, "--image-size 8: want 32..1024"},
 		{[]string{"--jitter", "2"}, "--jitter 2: want 0 ≤ v ≤ 1"},
 		{[]string{"--data-dir", "/nonexistent"}, "ImageNet_LT_train.txt: not found"},
 	}

@@ -1,6 +1,7 @@
 package imagenet
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"os/exec"
@@ -52,14 +53,24 @@ func TestDownloadScript(t *testing.T) {
 		t.Skip("curl is not installed")
 	}
 	script, _ := filepath.Abs(filepath.Join("..", "..", "scripts", "download_imagenet_lt.sh"))
-	run := func(dest, base string) (string, error) {
+	site := t.TempDir()
+	writeSplits(t, site, nil)
+	digest := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(site, Split(name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%x", sha256.Sum256(b))
+	}
+	// These generated lists pin their own digests; the real val list's
+	// default pin would (rightly) refuse them.
+	pins := []string{"IMAGENET_LT_SHA256_TRAIN=" + digest("train"), "IMAGENET_LT_SHA256_VAL=" + digest("val"), "IMAGENET_LT_SHA256_TEST="}
+	run := func(dest, base string, env ...string) (string, error) {
 		cmd := exec.Command("bash", script, dest)
-		cmd.Env = append(os.Environ(), "IMAGENET_LT_BASE_URL="+base)
+		cmd.Env = append(append(append(os.Environ(), "IMAGENET_LT_BASE_URL="+base), pins...), env...)
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	site := t.TempDir()
-	writeSplits(t, site, nil)
 	dest := t.TempDir()
 	if out, err := run(dest, "file://"+site); err != nil {
 		t.Fatalf("download: %v\n%s", err, out)
@@ -71,8 +82,24 @@ func TestDownloadScript(t *testing.T) {
 			t.Fatalf("%s: not copied intact (%v)", name, err)
 		}
 	}
-	if out, err := run(dest, "file://"+site); err != nil || strings.Count(out, "already there (checked)") != 3 {
+	if out, err := run(dest, "file://"+site); err != nil || strings.Count(out, "already there (checked)") != 3 ||
+		!strings.Contains(out, "ImageNet_LT_test.txt: sha256 "+digest("test")+" (no pinned digest") {
 		t.Errorf("second run: %v\n%s", err, out)
+	}
+	// A pinned digest that differs refuses the file, kept as .bad.
+	wrong := t.TempDir()
+	out, err := run(wrong, "file://"+site, "IMAGENET_LT_SHA256_TRAIN="+strings.Repeat("0", 64))
+	if err == nil || !strings.Contains(out, "sha256 "+digest("train")+", want 000") || !strings.Contains(out, "is not ImageNet-LT's list") {
+		t.Errorf("wrong pinned digest: err %v, output:\n%s", err, out)
+	}
+	if bad, _ := filepath.Glob(filepath.Join(wrong, "*.bad")); len(bad) != 1 {
+		t.Errorf("wrong pinned digest: want the file kept as .bad, have %v", bad)
+	}
+	// The real val list's default pin refuses a list that only looks right.
+	cmd := exec.Command("bash", script, t.TempDir())
+	cmd.Env = append(os.Environ(), "IMAGENET_LT_BASE_URL=file://"+site)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "want 9af7ba68") {
+		t.Errorf("default val pin: err %v, output:\n%s", err, out)
 	}
 
 	cases := []struct {
@@ -115,7 +142,7 @@ func TestDownloadScript(t *testing.T) {
 		})
 	}
 
-	out, err := run(t.TempDir(), "http://127.0.0.1:9")
+	out, err = run(t.TempDir(), "http://127.0.0.1:9")
 	if err == nil || !strings.Contains(out, "offline?") {
 		t.Errorf("unreachable site: err %v, output %s", err, out)
 	}

@@ -154,20 +154,21 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 	if err != nil {
 		return sum, fmt.Errorf("--device: %w", err)
 	}
-	dir, err := openRunDir(c, warnf)
-	if err != nil {
-		return sum, err
-	}
-	defer dir.close()
 	threads := c.Threads
 	if threads == 0 {
 		threads = runtime.NumCPU()
 	}
 	libtorch.SetNumThreads(threads)
+	// The data before the folder: a data error leaves nothing behind.
 	trainSrc, testSrc, subset, err := sources(c, dev)
 	if err != nil {
 		return sum, err
 	}
+	dir, err := openRunDir(c, warnf)
+	if err != nil {
+		return sum, err
+	}
+	defer dir.close()
 	counts := trainSrc.Counts()
 	sum.TrainCounts = counts
 	ckptPath := filepath.Join(c.Out, CheckpointFile)
