@@ -1,6 +1,7 @@
 package imagenet
 
 import (
+	"bytes"
 	"encoding/binary"
 	"hash/crc32"
 	"os"
@@ -126,5 +127,38 @@ func TestCheckImages(t *testing.T) {
 	}
 	if len(dropped) != 2 || d.Len() != 5 || d.Lines[4] != 5 || !strings.Contains(dropped[1], "line 7:") || !strings.Contains(dropped[1], "empty file") {
 		t.Errorf("skip: dropped %q, %d kept (lines %v)", dropped, d.Len(), d.Lines)
+	}
+}
+
+// TestCheckFindsCorruptData: the check decodes, so a JPEG whose data is
+// damaged (libjpeg would fill the damage with grey) fails it, and
+// --skip-corrupt leaves it out.
+func TestCheckFindsCorruptData(t *testing.T) {
+	root, list := writeTree(t, 4)
+	path := filepath.Join(root, "train/n00000001/n00000001_1.JPEG")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sos := bytes.Index(b, []byte{0xFF, 0xDA})
+	for i := sos + 30; i < sos+60 && i < len(b)-4; i++ {
+		b[i] = 0xFF
+		if i%2 == 1 {
+			b[i] = 0xD3 // an RST marker out of place
+		}
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(root, list, 3, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Check(jpeg.MaxPixels, MaxImageBytes, 2, false); err == nil || !strings.Contains(err.Error(), "line 2:") || !strings.Contains(err.Error(), "corrupt") {
+		t.Errorf("damaged JPEG: err = %v, want line 2 and corrupt data named", err)
+	}
+	dropped, err := d.Check(jpeg.MaxPixels, MaxImageBytes, 2, true)
+	if err != nil || len(dropped) != 1 || d.Len() != 3 {
+		t.Errorf("--skip-corrupt: dropped %v, kept %d, err %v", dropped, d.Len(), err)
 	}
 }

@@ -64,7 +64,7 @@ func saveCheckpoint(path string, vs *nn.VarStore, opt *optim.SGD, st State) erro
 		named = append(named, ts.NamedTensor{Name: "optim.momentum." + paramNames[i], Tensor: b})
 	}
 	if bad := nonFinite(named); bad != "" {
-		return fmt.Errorf("%w: %s is not finite; %s keeps the last good state", ErrDiverged, bad, path)
+		return fmt.Errorf("%w: %s is not finite; %s", ErrDiverged, bad, lastGood(path))
 	}
 	meta, err := json.Marshal(st)
 	if err != nil {

@@ -37,7 +37,7 @@ func BindImageNetFlags(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&c.Prefetch, "prefetch", c.Prefetch, "batches decoded ahead of training (0: 2)")
 	fs.Int64Var(&c.MaxPixels, "max-image-pixels", c.MaxPixels, "refuse an image whose header claims more pixels (width × height) than this")
 	fs.Int64Var(&c.MaxBytes, "max-image-bytes", c.MaxBytes, "refuse an image file larger than this many bytes")
-	fs.BoolVar(&c.CheckImages, "check-images", c.CheckImages, "before training, read every listed image's header in parallel (format, size, limits) and stop at the first bad one, naming its list line")
+	fs.BoolVar(&c.CheckImages, "check-images", c.CheckImages, "before training, read and decode every listed image in parallel (JPEGs at 1/8 scale: format, size limits, truncated or corrupt data) and stop at the first bad one, naming its list line")
 	fs.BoolVar(&c.SkipCorrupt, "skip-corrupt", c.SkipCorrupt, "with --check-images: train and test without the images that fail the check (counted) instead of stopping")
 	bindCommon(fs, c)
 }

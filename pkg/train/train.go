@@ -140,6 +140,14 @@ func Run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 	return sum, err
 }
 
+// lastGood says what a diverged run leaves to resume from.
+func lastGood(ckptPath string) string {
+	if exists(ckptPath) {
+		return ckptPath + " keeps the last good state"
+	}
+	return "nothing was checkpointed yet"
+}
+
 // faultBeforeStep, when set (by the fault-injection tests only), runs
 // before each training step with the epoch and the batch (from 0).
 var faultBeforeStep func(epoch, batch int)
@@ -303,7 +311,11 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 		for b := st.Step; b < batches; b++ {
 			lo, hi := b*c.BatchSize, min((b+1)*c.BatchSize, len(order))
 			t0 := time.Now()
-			x, y, err := next()
+			var x, y *ts.Tensor
+			if cerr := libtorch.Catch(func() { x, y, err = next() }); cerr != nil { // the copy to the device can fail
+				stop()
+				return sum, stopped(fmt.Errorf("epoch %d step %d: data: %w", epoch+1, b+1, cerr))
+			}
 			wait += time.Since(t0)
 			if err == nil && x == nil && ctx.Err() != nil { // interrupted while decoding
 				stop()
@@ -336,8 +348,8 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 			}
 			if math.IsNaN(lv) || math.IsInf(lv, 0) || math.IsNaN(rv) || math.IsInf(rv, 0) {
 				stop()
-				return sum, fmt.Errorf("epoch %d step %d: loss is %v (R %v): %w; %s keeps the last good state (lower --lr?)",
-					epoch+1, b+1, lv, rv, ErrDiverged, ckptPath)
+				return sum, fmt.Errorf("epoch %d step %d: loss is %v (R %v): %w; %s (lower --lr?)",
+					epoch+1, b+1, lv, rv, ErrDiverged, lastGood(ckptPath))
 			}
 			st.LossSum += lv * float64(hi-lo)
 			st.RegSum += rv * float64(hi-lo)
@@ -374,12 +386,14 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 				return sum, err
 			}
 			if m.NonFinite > 0 {
-				return sum, fmt.Errorf("epoch %d: %d of %d test images got NaN or infinite outputs: the network has %w; %s keeps the last good state (lower --lr?)",
-					epoch+1, m.NonFinite, len(testSrc.Labels()), ErrDiverged, ckptPath)
+				return sum, fmt.Errorf("epoch %d: %d of %d test images got NaN or infinite outputs: the network has %w; %s (lower --lr?)",
+					epoch+1, m.NonFinite, len(testSrc.Labels()), ErrDiverged, lastGood(ckptPath))
 			}
 			line.Test = &m
 			final = m
-			finalWeights = lwr.WeightStats(net.Head().Weight, c.LWRConfig.Theta)
+			if err := libtorch.Catch(func() { finalWeights = lwr.WeightStats(net.Head().Weight, c.LWRConfig.Theta) }); err != nil {
+				return sum, stopped(fmt.Errorf("epoch %d classifier statistics: %w", epoch+1, err))
+			}
 			line.Weights = &finalWeights
 		}
 		if err := appendJSONL(logPath, line); err != nil {
