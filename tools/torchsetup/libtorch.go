@@ -167,7 +167,9 @@ func inspect(source, root, include, lib, what string) (Libtorch, error) {
 		Includes: []string{include, filepath.Join(include, "torch", "csrc", "api", "include")},
 		LibDir:   lib,
 	}
-	v, err := readVersion(filepath.Join(lt.Includes[1], "torch", "version.h"))
+	// torch/version.h holds the version up to 2.x; newer ones forward it
+	// to torch/headeronly/version.h.
+	v, err := readVersion(filepath.Join(lt.Includes[1], "torch", "version.h"), filepath.Join(include, "torch", "headeronly", "version.h"))
 	if err != nil {
 		return Libtorch{}, fmt.Errorf("%s: %v", what, err)
 	}
@@ -189,20 +191,30 @@ func inspect(source, root, include, lib, what string) (Libtorch, error) {
 
 var versionDefine = regexp.MustCompile(`#define\s+TORCH_VERSION_(MAJOR|MINOR|PATCH)\s+(\d+)`)
 
-// readVersion reads "MAJOR.MINOR.PATCH" from torch/version.h.
-func readVersion(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("read version: %v", err)
+// readVersion reads "MAJOR.MINOR.PATCH" from the first of paths that
+// defines it (torch/version.h, or the header it forwards to).
+func readVersion(paths ...string) (string, error) {
+	var firstErr error
+	for _, path := range paths {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("read version: %v", err)
+			}
+			continue
+		}
+		parts := map[string]string{}
+		for _, m := range versionDefine.FindAllSubmatch(b, -1) {
+			parts[string(m[1])] = string(m[2])
+		}
+		if parts["MAJOR"] != "" && parts["MINOR"] != "" && parts["PATCH"] != "" {
+			return parts["MAJOR"] + "." + parts["MINOR"] + "." + parts["PATCH"], nil
+		}
+		if firstErr == nil || strings.HasPrefix(firstErr.Error(), "read version") {
+			firstErr = fmt.Errorf("%s: no TORCH_VERSION_MAJOR/MINOR/PATCH defines", path)
+		}
 	}
-	parts := map[string]string{}
-	for _, m := range versionDefine.FindAllSubmatch(b, -1) {
-		parts[string(m[1])] = string(m[2])
-	}
-	if parts["MAJOR"] == "" || parts["MINOR"] == "" || parts["PATCH"] == "" {
-		return "", fmt.Errorf("%s: no TORCH_VERSION_MAJOR/MINOR/PATCH defines", path)
-	}
-	return parts["MAJOR"] + "." + parts["MINOR"] + "." + parts["PATCH"], nil
+	return "", firstErr
 }
 
 // cxx11ABI tells whether a C++ library was built with the C++11 string ABI,

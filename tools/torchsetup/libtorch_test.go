@@ -8,15 +8,23 @@ import (
 )
 
 func TestReadVersion(t *testing.T) {
-	cases := []struct{ file, want, wantErr string }{
-		{"v1_13.h", "1.13.0", ""},
-		{"v2_11.h", "2.11.0", ""},
-		{"broken.h", "", "no TORCH_VERSION_MAJOR"},
-		{"missing.h", "", "read version"},
+	// v2_11_forward.h and v2_11_headeronly.h are PyTorch 2.11's (pip
+	// wheel): torch/version.h forwards to torch/headeronly/version.h.
+	cases := []struct{ file, then, want, wantErr string }{
+		{"v1_13.h", "", "1.13.0", ""},
+		{"v2_11.h", "", "2.11.0", ""},
+		{"v2_11_forward.h", "v2_11_headeronly.h", "2.11.0", ""},
+		{"v2_11_forward.h", "missing.h", "", "v2_11_forward.h: no TORCH_VERSION_MAJOR"},
+		{"broken.h", "", "", "no TORCH_VERSION_MAJOR"},
+		{"missing.h", "", "", "read version"},
 	}
 	for _, c := range cases {
-		t.Run(c.file, func(t *testing.T) {
-			got, err := readVersion(filepath.Join("testdata", "versions", c.file))
+		t.Run(c.file+"+"+c.then, func(t *testing.T) {
+			paths := []string{filepath.Join("testdata", "versions", c.file)}
+			if c.then != "" {
+				paths = append(paths, filepath.Join("testdata", "versions", c.then))
+			}
+			got, err := readVersion(paths...)
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("err = %v, want %q", err, c.wantErr)
