@@ -58,7 +58,7 @@ def lwr_loss(w, proj, theta=0.4, tau=0.1):
     z = F.normalize(proj(w), dim=1)
     s = z @ z.t()
     mask = (s > theta).to(s.dtype).detach()
-    return F.cross_entropy(mask * s / tau, torch.arange(w.shape[0]), reduction="sum")
+    return F.cross_entropy(mask * s / tau, torch.arange(w.shape[0], device=w.device), reduction="sum")
 
 
 def rss_kib():
@@ -77,13 +77,16 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--classes", type=int, default=100)
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    net = ResNet32(a.classes)
-    x = torch.randn(a.batch, 3, 32, 32)
-    y = torch.randint(a.classes, (a.batch,))
+    dev = torch.device(a.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    net = ResNet32(a.classes).to(dev)
+    x = torch.randn(a.batch, 3, 32, 32, device=dev)
+    y = torch.randint(a.classes, (a.batch,), device=dev)
     if a.mode == "fwdbwd":
         times = []
         for i in range(a.warmup + a.iters):
@@ -94,14 +97,15 @@ def main():
             loss.item()
             for p in net.parameters():
                 p.grad.zero_()
+            sync()
             if i >= a.warmup:
                 times.append(time.perf_counter() - t0)
         times.sort()
-        print("torch fwdbwd resnet32 batch=%d threads=%d: median %.1f ms, min %.1f ms over %d iterations"
-              % (a.batch, torch.get_num_threads(), 1000 * times[len(times) // 2], 1000 * times[0], len(times)))
+        print("torch %s fwdbwd resnet32 batch=%d threads=%d device=%s: median %.1f ms, min %.1f ms over %d iterations"
+              % (torch.__version__, a.batch, torch.get_num_threads(), a.device, 1000 * times[len(times) // 2], 1000 * times[0], len(times)))
         return
-    proj = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64))
-    counts = torch.tensor([500 - 4 * c for c in range(a.classes)], dtype=torch.float)
+    proj = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64)).to(dev)
+    counts = torch.tensor([500 - 4 * c for c in range(a.classes)], dtype=torch.float, device=dev)
     opt = torch.optim.SGD(list(net.parameters()) + list(proj.parameters()), lr=0.1, momentum=0.9, weight_decay=5e-4)
     window, samples, first, t0 = a.iters // 10, [], 0.0, time.perf_counter()
     for i in range(1, a.iters + 1):

@@ -83,8 +83,8 @@ func fwdbwd(dev gotch.Device, batch, classes int64, iters, warmup int) error {
 		}
 	}
 	sort.Float64s(times)
-	fmt.Printf("go fwdbwd resnet32 batch=%d threads=%d: median %.1f ms, min %.1f ms over %d iterations (live tensors %d, made %d)\n",
-		batch, libtorch.NumThreads(), 1000*times[len(times)/2], 1000*times[0], len(times), len(ts.ExistingTensors), ts.TensorCount)
+	fmt.Printf("go fwdbwd resnet32 batch=%d threads=%d device=%s: median %.1f ms, min %.1f ms over %d iterations (live tensors %d, made %d)\n",
+		batch, libtorch.NumThreads(), dev.Name, 1000*times[len(times)/2], 1000*times[0], len(times), len(ts.ExistingTensors), ts.TensorCount)
 	return nil
 }
 
