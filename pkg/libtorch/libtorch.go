@@ -67,6 +67,22 @@ func ParseDevice(s string) (gotch.Device, error) {
 	}
 }
 
+// AutocastCUDA switches CUDA autocast (mixed precision) on or off for the
+// calling OS thread, casting to bfloat16 when bf16 (the Hopper recipe),
+// else to float16, and returns whether it was on. Autocast is per thread:
+// call it from the training thread (OnThread). Without a GPU it only sets
+// the thread's state.
+func AutocastCUDA(on, bf16 bool) (bool, error) {
+	prev := lib.LwrAutocastCUDA(on, bf16)
+	if err := ts.TorchErr(); err != nil || prev < 0 {
+		return false, Short(fmt.Errorf("autocast: %w", err))
+	}
+	return prev == 1, nil
+}
+
+// AutocastCUDABF16 reports whether CUDA autocast casts to bfloat16.
+func AutocastCUDABF16() bool { return lib.LwrAutocastCUDABF16() == 1 }
+
 // OnThread runs fn on a goroutine locked to one OS thread and waits for it.
 // libtorch keeps grad mode, autocast and the current CUDA stream per OS
 // thread, so a training loop that switches them must not migrate between

@@ -212,3 +212,35 @@ func TestLibtorchErrorIsShort(t *testing.T) {
 		t.Errorf("Catch: err = %v, want it caught", err)
 	}
 }
+
+// TestAutocastCUDA: the CUDA autocast switch (libtorch's per-device API
+// from 2.4, the CUDA-only one before) sets and restores the thread's state
+// and the bfloat16 cast type, with or without a GPU.
+func TestAutocastCUDA(t *testing.T) {
+	err := OnThread(func() error {
+		was, err := AutocastCUDA(true, true)
+		if err != nil {
+			return err
+		}
+		if was {
+			t.Error("autocast was on before the test")
+		}
+		if !AutocastCUDABF16() {
+			t.Error("cast type is not bfloat16 after AutocastCUDA(true, true)")
+		}
+		on, err := AutocastCUDA(false, false)
+		if err != nil {
+			return err
+		}
+		if !on {
+			t.Error("AutocastCUDA(false, …) says it was off after switching it on")
+		}
+		if AutocastCUDABF16() {
+			t.Error("cast type still bfloat16 after AutocastCUDA(false, false)")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

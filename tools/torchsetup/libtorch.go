@@ -25,6 +25,7 @@ type Libtorch struct {
 	Version  string   // from torch/version.h, e.g. "1.13.0"
 	CUDA     bool     // libtorch_cuda.so is present
 	CXX11ABI bool     // built with _GLIBCXX_USE_CXX11_ABI=1
+	CXXStd   string   // the C++ standard its headers require: c++17, or c++20 (PyTorch 2.13 and later)
 }
 
 // Describe is the one line setup prints about the libtorch it uses.
@@ -186,7 +187,27 @@ func inspect(source, root, include, lib, what string) (Libtorch, error) {
 		return Libtorch{}, fmt.Errorf("%s: %v", what, err)
 	}
 	lt.CXX11ABI = abi
+	lt.CXXStd = cxxStandard(include)
 	return lt, nil
+}
+
+// cxxStandard is the C++ standard the headers under include need:
+// c++20 when ATen.h refuses anything older (it tests __cplusplus against
+// 202002L), else c++17.
+func cxxStandard(include string) string {
+	b, err := os.ReadFile(filepath.Join(include, "ATen", "ATen.h"))
+	if err == nil && bytes.Contains(b, []byte("__cplusplus < 202002L")) {
+		return "c++20"
+	}
+	return "c++17"
+}
+
+// std is the -std flag for lt (c++17 when unknown).
+func (l Libtorch) std() string {
+	if l.CXXStd == "" {
+		return "-std=c++17"
+	}
+	return "-std=" + l.CXXStd
 }
 
 var versionDefine = regexp.MustCompile(`#define\s+TORCH_VERSION_(MAJOR|MINOR|PATCH)\s+(\d+)`)

@@ -67,19 +67,22 @@ func TestLibGo(t *testing.T) {
 	sys := Libtorch{Source: "system", Version: "1.13.0", Includes: []string{"/usr/include", "/usr/include/torch/csrc/api/include"},
 		LibDir: "/usr/lib/x86_64-linux-gnu", CXX11ABI: true}
 	pip := Libtorch{Source: "LIBTORCH", Version: "2.11.0", Includes: []string{"/opt/torch/include", "/opt/torch/include/torch/csrc/api/include"},
-		LibDir: "/opt/torch/lib", CUDA: true, CXX11ABI: false}
+		LibDir: "/opt/torch/lib", CUDA: true, CXX11ABI: false, CXXStd: "c++17"}
+	newest := pip
+	newest.Version, newest.CXXStd = "2.15.0", "c++20"
 	cases := []struct {
 		name          string
 		lt            Libtorch
 		want, notWant []string
 	}{
 		{"system", sys,
-			[]string{"-D_GLIBCXX_USE_CXX11_ABI=1", "-I/usr/include/torch/csrc/api/include", "-ltorch -ltorch_cpu -lc10"},
+			[]string{"-D_GLIBCXX_USE_CXX11_ABI=1", "-I/usr/include/torch/csrc/api/include", "-ltorch -ltorch_cpu -lc10", "-std=c++17"},
 			[]string{"-I/usr/include ", "-L/usr/lib", "rpath", "torch_cuda"}},
 		{"pip-cuda", pip,
 			[]string{"-D_GLIBCXX_USE_CXX11_ABI=0", "-I/opt/torch/include ", "-L/opt/torch/lib -Wl,-rpath,/opt/torch/lib",
-				"-Wl,--no-as-needed -ltorch_cuda -lc10_cuda"},
+				"-Wl,--no-as-needed -ltorch_cuda -lc10_cuda", "-std=c++17"},
 			nil},
+		{"c++20", newest, []string{"-std=c++20"}, []string{"-std=c++17"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -112,5 +115,15 @@ func TestIdentityChangesWithLibtorch(t *testing.T) {
 	}
 	if a.Identity() != a.Identity() {
 		t.Error("identity is not stable")
+	}
+}
+
+// TestCXXStandard: PyTorch 2.15's ATen.h refuses C++17 (testdata from its
+// wheel); older headers, or none, get C++17.
+func TestCXXStandard(t *testing.T) {
+	for dir, want := range map[string]string{"cxx20": "c++20", "cxx17": "c++17", "missing": "c++17"} {
+		if got := cxxStandard(filepath.Join("testdata", "std", dir)); got != want {
+			t.Errorf("%s: %s, want %s", dir, got, want)
+		}
 	}
 }

@@ -29,7 +29,7 @@ const (
 	gotchVersion = "v0.9.1"
 	// adapterVersion changes whenever what setup writes changes, so that
 	// an old adapted copy is rebuilt.
-	adapterVersion = "8"
+	adapterVersion = "9"
 	generatedFile  = "torch_api_generated.cpp.h"
 	stampFile      = ".lwr-setup.json"
 )
@@ -310,7 +310,7 @@ func syntaxCheck(libtch string, lt Libtorch, src string) (string, bool, error) {
 // compileFlags are the g++ flags of the syntax check: the same defines and
 // include folders as lib.go gives cgo.
 func compileFlags(lt Libtorch, libtch string) []string {
-	flags := []string{"-std=c++17", "-I" + libtch, abiDefine(lt)}
+	flags := []string{lt.std(), "-I" + libtch, abiDefine(lt)}
 	for _, inc := range lt.Includes {
 		if !isSystemDir(inc) {
 			flags = append(flags, "-I"+inc)
