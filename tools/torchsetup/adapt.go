@@ -12,13 +12,15 @@ import (
 // return type and the 1-based lines of its signature and closing brace.
 type Function struct {
 	Name       string
-	ReturnType string // "void", "tensor", "int", "int64_t" or "double"
+	ReturnType string // "void", "tensor", "tensor *" (a list), "int", "int64_t" or "double"
 	Signature  string // the whole signature line, ending in "{"
 	First      int    // line of the signature
 	Last       int    // line of the closing "}"
 }
 
-var signatureLine = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*(?:\s*\*)?)\s+(atg_[A-Za-z0-9_]+)\(.*\)\s*\{\s*$`)
+// signatureLine matches "TYPE atg_NAME(...) {" and "TYPE *atg_NAME(...) {"
+// (the wrappers that return a list of tensors attach the star to the name).
+var signatureLine = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*)(\s*\*\s*|\s+)(atg_[A-Za-z0-9_]+)\(.*\)\s*\{\s*$`)
 
 // Functions lists the wrappers of a generated file, in order. Each one starts
 // with a one-line signature at column 0 and ends with "}" alone on a line.
@@ -30,7 +32,11 @@ func Functions(src string) ([]Function, error) {
 		if m == nil {
 			continue
 		}
-		f := Function{Name: m[2], ReturnType: strings.TrimSpace(m[1]), Signature: lines[i], First: i + 1}
+		ret := m[1]
+		if strings.Contains(m[2], "*") {
+			ret += " *"
+		}
+		f := Function{Name: m[3], ReturnType: ret, Signature: lines[i], First: i + 1}
 		for j := i + 1; j < len(lines); j++ {
 			if strings.TrimRight(lines[j], " \t\r") == "}" {
 				f.Last = j + 1
@@ -136,7 +142,7 @@ func stubBody(f Function, version string) []string {
 	}
 	switch f.ReturnType {
 	case "void":
-	case "tensor":
+	case "tensor", "tensor *":
 		body = append(body, "  return nullptr;")
 	default:
 		body = append(body, "  return 0;")

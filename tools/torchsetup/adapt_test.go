@@ -27,6 +27,8 @@ func TestFunctions(t *testing.T) {
 		{Name: "atg_gelu", ReturnType: "void", First: 10, Last: 15},
 		{Name: "atg_dim", ReturnType: "int64_t", First: 17, Last: 22},
 		{Name: "atg_clone", ReturnType: "tensor", First: 24, Last: 29},
+		// Wrappers of ops that return a list attach the star to the name.
+		{Name: "atg_align_tensors", ReturnType: "tensor *", First: 31, Last: 42},
 	}
 	if len(fns) != len(want) {
 		t.Fatalf("got %d functions, want %d", len(fns), len(want))
@@ -77,14 +79,14 @@ func TestFirstError(t *testing.T) {
 
 func TestStub(t *testing.T) {
 	src := readTestdata(t, "libtch/torch_api_generated.cpp.h")
-	out, names, err := Stub(src, []int{12, 26, 27}, "1.13.0")
+	out, names, err := Stub(src, []int{12, 26, 27, 33}, "1.13.0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(names, []string{"atg_gelu", "atg_clone"}) {
-		t.Errorf("stubbed %v, want [atg_gelu atg_clone]", names)
+	if !slices.Equal(names, []string{"atg_gelu", "atg_clone", "atg_align_tensors"}) {
+		t.Errorf("stubbed %v, want [atg_gelu atg_clone atg_align_tensors]", names)
 	}
-	if strings.Contains(out, "torch::gelu") || strings.Contains(out, "clone_missing") {
+	if strings.Contains(out, "torch::gelu") || strings.Contains(out, "clone_missing") || strings.Contains(out, "align_tensors_missing") {
 		t.Error("stubbed bodies still call the missing ops")
 	}
 	for _, keep := range []string{"torch::relu(*self)", "return torch::dim(*self);"} {
@@ -95,12 +97,12 @@ func TestStub(t *testing.T) {
 	if !strings.Contains(out, StubMessage("atg_gelu", "1.13.0")) {
 		t.Error("stub does not raise the message")
 	}
-	if !strings.Contains(out, "  )\n  return nullptr;\n}") {
-		t.Error("tensor-returning stub does not return nullptr")
+	if strings.Count(out, "  )\n  return nullptr;\n}") != 2 {
+		t.Error("tensor- and list-returning stubs do not return nullptr")
 	}
 	fns, err := Functions(out)
-	if err != nil || len(fns) != 4 {
-		t.Fatalf("stubbed file: %d functions, err %v; want 4", len(fns), err)
+	if err != nil || len(fns) != 5 {
+		t.Fatalf("stubbed file: %d functions, err %v; want 5", len(fns), err)
 	}
 	if _, _, err := Stub(src, []int{1}, "1.13.0"); err == nil {
 		t.Error("a line outside any wrapper was not an error")
@@ -143,8 +145,8 @@ func TestAdaptCompiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if total != 4 || !slices.Equal(adapted, []string{"atg_gelu", "atg_clone"}) {
-		t.Errorf("adapted %v of %d, want [atg_gelu atg_clone] of 4", adapted, total)
+	if total != 5 || !slices.Equal(adapted, []string{"atg_gelu", "atg_clone", "atg_align_tensors"}) {
+		t.Errorf("adapted %v of %d, want [atg_gelu atg_clone atg_align_tensors] of 5", adapted, total)
 	}
 	b, _ := os.ReadFile(filepath.Join(dir, generatedFile))
 	if _, ok, err := syntaxCheck(dir, lt, string(b)); !ok || err != nil {

@@ -27,3 +27,16 @@ tensor atg_clone(tensor self) {
   )
   return nullptr;
 }
+
+tensor *atg_align_tensors(tensor *tensors_data, int tensors_len) {
+  PROTECT(
+    auto outputs__ = torch::align_tensors_missing(of_carray_tensor(tensors_data, tensors_len));
+    int sz = outputs__.size();
+    torch::Tensor **out__ = (torch::Tensor**)malloc((sz + 1) * sizeof(torch::Tensor*));
+    for (int i = 0; i < sz; ++i)
+      out__[i] = new torch::Tensor(outputs__[i]);
+    out__[sz] = nullptr;
+    return out__;
+  )
+  return nullptr;
+}

@@ -1,5 +1,6 @@
 // A stand-in for libtorch's headers: relu and dim exist, gelu and
-// clone_missing do not, so the adapter must stub atg_gelu and atg_clone.
+// clone_missing do not (nor align_tensors_missing), so the adapter must stub
+// atg_gelu, atg_clone and atg_align_tensors.
 #pragma once
 #include <cstdint>
 namespace torch {
