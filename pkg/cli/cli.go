@@ -151,6 +151,15 @@ func (cmd Command) Configs(args []string) ([]train.PresetRun, []train.Config, er
 		if err := c.Validate(); err != nil {
 			return nil, nil, err
 		}
+		if c.Resume && len(preset.Runs) > 1 && train.CheckOut(c) != nil {
+			// --resume of a preset continues it: the runs it had not
+			// reached yet start.
+			start := c
+			start.Resume = false
+			if train.CheckOut(start) == nil {
+				c = start
+			}
+		}
 		if other, ok := seen[filepath.Clean(c.Out)]; ok {
 			return nil, nil, fmt.Errorf("runs %s and %s would share the folder %s", other, r.Label, c.Out)
 		}

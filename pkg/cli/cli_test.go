@@ -108,3 +108,32 @@ func TestScheduleFollowsEpochs(t *testing.T) {
 		})
 	}
 }
+
+// TestResumePreset: --resume of a preset continues it: runs with a
+// checkpoint resume, runs it had not reached start; a single run with
+// nothing to resume is refused.
+func TestResumePreset(t *testing.T) {
+	chdir(t, t.TempDir())
+	cmd := commands[0]
+	_, configs, err := cmd.Configs([]string{"--preset", "demo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first run got as far as its config (killed in its first epoch).
+	if err := os.MkdirAll(configs[0].Out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(configs[0].Out, "config.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, configs, err = cmd.Configs([]string{"--preset", "demo", "--resume"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := []bool{configs[0].Resume, configs[1].Resume, configs[2].Resume}; !slices.Equal(got, []bool{true, false, false}) {
+		t.Errorf("resume flags %v, want [true false false]", got)
+	}
+	if _, _, err := cmd.Configs([]string{"--resume", "--out", "nothing-here"}); err == nil || !strings.Contains(err.Error(), "nothing to resume") {
+		t.Errorf("single run: err = %v, want nothing to resume", err)
+	}
+}
