@@ -8,6 +8,7 @@ package main
 
 import (
 	"github.com/lwr-go/lwr/pkg/cli"
+	"github.com/lwr-go/lwr/pkg/experiment"
 	"github.com/lwr-go/lwr/pkg/train"
 )
 
@@ -31,7 +32,7 @@ Flags:
 `
 
 var command = cli.Command{
-	Name: "cifar", Usage: usage, Defaults: train.DefaultConfig, Bind: train.BindFlags, Presets: train.Presets(),
+	Name: "cifar", Usage: usage, Defaults: train.DefaultConfig, Bind: cli.BindFlags, Presets: experiment.Presets(),
 }
 
 func main() { command.Main() }

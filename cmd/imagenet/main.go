@@ -8,6 +8,7 @@ package main
 
 import (
 	"github.com/lwr-go/lwr/pkg/cli"
+	"github.com/lwr-go/lwr/pkg/experiment"
 	"github.com/lwr-go/lwr/pkg/train"
 )
 
@@ -39,7 +40,7 @@ Flags:
 `
 
 var command = cli.Command{
-	Name: "imagenet", Usage: usage, Defaults: train.ImageNetConfig, Bind: train.BindImageNetFlags, Presets: train.ImageNetPresets(),
+	Name: "imagenet", Usage: usage, Defaults: train.ImageNetConfig, Bind: cli.BindImageNetFlags, Presets: experiment.ImageNetPresets(),
 }
 
 func main() { command.Main() }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lwr-go/lwr/pkg/metrics"
 	"github.com/lwr-go/lwr/pkg/train"
 )
 
@@ -79,7 +80,7 @@ func TestTrainOneEpoch(t *testing.T) {
 	if s.Config.Model != "resnet50" || len(s.TrainCounts) != 3 || s.TrainCounts[0] != 8 || len(s.Final.PerClass) != 3 {
 		t.Fatalf("summary: model %s, %d counts %v…, %d per-class accuracies", s.Config.Model, len(s.TrainCounts), s.TrainCounts[:3], len(s.Final.PerClass))
 	}
-	nan := func(n train.Number) bool { return math.IsNaN(float64(n)) }
+	nan := func(n metrics.Number) bool { return math.IsNaN(float64(n)) }
 	if !nan(s.Final.Many) || !nan(s.Final.Medium) || nan(s.Final.Few) || nan(s.Final.Top1) {
 		t.Errorf("with 8 training images per class every class is few-shot: top-1 %v, many %v, medium %v, few %v",
 			s.Final.Top1, s.Final.Many, s.Final.Medium, s.Final.Few)

@@ -18,6 +18,8 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/lwr-go/lwr/pkg/experiment"
+	"github.com/lwr-go/lwr/pkg/metrics"
 	"github.com/lwr-go/lwr/pkg/train"
 )
 
@@ -27,7 +29,7 @@ type Command struct {
 	Usage    string                              // --help's text before the flags
 	Defaults func() train.Config                 // the settings a preset and the flags change
 	Bind     func(*pflag.FlagSet, *train.Config) // the command's flags
-	Presets  []train.Preset
+	Presets  []experiment.Preset
 }
 
 // Main runs the command with os.Args and exits: 0 on success or after
@@ -96,7 +98,7 @@ func (cmd Command) Run(args []string) error {
 // or OUT/NAME with --preset and --out; exactly --out without a preset).
 // Every run is validated and its folder checked (train.CheckOut); two runs
 // never share a folder. After --list-presets it returns no runs.
-func (cmd Command) Configs(args []string) ([]train.PresetRun, []train.Config, error) {
+func (cmd Command) Configs(args []string) ([]experiment.PresetRun, []train.Config, error) {
 	// First pass: the preset decides the defaults the flags override.
 	pre := pflag.NewFlagSet(cmd.Name, pflag.ContinueOnError)
 	pre.ParseErrorsWhitelist.UnknownFlags = true
@@ -112,9 +114,9 @@ func (cmd Command) Configs(args []string) ([]train.PresetRun, []train.Config, er
 		}
 		return nil, nil, nil
 	}
-	preset := train.Preset{Runs: []train.PresetRun{{Label: "run", Apply: func(*train.Config) {}}}}
+	preset := experiment.Preset{Runs: []experiment.PresetRun{{Label: "run", Apply: func(*train.Config) {}}}}
 	if *presetName != "" {
-		p, err := train.FindPreset(cmd.Presets, *presetName)
+		p, err := experiment.FindPreset(cmd.Presets, *presetName)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -144,9 +146,9 @@ func (cmd Command) Configs(args []string) ([]train.PresetRun, []train.Config, er
 		train.FollowEpochs(&c, recipeEpochs, fs.Changed)
 		switch {
 		case !fs.Changed("out"):
-			c.Out = filepath.Join(cmp.Or(preset.Dir, "runs"), train.RunName(c))
+			c.Out = filepath.Join(cmp.Or(preset.Dir, "runs"), experiment.RunName(c))
 		case *presetName != "":
-			c.Out = filepath.Join(c.Out, train.RunName(c))
+			c.Out = filepath.Join(c.Out, experiment.RunName(c))
 		}
 		if err := c.Validate(); err != nil {
 			return nil, nil, err
@@ -221,8 +223,8 @@ func progress(c train.Config) io.Writer {
 	return os.Stderr
 }
 
-func printTable(runs []train.PresetRun, results []train.Summary) {
-	pct := func(v train.Number) string { return v.String() }
+func printTable(runs []experiment.PresetRun, results []train.Summary) {
+	pct := func(v metrics.Number) string { return v.String() }
 	fmt.Printf("\n%-24s %6s %6s %6s %6s   %s\n", "run", "top-1", "many", "medium", "few", "outputs")
 	for i, s := range results {
 		label := runs[i].Label
@@ -241,9 +243,9 @@ func printTable(runs []train.PresetRun, results []train.Summary) {
 		var many, med, few int
 		for _, n := range results[0].TrainCounts {
 			switch {
-			case n > train.ManyShot:
+			case n > metrics.ManyShot:
 				many++
-			case n < train.FewShot:
+			case n < metrics.FewShot:
 				few++
 			default:
 				med++

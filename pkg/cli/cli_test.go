@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lwr-go/lwr/pkg/experiment"
 	"github.com/lwr-go/lwr/pkg/train"
 )
 
@@ -25,8 +26,8 @@ func chdir(t *testing.T, dir string) {
 }
 
 var commands = []Command{
-	{Name: "cifar", Defaults: train.DefaultConfig, Bind: train.BindFlags, Presets: train.Presets()},
-	{Name: "imagenet", Defaults: train.ImageNetConfig, Bind: train.BindImageNetFlags, Presets: train.ImageNetPresets()},
+	{Name: "cifar", Defaults: train.DefaultConfig, Bind: BindFlags, Presets: experiment.Presets()},
+	{Name: "imagenet", Defaults: train.ImageNetConfig, Bind: BindImageNetFlags, Presets: experiment.ImageNetPresets()},
 }
 
 // TestPresetFoldersDistinct: every row of every preset of both commands

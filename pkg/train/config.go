@@ -285,3 +285,18 @@ func LearningRate(c Config, epoch int) float64 {
 	}
 	return lr
 }
+
+// ShortSchedule shrinks the recipe's epochs to e, keeping the schedule's
+// shape: milestones at 70% and 85%, DRW at 80% and IB at 50%, warm-up 5%
+// but 2 to 5 epochs. One warm-up epoch would be none (LDAM-DRW's epoch-wise
+// warm-up runs epoch 0 at lr·1/warmup): at lr 0.1 from the first step some
+// initialisations blow up in the first epoch and never recover, which made
+// short runs' results depend more on the seed than on the loss
+// (BENCHMARKS.md).
+func ShortSchedule(c *Config, e int) {
+	c.Epochs = e
+	c.Milestones = []int{e * 70 / 100, e * 85 / 100}
+	c.Warmup = min(5, max(2, e*5/100))
+	c.Loss.DRWEpoch = e * 4 / 5
+	c.Loss.IBEpoch = e / 2
+}

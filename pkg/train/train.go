@@ -22,6 +22,7 @@ import (
 	"github.com/lwr-go/lwr/pkg/libtorch"
 	"github.com/lwr-go/lwr/pkg/losses"
 	"github.com/lwr-go/lwr/pkg/lwr"
+	"github.com/lwr-go/lwr/pkg/metrics"
 	"github.com/lwr-go/lwr/pkg/optim"
 	"github.com/lwr-go/lwr/pkg/report"
 	"github.com/lwr-go/lwr/pkg/resnet"
@@ -29,24 +30,24 @@ import (
 
 // EpochLog is one line of log.jsonl.
 type EpochLog struct {
-	Epoch     int        `json:"epoch"` // counting from 1
-	LR        float64    `json:"lr"`
-	Lambda    float64    `json:"lambda"`   // λ(t) of R (0 without LWR)
-	LossBal   float64    `json:"loss_bal"` // mean balanced loss over the epoch's batches
-	LossLWR   float64    `json:"loss_lwr"` // mean R (before λ)
-	ImagesSec float64    `json:"images_per_sec"`
-	DataWait  float64    `json:"data_wait_seconds"` // time spent getting batches: JPEG decoding not keeping up, or in-memory augmentation
-	Seconds   float64    `json:"seconds"`
-	Test      *Metrics   `json:"test,omitempty"`
-	Weights   *lwr.Stats `json:"classifier,omitempty"`
+	Epoch     int              `json:"epoch"` // counting from 1
+	LR        float64          `json:"lr"`
+	Lambda    float64          `json:"lambda"`   // λ(t) of R (0 without LWR)
+	LossBal   float64          `json:"loss_bal"` // mean balanced loss over the epoch's batches
+	LossLWR   float64          `json:"loss_lwr"` // mean R (before λ)
+	ImagesSec float64          `json:"images_per_sec"`
+	DataWait  float64          `json:"data_wait_seconds"` // time spent getting batches: JPEG decoding not keeping up, or in-memory augmentation
+	Seconds   float64          `json:"seconds"`
+	Test      *metrics.Metrics `json:"test,omitempty"`
+	Weights   *lwr.Stats       `json:"classifier,omitempty"`
 }
 
 // Summary is summary.json: the final result of a run.
 type Summary struct {
-	Config      Config  `json:"config"`
-	TrainCounts []int64 `json:"train_counts"`
-	Final       Metrics `json:"final"`
-	Seconds     float64 `json:"seconds"`
+	Config      Config          `json:"config"`
+	TrainCounts []int64         `json:"train_counts"`
+	Final       metrics.Metrics `json:"final"`
+	Seconds     float64         `json:"seconds"`
 }
 
 // ErrInterrupted reports a run stopped by its context (SIGINT/SIGTERM)
@@ -278,7 +279,7 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 	}
 
 	nTrain := len(trainSrc.Labels())
-	var final Metrics
+	var final metrics.Metrics
 	var finalWeights lwr.Stats
 	for epoch := st.Epoch; epoch < c.Epochs; epoch++ {
 		// The epoch's schedule: pure functions of the epoch.
@@ -498,8 +499,8 @@ func trainStep(net resnet.Net, loss losses.Loss, reg *lwr.Regularizer, opt *opti
 // metrics, grouping classes by trainCounts. It stops with ErrInterrupted
 // between batches when ctx is done, and returns a libtorch error as a
 // *libtorch.Error.
-func evaluate(ctx context.Context, net resnet.Net, src source, batch int, trainCounts []int64) (Metrics, error) {
-	ev := NewEvaluation(src.Classes())
+func evaluate(ctx context.Context, net resnet.Net, src source, batch int, trainCounts []int64) (metrics.Metrics, error) {
+	ev := metrics.NewEvaluation(src.Classes())
 	order := make([]int64, len(src.Labels()))
 	for i := range order {
 		order[i] = int64(i)

@@ -79,51 +79,6 @@ func TestConfigDiff(t *testing.T) {
 	}
 }
 
-func TestMetrics(t *testing.T) {
-	ev := NewEvaluation(3)
-	// Four images: class 0 right (p .9), class 1 right (p .6), class 1 wrong, class 2 right (p .5).
-	ev.Add([]float64{
-		0.9, 0.05, 0.05,
-		0.2, 0.6, 0.2,
-		0.7, 0.2, 0.1,
-		0.25, 0.25, 0.5,
-	}, []int64{0, 1, 1, 2})
-	m := ev.Metrics([]int64{500, 50, 5})
-	check := func(name string, got, want float64) {
-		if math.Abs(got-want) > 1e-9 {
-			t.Errorf("%s = %v, want %v", name, got, want)
-		}
-	}
-	check("top1", float64(m.Top1), 75)
-	check("many", float64(m.Many), 100)
-	check("medium", float64(m.Medium), 50)
-	check("few", float64(m.Few), 100)
-	check("nll", float64(m.NLL), -(math.Log(0.9)+math.Log(0.6)+math.Log(0.2)+math.Log(0.5))/4)
-	// Bins: .9 → bin 13 (acc 1), .6 → 9 (1), .7 → 10 (0), .5 → 7 (1).
-	check("ece", float64(m.ECE), 100*(0.1+0.4+0.7+0.5)/4)
-	b, err := json.Marshal(NewEvaluation(2).Metrics([]int64{1, 1}))
-	if err != nil || !strings.Contains(string(b), `"many":null`) {
-		t.Errorf("empty groups encode as %s (err %v), want null", b, err)
-	}
-	// A diverged network's NaN outputs count as wrong, apart from NLL and ECE.
-	ev = NewEvaluation(2)
-	ev.Add([]float64{0.8, 0.2, math.NaN(), math.NaN()}, []int64{0, 1})
-	m = ev.Metrics([]int64{500, 5})
-	check("top1 with a NaN row", float64(m.Top1), 50)
-	check("few with a NaN row", float64(m.Few), 0)
-	check("nll with a NaN row", float64(m.NLL), -math.Log(0.8))
-	if m.NonFinite != 1 {
-		t.Errorf("non_finite = %d, want 1", m.NonFinite)
-	}
-	// Every output NaN: NLL and ECE are undefined (null), not a perfect 0.
-	ev = NewEvaluation(2)
-	ev.Add([]float64{math.NaN(), math.NaN(), math.NaN(), math.NaN()}, []int64{0, 1})
-	b, err = json.Marshal(ev.Metrics([]int64{500, 5}))
-	if err != nil || !strings.Contains(string(b), `"nll":null`) || !strings.Contains(string(b), `"ece":null`) || !strings.Contains(string(b), `"top1":0`) {
-		t.Errorf("all outputs NaN encode as %s (err %v), want nll and ece null, top1 0", b, err)
-	}
-}
-
 // tinyConfig is a run small enough for tests: the synthetic set, batch 64.
 func tinyConfig(out string) Config {
 	c := DefaultConfig()

@@ -1,4 +1,8 @@
-package train
+// Package metrics scores a classifier on a long-tailed test set: top-1,
+// mean per-class accuracy of the many-, medium- and few-shot classes (by
+// training images per class), negative log-likelihood and expected
+// calibration error, accumulated batch by batch.
+package metrics
 
 import (
 	"math"

@@ -1,4 +1,7 @@
-package train
+// Package experiment names the paper's experiments: presets of one or more
+// runs (a table's rows), each a change to a command's default
+// configuration, and the folder name that tells runs apart.
+package experiment
 
 import (
 	"fmt"
@@ -8,6 +11,7 @@ import (
 
 	"github.com/lwr-go/lwr/pkg/losses"
 	"github.com/lwr-go/lwr/pkg/lwr"
+	"github.com/lwr-go/lwr/pkg/train"
 )
 
 // A Preset is a named experiment: one or more runs, each a change to the
@@ -22,7 +26,7 @@ type Preset struct {
 // PresetRun is one configuration of a preset, with a short label for tables.
 type PresetRun struct {
 	Label string
-	Apply func(*Config)
+	Apply func(*train.Config)
 }
 
 // lossLabels are the balanced losses the CIFAR presets cover, by preset
@@ -34,8 +38,8 @@ var lossLabels = map[string]string{
 
 // cifarRecipe is the paper's CIFAR recipe (ResNet-32, 200 epochs, lr ×0.1 at
 // 140 and 170, weight decay 5e-4) on the given data set and imbalance.
-func cifarRecipe(dataset string, imb float64, loss string, withLWR bool) func(*Config) {
-	return func(c *Config) {
+func cifarRecipe(dataset string, imb float64, loss string, withLWR bool) func(*train.Config) {
+	return func(c *train.Config) {
 		c.Dataset, c.ImbalanceFactor = dataset, imb
 		c.Epochs, c.Milestones, c.WeightDecay, c.BatchSize, c.LR = 200, []int{140, 170}, 5e-4, 128, 0.1
 		c.Loss = losses.DefaultConfig(loss, 200)
@@ -49,7 +53,7 @@ func cifarRecipe(dataset string, imb float64, loss string, withLWR bool) func(*C
 // seed other than 0. Every row of every preset gets its own name, so rows
 // never share a folder; cmd puts a run in runs/NAME unless --out is given
 // (with a preset, in OUT/NAME).
-func RunName(c Config) string {
+func RunName(c train.Config) string {
 	parts := []string{c.Dataset}
 	switch c.Dataset {
 	case "imagenet-lt":
@@ -123,30 +127,30 @@ func Presets() []Preset {
 			}
 		}
 	}
-	ablation := func(name, about string, edit func(*Config)) Preset {
-		return Preset{Name: name, About: "CIFAR-100-LT IF 100, BS + LWR, " + about, Runs: []PresetRun{{Label: name, Apply: func(c *Config) {
+	ablation := func(name, about string, edit func(*train.Config)) Preset {
+		return Preset{Name: name, About: "CIFAR-100-LT IF 100, BS + LWR, " + about, Runs: []PresetRun{{Label: name, Apply: func(c *train.Config) {
 			cifarRecipe("cifar100", 100, "balanced-softmax", true)(c)
 			edit(c)
 		}}}}
 	}
 	out = append(out,
-		ablation("table4-noproj", "without the projection MLP", func(c *Config) { c.LWRConfig.Projection = false }),
-		ablation("table4-constant", "constant λ = 1", func(c *Config) { c.LWRSchedule = lwr.Constant }),
-		ablation("table4-nomask", "no threshold (θ = -1)", func(c *Config) { c.LWRConfig.Theta = -1 }),
-		ablation("table4-mean", "R averaged over classes", func(c *Config) { c.LWRConfig.Reduction = lwr.Mean }),
+		ablation("table4-noproj", "without the projection MLP", func(c *train.Config) { c.LWRConfig.Projection = false }),
+		ablation("table4-constant", "constant λ = 1", func(c *train.Config) { c.LWRSchedule = lwr.Constant }),
+		ablation("table4-nomask", "no threshold (θ = -1)", func(c *train.Config) { c.LWRConfig.Theta = -1 }),
+		ablation("table4-mean", "R averaged over classes", func(c *train.Config) { c.LWRConfig.Reduction = lwr.Mean }),
 	)
 	for _, th := range []float64{0.2, 0.6} {
 		th := th
-		out = append(out, ablation(fmt.Sprintf("table4-theta%g", th), fmt.Sprintf("θ = %g", th), func(c *Config) { c.LWRConfig.Theta = th }))
+		out = append(out, ablation(fmt.Sprintf("table4-theta%g", th), fmt.Sprintf("θ = %g", th), func(c *train.Config) { c.LWRConfig.Theta = th }))
 	}
 	for _, tau := range []float64{0.05, 0.5} {
 		tau := tau
-		out = append(out, ablation(fmt.Sprintf("table4-tau%g", tau), fmt.Sprintf("τ = %g", tau), func(c *Config) { c.LWRConfig.Tau = tau }))
+		out = append(out, ablation(fmt.Sprintf("table4-tau%g", tau), fmt.Sprintf("τ = %g", tau), func(c *train.Config) { c.LWRConfig.Tau = tau }))
 	}
-	demo := func(loss string, withLWR bool) func(*Config) {
-		return func(c *Config) {
+	demo := func(loss string, withLWR bool) func(*train.Config) {
+		return func(c *train.Config) {
 			// 20 epochs: the three runs take about 10 minutes on 2 CPU cores.
-			ShortSchedule(c, 20)
+			train.ShortSchedule(c, 20)
 			c.EvalEvery = c.Epochs // one evaluation, at the end: it costs two epochs
 			c.Dataset, c.ImbalanceFactor = "fashion-mnist", 100
 			setLoss(c, loss, withLWR)
@@ -213,7 +217,7 @@ func ImageNetPresets() []Preset {
 		}
 	}
 	out = append(out, Preset{Name: "table3-resnext50-bs-lwr", About: "ImageNet-LT, ResNeXt-50 32x4d, balanced-softmax + LWR",
-		Runs: []PresetRun{{Label: "BS + LWR", Apply: func(c *Config) {
+		Runs: []PresetRun{{Label: "BS + LWR", Apply: func(c *train.Config) {
 			imageNetRecipe("balanced-softmax", true)(c)
 			c.Model = "resnext50"
 		}}}})
@@ -222,29 +226,14 @@ func ImageNetPresets() []Preset {
 }
 
 // imageNetRecipe is ImageNetConfig with the given loss.
-func imageNetRecipe(loss string, withLWR bool) func(*Config) {
-	return func(c *Config) { setLoss(c, loss, withLWR) }
+func imageNetRecipe(loss string, withLWR bool) func(*train.Config) {
+	return func(c *train.Config) { setLoss(c, loss, withLWR) }
 }
 
 // setLoss sets the loss (DRW at 80% of the epochs, IB from 50%, as the
 // CIFAR recipe's 160 and 100 of 200) and LWR on or off.
-func setLoss(c *Config, loss string, withLWR bool) {
+func setLoss(c *train.Config, loss string, withLWR bool) {
 	c.Loss = losses.DefaultConfig(loss, c.Epochs)
 	c.Loss.DRWEpoch, c.Loss.IBEpoch = c.Epochs*4/5, c.Epochs/2
 	c.LWR = withLWR
-}
-
-// ShortSchedule shrinks the recipe's epochs to e, keeping the schedule's
-// shape: milestones at 70% and 85%, DRW at 80% and IB at 50%, warm-up 5%
-// but 2 to 5 epochs. One warm-up epoch would be none (LDAM-DRW's epoch-wise
-// warm-up runs epoch 0 at lr·1/warmup): at lr 0.1 from the first step some
-// initialisations blow up in the first epoch and never recover, which made
-// short runs' results depend more on the seed than on the loss
-// (BENCHMARKS.md).
-func ShortSchedule(c *Config, e int) {
-	c.Epochs = e
-	c.Milestones = []int{e * 70 / 100, e * 85 / 100}
-	c.Warmup = min(5, max(2, e*5/100))
-	c.Loss.DRWEpoch = e * 4 / 5
-	c.Loss.IBEpoch = e / 2
 }

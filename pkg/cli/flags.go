@@ -1,4 +1,4 @@
-package train
+package cli
 
 import (
 	"fmt"
@@ -6,11 +6,13 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/lwr-go/lwr/pkg/train"
 )
 
 // BindFlags binds every setting of a CIFAR-style run (cmd/cifar) to a
 // GNU-style flag of fs, with c's current values as defaults.
-func BindFlags(fs *pflag.FlagSet, c *Config) {
+func BindFlags(fs *pflag.FlagSet, c *train.Config) {
 	fs.StringVar(&c.Dataset, "dataset", c.Dataset, "data set: fashion-mnist (offline, Debian's dataset-fashion-mnist), cifar10, cifar100, synthetic")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "folder of the data set's files (default: /usr/share/datasets/fashion-mnist or $FASHION_MNIST_DIR; ./data for CIFAR)")
 	fs.Float64Var(&c.ImbalanceFactor, "imb-factor", c.ImbalanceFactor, "imbalance factor n_max/n_min of the long-tailed training subset (10, 50, 100)")
@@ -22,7 +24,7 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 
 // BindImageNetFlags binds every setting of an ImageNet-LT run
 // (cmd/imagenet) to a GNU-style flag of fs, with c's values as defaults.
-func BindImageNetFlags(fs *pflag.FlagSet, c *Config) {
+func BindImageNetFlags(fs *pflag.FlagSet, c *train.Config) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "ILSVRC2012 folder holding train/ and val/ (the paths of the split files are relative to it)")
 	fs.StringVar(&c.ListDir, "list-dir", c.ListDir, "folder of ImageNet_LT_{train,val,test}.txt (default: --data-dir); scripts/download_imagenet_lt.sh fetches them")
 	fs.StringVar(&c.TestSplit, "test-split", c.TestSplit, "list to evaluate: test (50,000 images, the paper's numbers) or val (20,000)")
@@ -43,7 +45,7 @@ func BindImageNetFlags(fs *pflag.FlagSet, c *Config) {
 }
 
 // bindCommon binds the settings both commands share.
-func bindCommon(fs *pflag.FlagSet, c *Config) {
+func bindCommon(fs *pflag.FlagSet, c *train.Config) {
 	fs.StringVar(&c.Loss.Name, "loss", c.Loss.Name, "balanced loss: ce, balanced-softmax (bs), logit-adjustment (la), cb-ce (cb), ce-drw, ldam, ldam-drw, focal, focal-drw, ib, ib-focal")
 	fs.Float64Var(&c.Loss.Tau, "la-tau", c.Loss.Tau, "logit adjustment τ")
 	fs.Float64Var(&c.Loss.MaxMargin, "ldam-max-margin", c.Loss.MaxMargin, "LDAM largest margin")
