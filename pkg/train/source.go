@@ -215,7 +215,7 @@ func sources(c Config, dev gotch.Device) (train, test source, subset []int64, er
 		}
 		return newJPEGSource(tr, c, dev), newJPEGSource(te, c, dev), nil, nil
 	}
-	trainSet, testSet, subset, err := Data(c)
+	trainSet, testSet, subset, err := data.Open(c.Dataset, c.DataDir, c.ImbalanceFactor, c.SubsetSeed, c.Seed)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -54,72 +54,6 @@ type Summary struct {
 // after checkpointing; it can be resumed.
 var ErrInterrupted = errors.New("interrupted; checkpoint written, continue with --resume")
 
-// Data loads the training subset and the test set of a configuration, and
-// the subset's indices into the full training set (nil for synthetic data).
-func Data(c Config) (train, test *data.Dataset, subset []int64, err error) {
-	switch c.Dataset {
-	case "fashion-mnist":
-		dir := c.DataDir
-		if dir == "" {
-			dir = os.Getenv("FASHION_MNIST_DIR")
-		}
-		if dir == "" {
-			dir = data.DefaultFashionMNISTDir
-		}
-		if train, err = data.LoadFashionMNIST(dir, true); err != nil {
-			return nil, nil, nil, fmt.Errorf("%w (install Debian's dataset-fashion-mnist or pass --data-dir)", err)
-		}
-		if test, err = data.LoadFashionMNIST(dir, false); err != nil {
-			return nil, nil, nil, err
-		}
-		return longTail(c, train, test, 600)
-	case "cifar10", "cifar100":
-		classes := 10
-		if c.Dataset == "cifar100" {
-			classes = 100
-		}
-		dir := c.DataDir
-		if dir == "" {
-			dir = "data"
-		}
-		if train, err = data.LoadCIFAR(dir, classes, true); err != nil {
-			return nil, nil, nil, err
-		}
-		if test, err = data.LoadCIFAR(dir, classes, false); err != nil {
-			return nil, nil, nil, err
-		}
-		return longTail(c, train, test, train.Len()/classes)
-	case "synthetic":
-		counts, err := data.LongTailCounts(10, 100, c.ImbalanceFactor)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		testCounts := make([]int, 10)
-		for i := range testCounts {
-			testCounts[i] = 20
-		}
-		return data.Synthetic(counts, uint64(c.Seed)+1), data.Synthetic(testCounts, uint64(c.Seed)+2), nil, nil
-	}
-	return nil, nil, nil, fmt.Errorf("--dataset %q: want fashion-mnist, cifar10, cifar100 or synthetic", c.Dataset)
-}
-
-func longTail(c Config, train, test *data.Dataset, nMax int) (*data.Dataset, *data.Dataset, []int64, error) {
-	counts, err := data.LongTailCounts(train.Classes, nMax, c.ImbalanceFactor)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	idx, err := data.LongTailSubset(train.Labels, counts, c.SubsetSeed)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s: %w", train.Name, err)
-	}
-	sub, err := train.Subset(idx)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	sub.Name = fmt.Sprintf("%s-lt-if%g", train.Name, c.ImbalanceFactor)
-	return sub, test, idx, nil
-}
-
 // Run trains c, writing config.json, log.jsonl, checkpoint.pt and
 // summary.json to c.Out, and returns the final metrics. progress (may be
 // nil) receives a live progress line. Cancelling ctx stops at the next step
@@ -156,280 +90,340 @@ var faultBeforeStep func(epoch, batch int)
 // warnf prints a warning line to stderr.
 func warnf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
 
+// runner is one run in progress: its settings, data, network, loss,
+// optimiser and position, and the folder it owns.
+type runner struct {
+	c                 Config
+	progress          io.Writer
+	dir               *runDir
+	train, test       source
+	subset            []int64 // indices of the training subset in the full set; nil for none
+	counts            []int64 // training images per class
+	vs                *nn.VarStore
+	net               resnet.Net
+	reg               *lwr.Regularizer // nil without LWR
+	loss              losses.Loss
+	opt               *optim.SGD
+	st                State
+	ckptPath, logPath string
+	start             time.Time // this process's start
+	before            float64   // the run's seconds before this process
+	final             metrics.Metrics
+	weights           lwr.Stats // of the last evaluation
+}
+
+// run is the whole of Run on the training thread: open, start or
+// restore, the epochs, the summary.
 func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
-	start := time.Now()
-	sum := Summary{Config: c}
+	r, err := openRunner(c, progress)
+	if err != nil {
+		return Summary{Config: c}, err
+	}
+	defer r.dir.close()
+	if err := r.startOrRestore(); err != nil {
+		return r.summary(), err
+	}
+	for epoch := r.st.Epoch; epoch < c.Epochs; epoch++ {
+		line, err := r.trainEpoch(ctx, epoch)
+		if err != nil {
+			return r.summary(), err
+		}
+		if (epoch+1)%c.EvalEvery == 0 || epoch+1 == c.Epochs {
+			if err := r.evaluateEpoch(ctx, epoch, &line); err != nil {
+				return r.summary(), err
+			}
+		}
+		if err := r.endEpoch(epoch, line); err != nil {
+			return r.summary(), err
+		}
+		if ctx.Err() != nil {
+			return r.summary(), ErrInterrupted
+		}
+	}
+	return r.finish(ctx)
+}
+
+// openRunner sets up the device and its threads, the data, the run folder
+// (after the data: a data error leaves nothing behind) and the network,
+// regularizer, loss and optimiser, seeded.
+func openRunner(c Config, progress io.Writer) (*runner, error) {
+	r := &runner{c: c, progress: progress, start: time.Now(),
+		ckptPath: filepath.Join(c.Out, CheckpointFile), logPath: filepath.Join(c.Out, LogFile)}
 	dev, err := libtorch.ParseDevice(c.Device)
 	if err != nil {
-		return sum, fmt.Errorf("--device: %w", err)
+		return nil, fmt.Errorf("--device: %w", err)
 	}
 	threads := c.Threads
 	if threads == 0 {
 		threads = runtime.NumCPU()
 	}
 	libtorch.SetNumThreads(threads)
-	// The data before the folder: a data error leaves nothing behind.
-	trainSrc, testSrc, subset, err := sources(c, dev)
-	if err != nil {
-		return sum, err
+	if r.train, r.test, r.subset, err = sources(c, dev); err != nil {
+		return nil, err
 	}
-	dir, err := openRunDir(c, warnf)
-	if err != nil {
-		return sum, err
+	if r.dir, err = openRunDir(c, warnf); err != nil {
+		return nil, err
 	}
-	defer dir.close()
-	counts := trainSrc.Counts()
-	sum.TrainCounts = counts
-	ckptPath := filepath.Join(c.Out, CheckpointFile)
-	logPath := filepath.Join(c.Out, LogFile)
-
+	fail := func(err error) (*runner, error) {
+		r.dir.close()
+		return nil, err
+	}
+	r.counts = r.train.Counts()
 	libtorch.ManualSeed(c.Seed)
-	vs := nn.NewVarStore(dev)
-	net, err := newModel(vs.Root(), c, trainSrc)
-	if err != nil {
-		return sum, err
+	r.vs = nn.NewVarStore(dev)
+	if r.net, err = newModel(r.vs.Root(), c, r.train); err != nil {
+		return fail(err)
 	}
-	var reg *lwr.Regularizer
 	if c.LWR {
-		dim := net.Head().Weight.MustSize()[1]
-		if reg, err = lwr.New(vs.Root().Sub("lwr"), dim, c.LWRConfig); err != nil {
-			return sum, err
+		dim := r.net.Head().Weight.MustSize()[1]
+		if r.reg, err = lwr.New(r.vs.Root().Sub("lwr"), dim, c.LWRConfig); err != nil {
+			return fail(err)
 		}
 	}
-	loss, err := losses.New(c.Loss, counts)
-	if err != nil {
-		return sum, err
+	if r.loss, err = losses.New(c.Loss, r.counts); err != nil {
+		return fail(err)
 	}
-	_, params := trainableParams(vs)
-	opt, err := optim.NewSGD(params, c.LR, c.Momentum, c.WeightDecay, c.Nesterov)
-	if err != nil {
-		return sum, err
+	_, params := trainableParams(r.vs)
+	if r.opt, err = optim.NewSGD(params, c.LR, c.Momentum, c.WeightDecay, c.Nesterov); err != nil {
+		return fail(err)
 	}
+	r.st = State{ConfigHash: c.Hash(), Config: c}
+	return r, nil
+}
 
-	st := State{ConfigHash: c.Hash(), Config: c}
-	fresh := !c.Resume
-	if c.Resume && !exists(ckptPath) && !exists(filepath.Join(c.Out, PrevCheckpoint)) {
-		// Stopped before its first checkpoint: same settings, from the start.
+// startOrRestore continues from the folder's checkpoint (--resume) or
+// writes a new run's config.json, empty log and subset list. A run stopped
+// before its first checkpoint starts again.
+func (r *runner) startOrRestore() error {
+	c := r.c
+	if c.Resume && !exists(r.ckptPath) && !exists(filepath.Join(c.Out, PrevCheckpoint)) {
 		var saved Config
 		b, err := os.ReadFile(filepath.Join(c.Out, ConfigFile))
 		if err == nil {
 			err = json.Unmarshal(b, &saved)
 		}
 		if err != nil {
-			return sum, fmt.Errorf("--resume: %s has no checkpoint, and its %s is unreadable: %v", c.Out, ConfigFile, err)
+			return fmt.Errorf("--resume: %s has no checkpoint, and its %s is unreadable: %v", c.Out, ConfigFile, err)
 		}
 		if err := describeDiff(filepath.Join(c.Out, ConfigFile), saved, c); err != nil {
-			return sum, err
+			return err
 		}
 		warnf("%s: no checkpoint yet (stopped in its first epoch): starting the run again", c.Out)
-		fresh = true
+		c.Resume = false
 	}
-	if !fresh {
-		path, saved, named, err := readLatestCheckpoint(c.Out, warnf)
-		if err != nil {
-			return sum, err
-		}
-		if err := describeDiff(path, saved.Config, c); err != nil {
-			return sum, err
-		}
-		if err := loadCheckpoint(path, named, vs, opt); err != nil {
-			return sum, err
-		}
-		st = saved
-		st.Config = c
-		// A kill between the log line and the checkpoint of an epoch
-		// leaves a line the resumed run writes again: keep the log in
-		// step with the checkpoint.
-		if err := truncateLog(logPath, st.Epoch); err != nil {
-			return sum, err
-		}
-	} else {
-		if subset != nil {
+	if !c.Resume {
+		if r.subset != nil {
 			// The subset as a list file, "index label" per line, like
 			// ImageNet-LT's: what other code (bench/torch_train.py) trains on.
-			if err := data.WriteIndexList(filepath.Join(c.Out, SubsetFile), subset, trainSrc.Labels()); err != nil {
-				return sum, err
+			if err := data.WriteIndexList(filepath.Join(c.Out, SubsetFile), r.subset, r.train.Labels()); err != nil {
+				return err
 			}
 		}
 		if err := writeJSON(filepath.Join(c.Out, ConfigFile), c); err != nil {
-			return sum, err
-		}
-		if err := data.WriteFileAtomic(logPath, nil); err != nil {
-			return sum, err
-		}
-	}
-	// The run's seconds before this process: they survive resumes.
-	before := st.Seconds
-	elapsed := func() float64 { return before + time.Since(start).Seconds() }
-	// checkpoint writes st, the position after the last completed step.
-	checkpoint := func() error {
-		st.Seconds = elapsed()
-		return saveCheckpoint(ckptPath, vs, opt, st)
-	}
-	// stopped checkpoints the last completed step after err (an interrupt,
-	// a libtorch error) and returns err, saying where the run stands.
-	stopped := func(err error) error {
-		if cerr := checkpoint(); cerr != nil {
-			return fmt.Errorf("%w (and no checkpoint: %v)", err, cerr)
-		}
-		if errors.Is(err, ErrInterrupted) {
 			return err
 		}
-		return fmt.Errorf("%w; %s holds epoch %d step %d: continue with --resume", err, ckptPath, st.Epoch+1, st.Step)
+		return data.WriteFileAtomic(r.logPath, nil)
 	}
+	path, saved, named, err := readLatestCheckpoint(c.Out, warnf)
+	if err != nil {
+		return err
+	}
+	if err := describeDiff(path, saved.Config, c); err != nil {
+		return err
+	}
+	if err := loadCheckpoint(path, named, r.vs, r.opt); err != nil {
+		return err
+	}
+	r.st = saved
+	r.st.Config = c
+	r.before = saved.Seconds
+	// A kill between the log line and the checkpoint of an epoch leaves a
+	// line the resumed run writes again: keep the log in step.
+	return truncateLog(r.logPath, r.st.Epoch)
+}
 
-	nTrain := len(trainSrc.Labels())
-	var final metrics.Metrics
-	var finalWeights lwr.Stats
-	for epoch := st.Epoch; epoch < c.Epochs; epoch++ {
-		// The epoch's schedule: pure functions of the epoch.
-		opt.LR = LearningRate(c, epoch)
-		if e, ok := loss.(losses.EpochSetter); ok {
-			e.SetEpoch(epoch)
+// elapsed is the run's seconds over all its processes.
+func (r *runner) elapsed() float64 { return r.before + time.Since(r.start).Seconds() }
+
+// checkpoint writes the position after the last completed step.
+func (r *runner) checkpoint() error {
+	r.st.Seconds = r.elapsed()
+	return saveCheckpoint(r.ckptPath, r.vs, r.opt, r.st)
+}
+
+// stopped checkpoints the last completed step after err (an interrupt, a
+// libtorch error) and returns err, saying where the run stands.
+func (r *runner) stopped(err error) error {
+	if cerr := r.checkpoint(); cerr != nil {
+		return fmt.Errorf("%w (and no checkpoint: %v)", err, cerr)
+	}
+	if errors.Is(err, ErrInterrupted) {
+		return err
+	}
+	return fmt.Errorf("%w; %s holds epoch %d step %d: continue with --resume", err, r.ckptPath, r.st.Epoch+1, r.st.Step)
+}
+
+// trainEpoch runs the steps of epoch left to do (all of them, or the rest
+// of an interrupted epoch) and returns its log line without test metrics.
+// The schedule (lr, DRW/IB switch, λ) and the randomness (order,
+// augmentation) are pure functions of the epoch, so a resumed epoch is the
+// same epoch.
+func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
+	c, st := r.c, &r.st
+	r.opt.LR = LearningRate(c, epoch)
+	if e, ok := r.loss.(losses.EpochSetter); ok {
+		e.SetEpoch(epoch)
+	}
+	lambda := 0.0
+	if r.reg != nil {
+		lambda, _ = c.LWRSchedule.Weight(epoch, c.Epochs)
+	}
+	rng := rand.New(rand.NewPCG(uint64(c.Seed), uint64(epoch)))
+	order, err := data.Sampler(c.Sampler).Order(r.train.Labels(), r.train.Classes(), rng)
+	if err != nil {
+		return EpochLog{}, err
+	}
+	if len(order)%c.BatchSize == 1 && len(order) > 1 {
+		// A last batch of one image would give batch norm a variance of
+		// 0/0 and NaN running statistics (PyTorch refuses such a batch):
+		// leave that image out of this epoch's random order.
+		order = order[:len(order)-1]
+	}
+	batches := (len(order) + c.BatchSize - 1) / c.BatchSize
+	nTrain := len(r.train.Labels())
+	epochStart := time.Now()
+	seenAtStart := st.Seen
+	next, stop := r.train.Batches(ctx, order, c.BatchSize, c.Augment, rng, uint64(c.Seed), epoch, st.Step)
+	defer stop()
+	var wait time.Duration
+	for b := st.Step; b < batches; b++ {
+		lo, hi := b*c.BatchSize, min((b+1)*c.BatchSize, len(order))
+		t0 := time.Now()
+		var x, y *ts.Tensor
+		if cerr := libtorch.Catch(func() { x, y, err = next() }); cerr != nil { // the copy to the device can fail
+			return EpochLog{}, r.stopped(fmt.Errorf("epoch %d step %d: data: %w", epoch+1, b+1, cerr))
 		}
-		lambda := 0.0
-		if reg != nil {
-			lambda, _ = c.LWRSchedule.Weight(epoch, c.Epochs)
+		wait += time.Since(t0)
+		if err == nil && x == nil && ctx.Err() != nil { // interrupted while decoding
+			return EpochLog{}, r.stopped(ErrInterrupted)
 		}
-		// The epoch's randomness: a generator of (seed, epoch), so that a
-		// resumed epoch draws the same order and augmentation.
-		rng := rand.New(rand.NewPCG(uint64(c.Seed), uint64(epoch)))
-		order, err := data.Sampler(c.Sampler).Order(trainSrc.Labels(), trainSrc.Classes(), rng)
+		if err == nil && x == nil {
+			err = fmt.Errorf("epoch %d: the data ended after %d of %d batches", epoch+1, b, batches)
+		}
 		if err != nil {
-			return sum, err
+			return EpochLog{}, err
 		}
-		if len(order)%c.BatchSize == 1 && len(order) > 1 {
-			// A last batch of one image would give batch norm a variance
-			// of 0/0 and NaN running statistics (PyTorch refuses such a
-			// batch): leave that image out of this epoch's random order.
-			order = order[:len(order)-1]
+		var lv, rv float64
+		err = libtorch.Catch(func() {
+			defer x.MustDrop()
+			defer y.MustDrop()
+			if faultBeforeStep != nil {
+				faultBeforeStep(epoch, b)
+			}
+			lb, rt := trainStep(r.net, r.loss, r.reg, r.opt, x, y, lambda)
+			// Host sync: the loss values, to catch a divergence at once.
+			lv = lb.Float64Values(true)[0]
+			if rt != nil {
+				rv = rt.Float64Values(true)[0]
+			}
+		})
+		if err != nil {
+			return EpochLog{}, r.stopped(fmt.Errorf("epoch %d step %d: %w", epoch+1, b+1, err))
 		}
-		batches := (len(order) + c.BatchSize - 1) / c.BatchSize
-		epochStart := time.Now()
-		seenAtStart := st.Seen
-		next, stop := trainSrc.Batches(ctx, order, c.BatchSize, c.Augment, rng, uint64(c.Seed), epoch, st.Step)
-		var wait time.Duration
-		for b := st.Step; b < batches; b++ {
-			lo, hi := b*c.BatchSize, min((b+1)*c.BatchSize, len(order))
-			t0 := time.Now()
-			var x, y *ts.Tensor
-			if cerr := libtorch.Catch(func() { x, y, err = next() }); cerr != nil { // the copy to the device can fail
-				stop()
-				return sum, stopped(fmt.Errorf("epoch %d step %d: data: %w", epoch+1, b+1, cerr))
-			}
-			wait += time.Since(t0)
-			if err == nil && x == nil && ctx.Err() != nil { // interrupted while decoding
-				stop()
-				return sum, stopped(ErrInterrupted)
-			}
-			if err == nil && x == nil {
-				err = fmt.Errorf("epoch %d: the data ended after %d of %d batches", epoch+1, b, batches)
-			}
-			if err != nil {
-				stop()
-				return sum, err
-			}
-			var lv, rv float64
-			err = libtorch.Catch(func() {
-				defer x.MustDrop()
-				defer y.MustDrop()
-				if faultBeforeStep != nil {
-					faultBeforeStep(epoch, b)
-				}
-				lb, r := trainStep(net, loss, reg, opt, x, y, lambda)
-				// Host sync: the loss values, to catch a divergence at once.
-				lv = lb.Float64Values(true)[0]
-				if r != nil {
-					rv = r.Float64Values(true)[0]
-				}
-			})
-			if err != nil {
-				stop()
-				return sum, stopped(fmt.Errorf("epoch %d step %d: %w", epoch+1, b+1, err))
-			}
-			if math.IsNaN(lv) || math.IsInf(lv, 0) || math.IsNaN(rv) || math.IsInf(rv, 0) {
-				stop()
-				return sum, fmt.Errorf("epoch %d step %d: loss is %v (R %v): %w; %s (lower --lr?)",
-					epoch+1, b+1, lv, rv, ErrDiverged, lastGood(ckptPath))
-			}
-			st.LossSum += lv * float64(hi-lo)
-			st.RegSum += rv * float64(hi-lo)
-			st.Seen += hi - lo
-			st.Step = b + 1
-			if progress != nil {
-				elapsed := time.Since(epochStart).Seconds()
-				rate := float64(st.Seen-seenAtStart) / elapsed
-				left := float64((c.Epochs-epoch)*nTrain-st.Seen) / rate
-				fmt.Fprintf(progress, "\repoch %d/%d  step %d/%d  loss %.4f  %.0f img/s  ETA %s   ",
-					epoch+1, c.Epochs, b+1, batches, st.LossSum/float64(st.Seen), rate, (time.Duration(left) * time.Second).Round(time.Second))
-			}
-			if ctx.Err() != nil {
-				stop()
-				return sum, stopped(ErrInterrupted)
-			}
+		if math.IsNaN(lv) || math.IsInf(lv, 0) || math.IsNaN(rv) || math.IsInf(rv, 0) {
+			return EpochLog{}, fmt.Errorf("epoch %d step %d: loss is %v (R %v): %w; %s (lower --lr?)",
+				epoch+1, b+1, lv, rv, ErrDiverged, lastGood(r.ckptPath))
 		}
-		stop()
-		line := EpochLog{Epoch: epoch + 1, LR: opt.LR, Lambda: lambda,
-			LossBal: st.LossSum / float64(max(st.Seen, 1)), LossLWR: st.RegSum / float64(max(st.Seen, 1)),
-			Seconds: time.Since(epochStart).Seconds()}
-		line.ImagesSec = float64(st.Seen-seenAtStart) / line.Seconds
-		line.DataWait = wait.Seconds()
-		if (epoch+1)%c.EvalEvery == 0 || epoch+1 == c.Epochs {
-			m, err := evaluate(ctx, net, testSrc, c.BatchSize*2, counts)
-			if errors.Is(err, ErrInterrupted) {
-				return sum, stopped(err)
-			}
-			var le *libtorch.Error
-			if errors.As(err, &le) {
-				return sum, stopped(fmt.Errorf("epoch %d evaluation: %w", epoch+1, err))
-			}
-			if err != nil {
-				return sum, err
-			}
-			if m.NonFinite > 0 {
-				return sum, fmt.Errorf("epoch %d: %d of %d test images got NaN or infinite outputs: the network has %w; %s (lower --lr?)",
-					epoch+1, m.NonFinite, len(testSrc.Labels()), ErrDiverged, lastGood(ckptPath))
-			}
-			line.Test = &m
-			final = m
-			if err := libtorch.Catch(func() { finalWeights = lwr.WeightStats(net.Head().Weight, c.LWRConfig.Theta) }); err != nil {
-				return sum, stopped(fmt.Errorf("epoch %d classifier statistics: %w", epoch+1, err))
-			}
-			line.Weights = &finalWeights
-		}
-		if err := appendJSONL(logPath, line); err != nil {
-			return sum, err
-		}
-		st = State{ConfigHash: st.ConfigHash, Config: c, Epoch: epoch + 1}
-		if err := checkpoint(); err != nil {
-			return sum, err
-		}
-		if progress != nil {
-			fmt.Fprint(progress, "\r\033[K")
-			if line.Test != nil {
-				fmt.Fprintf(progress, "epoch %d/%d  loss %.4f  R %.3f  top-1 %s  many %s  medium %s  few %s\n",
-					epoch+1, c.Epochs, line.LossBal, line.LossLWR, line.Test.Top1, line.Test.Many, line.Test.Medium, line.Test.Few)
-			}
+		st.LossSum += lv * float64(hi-lo)
+		st.RegSum += rv * float64(hi-lo)
+		st.Seen += hi - lo
+		st.Step = b + 1
+		if r.progress != nil {
+			elapsed := time.Since(epochStart).Seconds()
+			rate := float64(st.Seen-seenAtStart) / elapsed
+			left := float64((c.Epochs-epoch)*nTrain-st.Seen) / rate
+			fmt.Fprintf(r.progress, "\repoch %d/%d  step %d/%d  loss %.4f  %.0f img/s  ETA %s   ",
+				epoch+1, c.Epochs, b+1, batches, st.LossSum/float64(st.Seen), rate, (time.Duration(left) * time.Second).Round(time.Second))
 		}
 		if ctx.Err() != nil {
-			return sum, ErrInterrupted
+			return EpochLog{}, r.stopped(ErrInterrupted)
 		}
 	}
-	if final.PerClass == nil { // resumed a run that had already finished: nothing was evaluated
-		if final, err = evaluate(ctx, net, testSrc, c.BatchSize*2, counts); err != nil {
-			return sum, err
+	line := EpochLog{Epoch: epoch + 1, LR: r.opt.LR, Lambda: lambda,
+		LossBal: st.LossSum / float64(max(st.Seen, 1)), LossLWR: st.RegSum / float64(max(st.Seen, 1)),
+		Seconds: time.Since(epochStart).Seconds(), DataWait: wait.Seconds()}
+	line.ImagesSec = float64(st.Seen-seenAtStart) / line.Seconds
+	return line, nil
+}
+
+// evaluateEpoch scores the network on the test set after epoch and adds
+// the metrics and the classifier's statistics to line. Non-finite outputs
+// stop the run (ErrDiverged) without a checkpoint.
+func (r *runner) evaluateEpoch(ctx context.Context, epoch int, line *EpochLog) error {
+	m, err := evaluate(ctx, r.net, r.test, r.c.BatchSize*2, r.counts)
+	if errors.Is(err, ErrInterrupted) {
+		return r.stopped(err)
+	}
+	var le *libtorch.Error
+	if errors.As(err, &le) {
+		return r.stopped(fmt.Errorf("epoch %d evaluation: %w", epoch+1, err))
+	}
+	if err != nil {
+		return err
+	}
+	if m.NonFinite > 0 {
+		return fmt.Errorf("epoch %d: %d of %d test images got NaN or infinite outputs: the network has %w; %s (lower --lr?)",
+			epoch+1, m.NonFinite, len(r.test.Labels()), ErrDiverged, lastGood(r.ckptPath))
+	}
+	if err := libtorch.Catch(func() { r.weights = lwr.WeightStats(r.net.Head().Weight, r.c.LWRConfig.Theta) }); err != nil {
+		return r.stopped(fmt.Errorf("epoch %d classifier statistics: %w", epoch+1, err))
+	}
+	r.final = m
+	line.Test = &m
+	line.Weights = &r.weights
+	return nil
+}
+
+// endEpoch appends the epoch's log line, checkpoints the start of the next
+// epoch and prints the epoch's line.
+func (r *runner) endEpoch(epoch int, line EpochLog) error {
+	if err := appendJSONL(r.logPath, line); err != nil {
+		return err
+	}
+	r.st = State{ConfigHash: r.st.ConfigHash, Config: r.c, Epoch: epoch + 1}
+	if err := r.checkpoint(); err != nil {
+		return err
+	}
+	if r.progress != nil {
+		fmt.Fprint(r.progress, "\r\033[K")
+		if line.Test != nil {
+			fmt.Fprintf(r.progress, "epoch %d/%d  loss %.4f  R %.3f  top-1 %s  many %s  medium %s  few %s\n",
+				epoch+1, r.c.Epochs, line.LossBal, line.LossLWR, line.Test.Top1, line.Test.Many, line.Test.Medium, line.Test.Few)
 		}
-		finalWeights = lwr.WeightStats(net.Head().Weight, c.LWRConfig.Theta)
 	}
-	sum.Final = final
-	sum.Seconds = elapsed()
-	if err := writeJSON(filepath.Join(c.Out, SummaryFile), sum); err != nil {
+	return nil
+}
+
+// summary is the run's Summary so far.
+func (r *runner) summary() Summary {
+	return Summary{Config: r.c, TrainCounts: r.counts, Final: r.final, Seconds: r.elapsed()}
+}
+
+// finish writes summary.json and the plots. A resumed run that had
+// already finished is evaluated again first.
+func (r *runner) finish(ctx context.Context) (Summary, error) {
+	if r.final.PerClass == nil {
+		var err error
+		if r.final, err = evaluate(ctx, r.net, r.test, r.c.BatchSize*2, r.counts); err != nil {
+			return r.summary(), err
+		}
+		r.weights = lwr.WeightStats(r.net.Head().Weight, r.c.LWRConfig.Theta)
+	}
+	sum := r.summary()
+	if err := writeJSON(filepath.Join(r.c.Out, SummaryFile), sum); err != nil {
 		return sum, err
 	}
-	if err := writePlots(c, sum, finalWeights); err != nil {
-		return sum, err
-	}
-	return sum, nil
+	return sum, writePlots(r.c, sum, r.weights)
 }
 
 // writePlots draws the run's pictures into c.Out from summary.json's
