@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -67,38 +68,108 @@ func (e *SignalError) Unwrap() error { return e.Err }
 // boundary with a checkpoint; a second exits at once (what is on disk is
 // whole: every file is written through a rename).
 func (cmd Command) Run(args []string) error {
-	runs, configs, err := cmd.Configs(args)
-	if err != nil || configs == nil {
+	plan, err := cmd.Configs(args)
+	if err != nil || plan.Configs == nil {
 		return err
+	}
+	if plan.Table != nil && plan.Table.Report {
+		return report(plan.Table, nil)
 	}
 	ctx, sig := signalContext(cmd.Name)
 	var results []train.Summary
-	for i, c := range configs {
-		if len(configs) > 1 {
-			fmt.Printf("== %s (%d/%d): %s -> %s\n", runs[i].Label, i+1, len(configs), Describe(c), c.Out)
+	var labels []string
+	failed := map[string]string{}
+	n := len(plan.Configs)
+	for i, c := range plan.Configs {
+		if plan.Done[i] {
+			fmt.Printf("== %s (%d/%d): finished earlier, in %s\n", plan.Labels[i], i+1, n, c.Out)
+			continue
+		}
+		if n > 1 {
+			fmt.Printf("== %s (%d/%d): %s -> %s\n", plan.Labels[i], i+1, n, Describe(c), c.Out)
 		} else {
 			fmt.Printf("== %s -> %s\n", Describe(c), c.Out)
 		}
 		s, err := train.Run(ctx, c, progress(c))
 		if errors.Is(err, train.ErrInterrupted) {
+			if plan.Table != nil {
+				report(plan.Table, failed)
+			}
 			return &SignalError{Signal: sig(), Err: err}
+		}
+		if err != nil && plan.Table != nil {
+			// A table goes on: the failure is reported beside the rows.
+			fmt.Fprintf(os.Stderr, "%s: %s: %v\n", cmd.Name, plan.Labels[i], err)
+			failed[filepath.Clean(c.Out)] = firstLine(err.Error())
+			continue
 		}
 		if err != nil {
 			return err
 		}
 		results = append(results, s)
+		labels = append(labels, plan.Labels[i])
 	}
-	printTable(runs, results)
+	if plan.Table != nil {
+		if err := report(plan.Table, failed); err != nil {
+			return err
+		}
+		if len(failed) > 0 {
+			return fmt.Errorf("%d of %d runs failed (listed in %s)", len(failed), n, filepath.Join(plan.Table.Dir, "table.md"))
+		}
+		return nil
+	}
+	printTable(labels, results)
 	return nil
 }
 
+// report writes a table's table.md and table.csv from its finished runs and
+// prints table.md.
+func report(t *TablePlan, failed map[string]string) error {
+	rows, err := experiment.Collect(t.Rows, failed)
+	if err != nil {
+		return err
+	}
+	if err := experiment.WriteReport(t.Dir, t.Name, rows); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(filepath.Join(t.Dir, "table.md"))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\n%s\nwritten to %s and table.csv\n", b, filepath.Join(t.Dir, "table.md"))
+	return nil
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
+}
+
+// Plan is what a command line asks for: the runs to train, with their
+// labels, and for a table its rows and report folder.
+type Plan struct {
+	Labels  []string       // one per run: the preset row's label (with the seed in a table)
+	Configs []train.Config // one per run, validated, each with its own folder
+	Done    []bool         // one per run: a table run that already finished (summary.json), skipped
+	Table   *TablePlan     // nil unless the preset is a table
+}
+
+// TablePlan is a table preset's rows and where its report goes.
+type TablePlan struct {
+	Name   string
+	Dir    string // DIR of DIR/<row>/seed<k>; table.md and table.csv go here
+	Rows   []experiment.Row
+	Report bool // --report: write the report from the finished runs, train nothing
+}
+
 // Configs resolves args over the command's defaults and presets into the
-// runs to train, with their labels: the preset's settings, the flags over
-// them, the schedule fitted to --epochs, and each run's folder (runs/NAME,
-// or OUT/NAME with --preset and --out; exactly --out without a preset).
-// Every run is validated and its folder checked (train.CheckOut); two runs
-// never share a folder. After --list-presets it returns no runs.
-func (cmd Command) Configs(args []string) ([]experiment.PresetRun, []train.Config, error) {
+// runs to train: the preset's settings, the flags over them, the schedule
+// fitted to --epochs, one run per --seeds seed, and each run's folder
+// (runs/NAME, or OUT/NAME with --preset and --out, exactly --out without a
+// preset; a table's runs in runs/<table>/<row>/seed<k>, or OUT/<table>/…). Every run is validated and
+// its folder checked (train.CheckOut); two runs never share a folder. After
+// --list-presets it returns no runs.
+func (cmd Command) Configs(args []string) (*Plan, error) {
 	// First pass: the preset decides the defaults the flags override.
 	pre := pflag.NewFlagSet(cmd.Name, pflag.ContinueOnError)
 	pre.ParseErrorsWhitelist.UnknownFlags = true
@@ -112,17 +183,20 @@ func (cmd Command) Configs(args []string) ([]experiment.PresetRun, []train.Confi
 		for _, p := range cmd.Presets {
 			fmt.Printf("%-28s %s\n", p.Name, p.About)
 		}
-		return nil, nil, nil
+		return &Plan{}, nil
 	}
 	preset := experiment.Preset{Runs: []experiment.PresetRun{{Label: "run", Apply: func(*train.Config) {}}}}
 	if *presetName != "" {
 		p, err := experiment.FindPreset(cmd.Presets, *presetName)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		preset = p
 	}
-	var configs []train.Config
+	plan := &Plan{}
+	if preset.Table {
+		plan.Table = &TablePlan{Name: preset.Name}
+	}
 	seen := map[string]string{}
 	for _, r := range preset.Runs {
 		c := cmd.Defaults()
@@ -132,46 +206,117 @@ func (cmd Command) Configs(args []string) ([]experiment.PresetRun, []train.Confi
 		fs.SortFlags = false
 		fs.String("preset", "", "run a named experiment (see --list-presets); flags beside it override it")
 		fs.Bool("list-presets", false, "list the presets and exit")
+		var seeds []int
+		fs.Var(newIntsValue(&seeds), "seeds", "run once per seed (comma-separated), each in its own folder; a table's rows × seeds go to DIR/<row>/seed<k> and are reported as mean ± std")
+		report := fs.Bool("report", false, "with a table preset: write table.md and table.csv from the runs already finished, train nothing")
 		cmd.Bind(fs, &c)
 		fs.Usage = func() {
 			fmt.Fprint(os.Stderr, cmd.Usage)
 			fs.PrintDefaults()
 		}
 		if err := fs.Parse(args); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if fs.NArg() > 0 {
-			return nil, nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+			return nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+		}
+		if *report && plan.Table == nil {
+			return nil, fmt.Errorf("--report: wants a table preset (%s)", tableNames(cmd.Presets))
+		}
+		if fs.Changed("seed") && fs.Changed("seeds") {
+			return nil, errors.New("--seed and --seeds: give one")
 		}
 		train.FollowEpochs(&c, recipeEpochs, fs.Changed)
+		runSeeds := []int64{c.Seed}
 		switch {
-		case !fs.Changed("out"):
-			c.Out = filepath.Join(cmp.Or(preset.Dir, "runs"), experiment.RunName(c))
-		case *presetName != "":
-			c.Out = filepath.Join(c.Out, experiment.RunName(c))
-		}
-		if err := c.Validate(); err != nil {
-			return nil, nil, err
-		}
-		if c.Resume && len(preset.Runs) > 1 && train.CheckOut(c) != nil {
-			// --resume of a preset continues it: the runs it had not
-			// reached yet start.
-			start := c
-			start.Resume = false
-			if train.CheckOut(start) == nil {
-				c = start
+		case fs.Changed("seeds"):
+			runSeeds = runSeeds[:0]
+			for _, s := range seeds {
+				runSeeds = append(runSeeds, int64(s))
 			}
+			if len(runSeeds) == 0 {
+				return nil, errors.New("--seeds: want at least one seed")
+			}
+		case plan.Table != nil && len(preset.Seeds) > 0 && !fs.Changed("seed"):
+			runSeeds = preset.Seeds
 		}
-		if other, ok := seen[filepath.Clean(c.Out)]; ok {
-			return nil, nil, fmt.Errorf("runs %s and %s would share the folder %s", other, r.Label, c.Out)
+		if plan.Table != nil {
+			plan.Table.Report = *report
+			plan.Table.Dir = cmp.Or(preset.Dir, filepath.Join("runs", preset.Name))
+			if fs.Changed("out") {
+				plan.Table.Dir = filepath.Join(c.Out, preset.Name)
+			}
+			paper := math.NaN()
+			if r.Paper != 0 {
+				paper = r.Paper
+			}
+			plan.Table.Rows = append(plan.Table.Rows, experiment.Row{Label: r.Label,
+				Dir: filepath.Join(plan.Table.Dir, experiment.RowName(c)), Seeds: runSeeds, Paper: paper})
 		}
-		seen[filepath.Clean(c.Out)] = r.Label
-		if err := train.CheckOut(c); err != nil {
-			return nil, nil, err
+		base := c
+		for _, seed := range runSeeds {
+			c := base
+			c.Seed = seed
+			label := r.Label
+			done := false
+			switch {
+			case plan.Table != nil:
+				c.Out = experiment.SeedDir(filepath.Join(plan.Table.Dir, experiment.RowName(c)), seed)
+				label = fmt.Sprintf("%s, seed %d", r.Label, seed)
+				// A table continues: finished seeds are skipped, stopped
+				// ones resumed, the rest start.
+				done = exists(filepath.Join(c.Out, train.SummaryFile))
+				c.Resume = !c.Force && (exists(filepath.Join(c.Out, train.CheckpointFile)) ||
+					exists(filepath.Join(c.Out, train.PrevCheckpoint)) || exists(filepath.Join(c.Out, train.ConfigFile)))
+				done = done && !c.Force
+			case !fs.Changed("out"):
+				c.Out = filepath.Join(cmp.Or(preset.Dir, "runs"), experiment.RunName(c))
+			case *presetName != "" || len(runSeeds) > 1:
+				c.Out = filepath.Join(base.Out, experiment.RunName(c))
+			}
+			if err := c.Validate(); err != nil {
+				return nil, err
+			}
+			if c.Resume && len(preset.Runs) > 1 && plan.Table == nil && train.CheckOut(c) != nil {
+				// --resume of a preset continues it: the runs it had not
+				// reached yet start.
+				start := c
+				start.Resume = false
+				if train.CheckOut(start) == nil {
+					c = start
+				}
+			}
+			if other, ok := seen[filepath.Clean(c.Out)]; ok {
+				return nil, fmt.Errorf("runs %s and %s would share the folder %s", other, label, c.Out)
+			}
+			seen[filepath.Clean(c.Out)] = label
+			if !done && !*report {
+				if err := train.CheckOut(c); err != nil {
+					return nil, err
+				}
+			}
+			plan.Labels = append(plan.Labels, label)
+			plan.Configs = append(plan.Configs, c)
+			plan.Done = append(plan.Done, done)
 		}
-		configs = append(configs, c)
 	}
-	return preset.Runs, configs, nil
+	return plan, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// tableNames lists the table presets of presets.
+func tableNames(presets []experiment.Preset) string {
+	var names []string
+	for _, p := range presets {
+		if p.Table {
+			names = append(names, p.Name)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // signalContext returns a context cancelled by the first SIGINT or
@@ -223,11 +368,11 @@ func progress(c train.Config) io.Writer {
 	return os.Stderr
 }
 
-func printTable(runs []experiment.PresetRun, results []train.Summary) {
+func printTable(labels []string, results []train.Summary) {
 	pct := func(v metrics.Number) string { return v.String() }
 	fmt.Printf("\n%-24s %6s %6s %6s %6s   %s\n", "run", "top-1", "many", "medium", "few", "outputs")
 	for i, s := range results {
-		label := runs[i].Label
+		label := labels[i]
 		if len(results) == 1 {
 			label = s.Config.Loss.Name
 			if s.Config.LWR {

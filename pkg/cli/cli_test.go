@@ -40,17 +40,22 @@ func TestPresetFoldersDistinct(t *testing.T) {
 	for _, cmd := range commands {
 		for _, p := range cmd.Presets {
 			for _, extra := range [][]string{nil, {"--out", "mine"}} {
-				runs, configs, err := cmd.Configs(append([]string{"--preset", p.Name}, extra...))
+				plan, err := cmd.Configs(append([]string{"--preset", p.Name}, extra...))
 				if err != nil {
 					t.Fatalf("%s --preset %s %v: %v", cmd.Name, p.Name, extra, err)
 				}
-				if len(configs) != len(runs) || len(configs) != len(p.Runs) {
-					t.Fatalf("%s: %d configs for %d runs", p.Name, len(configs), len(p.Runs))
+				seeds := max(1, len(p.Seeds))
+				if len(plan.Configs) != len(plan.Labels) || len(plan.Configs) != seeds*len(p.Runs) {
+					t.Fatalf("%s: %d configs for %d runs × %d seeds", p.Name, len(plan.Configs), len(p.Runs), seeds)
 				}
-				for i, c := range configs {
-					who := cmd.Name + " " + p.Name + "/" + runs[i].Label + " " + strings.Join(extra, " ")
-					if extra != nil && filepath.Dir(c.Out) != "mine" {
-						t.Errorf("%s: folder %s, want mine/<row>", who, c.Out)
+				for i, c := range plan.Configs {
+					who := cmd.Name + " " + p.Name + "/" + plan.Labels[i] + " " + strings.Join(extra, " ")
+					want := "mine"
+					if p.Table {
+						want = filepath.Join("mine", p.Name, filepath.Base(filepath.Dir(c.Out)))
+					}
+					if extra != nil && filepath.Dir(c.Out) != want {
+						t.Errorf("%s: folder %s, want %s/…", who, c.Out, want)
 					}
 					if prev, ok := owner[c.Out]; ok {
 						t.Errorf("%s and %s share %s", prev, who, c.Out)
@@ -91,7 +96,7 @@ func TestScheduleFollowsEpochs(t *testing.T) {
 	}
 	for _, k := range cases {
 		t.Run(strings.Join(k.args, " "), func(t *testing.T) {
-			_, configs, err := cmd.Configs(k.args)
+			plan, err := cmd.Configs(k.args)
 			if k.err != "" {
 				if err == nil || !strings.Contains(err.Error(), k.err) {
 					t.Fatalf("err = %v, want one containing %q", err, k.err)
@@ -101,7 +106,7 @@ func TestScheduleFollowsEpochs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := configs[0]
+			c := plan.Configs[0]
 			if !slices.Equal(c.Milestones, k.milestones) || c.Loss.DRWEpoch != k.drw || c.Loss.IBEpoch != k.ib || c.Warmup != k.warmup {
 				t.Errorf("milestones %v, DRW %d, IB %d, warm-up %d; want %v, %d, %d, %d",
 					c.Milestones, c.Loss.DRWEpoch, c.Loss.IBEpoch, c.Warmup, k.milestones, k.drw, k.ib, k.warmup)
@@ -116,10 +121,11 @@ func TestScheduleFollowsEpochs(t *testing.T) {
 func TestResumePreset(t *testing.T) {
 	chdir(t, t.TempDir())
 	cmd := commands[0]
-	_, configs, err := cmd.Configs([]string{"--preset", "demo"})
+	plan, err := cmd.Configs([]string{"--preset", "demo"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	configs := plan.Configs
 	// The first run got as far as its config (killed in its first epoch).
 	if err := os.MkdirAll(configs[0].Out, 0o755); err != nil {
 		t.Fatal(err)
@@ -127,14 +133,15 @@ func TestResumePreset(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(configs[0].Out, "config.json"), []byte("{}"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, configs, err = cmd.Configs([]string{"--preset", "demo", "--resume"})
+	plan, err = cmd.Configs([]string{"--preset", "demo", "--resume"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	configs = plan.Configs
 	if got := []bool{configs[0].Resume, configs[1].Resume, configs[2].Resume}; !slices.Equal(got, []bool{true, false, false}) {
 		t.Errorf("resume flags %v, want [true false false]", got)
 	}
-	if _, _, err := cmd.Configs([]string{"--resume", "--out", "nothing-here"}); err == nil || !strings.Contains(err.Error(), "nothing to resume") {
+	if _, err := cmd.Configs([]string{"--resume", "--out", "nothing-here"}); err == nil || !strings.Contains(err.Error(), "nothing to resume") {
 		t.Errorf("single run: err = %v, want nothing to resume", err)
 	}
 }

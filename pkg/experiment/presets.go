@@ -21,12 +21,18 @@ type Preset struct {
 	About string
 	Dir   string // the folder of the runs' folders when --out is not given ("" for runs)
 	Runs  []PresetRun
+	// Table: the runs are a table's rows, each run once per seed into
+	// DIR/<row>/seed<k>; finished seeds are skipped, stopped ones resumed,
+	// and table.md and table.csv report mean ± std over seeds.
+	Table bool
+	Seeds []int64 // a table's seeds when --seeds is not given (default: 0)
 }
 
 // PresetRun is one configuration of a preset, with a short label for tables.
 type PresetRun struct {
 	Label string
 	Apply func(*train.Config)
+	Paper float64 // the paper's top-1 for this row; 0: not published (or not known here)
 }
 
 // lossLabels are the balanced losses the CIFAR presets cover, by preset
@@ -127,26 +133,7 @@ func Presets() []Preset {
 			}
 		}
 	}
-	ablation := func(name, about string, edit func(*train.Config)) Preset {
-		return Preset{Name: name, About: "CIFAR-100-LT IF 100, BS + LWR, " + about, Runs: []PresetRun{{Label: name, Apply: func(c *train.Config) {
-			cifarRecipe("cifar100", 100, "balanced-softmax", true)(c)
-			edit(c)
-		}}}}
-	}
-	out = append(out,
-		ablation("table4-noproj", "without the projection MLP", func(c *train.Config) { c.LWRConfig.Projection = false }),
-		ablation("table4-constant", "constant λ = 1", func(c *train.Config) { c.LWRSchedule = lwr.Constant }),
-		ablation("table4-nomask", "no threshold (θ = -1)", func(c *train.Config) { c.LWRConfig.Theta = -1 }),
-		ablation("table4-mean", "R averaged over classes", func(c *train.Config) { c.LWRConfig.Reduction = lwr.Mean }),
-	)
-	for _, th := range []float64{0.2, 0.6} {
-		th := th
-		out = append(out, ablation(fmt.Sprintf("table4-theta%g", th), fmt.Sprintf("θ = %g", th), func(c *train.Config) { c.LWRConfig.Theta = th }))
-	}
-	for _, tau := range []float64{0.05, 0.5} {
-		tau := tau
-		out = append(out, ablation(fmt.Sprintf("table4-tau%g", tau), fmt.Sprintf("τ = %g", tau), func(c *train.Config) { c.LWRConfig.Tau = tau }))
-	}
+	out = append(out, ablations()...)
 	demo := func(loss string, withLWR bool) func(*train.Config) {
 		return func(c *train.Config) {
 			// 20 epochs: the three runs take about 10 minutes on 2 CPU cores.
@@ -166,7 +153,106 @@ func Presets() []Preset {
 			{Label: "BS + LWR", Apply: demo("balanced-softmax", true)},
 		},
 	})
+	out = append(out, cifarTables()...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// ablations are the LWR ablations on CIFAR-100-LT IF 100, Balanced
+// Softmax + LWR, one preset each (rows of table4).
+func ablations() []Preset {
+	ablation := func(name, about string, edit func(*train.Config)) Preset {
+		return Preset{Name: name, About: "CIFAR-100-LT IF 100, BS + LWR, " + about, Runs: []PresetRun{{Label: name, Apply: func(c *train.Config) {
+			cifarRecipe("cifar100", 100, "balanced-softmax", true)(c)
+			edit(c)
+		}}}}
+	}
+	out := []Preset{
+		ablation("table4-noproj", "without the projection MLP", func(c *train.Config) { c.LWRConfig.Projection = false }),
+		ablation("table4-constant", "constant λ = 1", func(c *train.Config) { c.LWRSchedule = lwr.Constant }),
+		ablation("table4-nomask", "no threshold (θ = -1)", func(c *train.Config) { c.LWRConfig.Theta = -1 }),
+		ablation("table4-mean", "R averaged over classes", func(c *train.Config) { c.LWRConfig.Reduction = lwr.Mean }),
+	}
+	for _, th := range []float64{0.2, 0.6} {
+		out = append(out, ablation(fmt.Sprintf("table4-theta%g", th), fmt.Sprintf("θ = %g", th), func(c *train.Config) { c.LWRConfig.Theta = th }))
+	}
+	for _, tau := range []float64{0.05, 0.5} {
+		out = append(out, ablation(fmt.Sprintf("table4-tau%g", tau), fmt.Sprintf("τ = %g", tau), func(c *train.Config) { c.LWRConfig.Tau = tau }))
+	}
+	return out
+}
+
+// paperCIFAR100 is the paper's CIFAR-100-LT IF 100 top-1 of the rows this
+// project knows it for, by label.
+var paperCIFAR100 = map[string]float64{"BS": 46.3, "BS + LWR": 50.7}
+
+// lossRows are a table's rows: every balanced loss without and with LWR,
+// on the recipe of make, in a fixed order.
+func lossRows(make func(loss string, withLWR bool) func(*train.Config), paper map[string]float64) []PresetRun {
+	var parts []string
+	for part := range lossLabels {
+		parts = append(parts, part)
+	}
+	sort.Strings(parts)
+	var rows []PresetRun
+	for _, part := range parts {
+		for _, withLWR := range []bool{false, true} {
+			label := labelOf(part, withLWR)
+			rows = append(rows, PresetRun{Label: label, Apply: make(lossLabels[part], withLWR), Paper: paper[label]})
+		}
+	}
+	return rows
+}
+
+// cifarTables are the paper's CIFAR tables as table presets (every row ×
+// --seeds, reported as mean ± std), and the offline Fashion-MNIST-LT table.
+func cifarTables() []Preset {
+	recipe := func(dataset string, imb float64) func(string, bool) func(*train.Config) {
+		return func(loss string, withLWR bool) func(*train.Config) { return cifarRecipe(dataset, imb, loss, withLWR) }
+	}
+	var out []Preset
+	for _, imb := range []float64{100, 50, 10} {
+		name, paper := "table1", paperCIFAR100
+		if imb != 100 {
+			name, paper = fmt.Sprintf("table1-if%g", imb), nil
+		}
+		out = append(out, Preset{Name: name, Table: true, Dir: "runs/" + name,
+			About: fmt.Sprintf("table: CIFAR-100-LT IF %g, ResNet-32, every balanced loss with and without LWR, × --seeds", imb),
+			Runs:  lossRows(recipe("cifar100", imb), paper)})
+	}
+	out = append(out, Preset{Name: "table5", Table: true, Dir: "runs/table5",
+		About: "table: CIFAR-10-LT IF 100, ResNet-32, every balanced loss with and without LWR, × --seeds",
+		Runs:  lossRows(recipe("cifar10", 100), nil)})
+	t4 := Preset{Name: "table4", Table: true, Dir: "runs/table4",
+		About: "table: LWR ablations on CIFAR-100-LT IF 100, Balanced Softmax, × --seeds",
+		Runs: []PresetRun{
+			{Label: "BS", Apply: cifarRecipe("cifar100", 100, "balanced-softmax", false), Paper: paperCIFAR100["BS"]},
+			{Label: "BS + LWR", Apply: cifarRecipe("cifar100", 100, "balanced-softmax", true), Paper: paperCIFAR100["BS + LWR"]},
+		}}
+	for _, p := range ablations() {
+		t4.Runs = append(t4.Runs, PresetRun{Label: strings.TrimPrefix(p.Name, "table4-"), Apply: p.Runs[0].Apply})
+	}
+	out = append(out, t4)
+	fm := func(loss string, withLWR bool, edit func(*train.Config)) func(*train.Config) {
+		return func(c *train.Config) {
+			train.ShortSchedule(c, 20)
+			c.EvalEvery = c.Epochs
+			c.Dataset, c.ImbalanceFactor = "fashion-mnist", 100
+			setLoss(c, loss, withLWR)
+			if edit != nil {
+				edit(c)
+			}
+		}
+	}
+	out = append(out, Preset{Name: "fmnist", Table: true, Dir: "runs/fmnist", Seeds: []int64{0, 1, 2},
+		About: "table, offline: Fashion-MNIST-LT IF 100, ResNet-32, 20 epochs: CE, BS, BS + LWR, BS + LWR without projection, BS + LWR with constant λ; seeds 0,1,2",
+		Runs: []PresetRun{
+			{Label: "CE", Apply: fm("ce", false, nil)},
+			{Label: "BS", Apply: fm("balanced-softmax", false, nil)},
+			{Label: "BS + LWR", Apply: fm("balanced-softmax", true, nil)},
+			{Label: "BS + LWR, no projection", Apply: fm("balanced-softmax", true, func(c *train.Config) { c.LWRConfig.Projection = false })},
+			{Label: "BS + LWR, constant λ", Apply: fm("balanced-softmax", true, func(c *train.Config) { c.LWRSchedule = lwr.Constant })},
+		}})
 	return out
 }
 
@@ -221,6 +307,9 @@ func ImageNetPresets() []Preset {
 			imageNetRecipe("balanced-softmax", true)(c)
 			c.Model = "resnext50"
 		}}}})
+	out = append(out, Preset{Name: "table3", Table: true, Dir: "runs/table3",
+		About: "table: ImageNet-LT, ResNet-50, every balanced loss with and without LWR, × --seeds",
+		Runs:  lossRows(imageNetRecipe, map[string]float64{"BS + LWR": 51.5})})
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }

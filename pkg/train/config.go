@@ -296,7 +296,7 @@ func LearningRate(c Config, epoch int) float64 {
 func ShortSchedule(c *Config, e int) {
 	c.Epochs = e
 	c.Milestones = []int{e * 70 / 100, e * 85 / 100}
-	c.Warmup = min(5, max(2, e*5/100))
+	c.Warmup = min(5, max(2, e*5/100), max(e-1, 0)) // and less than the run
 	c.Loss.DRWEpoch = e * 4 / 5
 	c.Loss.IBEpoch = e / 2
 }

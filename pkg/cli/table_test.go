@@ -1,0 +1,194 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/lwr-go/lwr/pkg/experiment"
+	"github.com/lwr-go/lwr/pkg/train"
+)
+
+// tinyTable is a table of two synthetic rows and one that fails (its data
+// set is not on disk), 3 epochs each.
+func tinyTable(missing string) Command {
+	synthetic := func(loss string, withLWR bool) func(*train.Config) {
+		return func(c *train.Config) {
+			c.Dataset, c.Device, c.Threads, c.BatchSize, c.EvalEvery = "synthetic", "cpu", 1, 16, 1
+			c.Loss.Name, c.LWR = loss, withLWR
+			train.ShortSchedule(c, 3) // batch 16, 3 epochs: seeds differ in accuracy
+		}
+	}
+	broken := func(c *train.Config) {
+		synthetic("ce", false)(c)
+		c.Dataset, c.DataDir = "cifar10", missing
+	}
+	return Command{Name: "t", Defaults: train.DefaultConfig, Bind: BindFlags, Presets: []experiment.Preset{{
+		Name: "tiny", Table: true,
+		Runs: []experiment.PresetRun{
+			{Label: "CE", Apply: synthetic("ce", false)},
+			{Label: "BS + LWR", Apply: synthetic("balanced-softmax", true), Paper: 50},
+			{Label: "broken", Apply: broken},
+		}}}}
+}
+
+// cancelAfterSteps cancels a context after n training steps.
+type cancelAfterSteps struct {
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfterSteps) Write(p []byte) (int, error) {
+	if strings.HasPrefix(string(p), "\repoch") {
+		if c.n--; c.n == 0 {
+			c.cancel()
+		}
+	}
+	return len(p), nil
+}
+
+func hashFile(t *testing.T, path string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+// TestTableSeeds (issue 13): a two-row × two-seed table runs seed 0, has
+// one seed-1 run interrupted, and continues: finished seeds are skipped,
+// the interrupted one resumed, the failing row reported while the others
+// complete; table.csv holds mean and std of the runs' summary.json files.
+func TestTableSeeds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains five small runs")
+	}
+	dir := t.TempDir()
+	cmd := tinyTable(filepath.Join(dir, "no-cifar"))
+	out := filepath.Join(dir, "out")
+	args := func(extra ...string) []string {
+		return append([]string{"--preset", "tiny", "--out", out, "--quiet"}, extra...)
+	}
+	if err := cmd.Run(args("--seeds", "0")); err == nil || !strings.Contains(err.Error(), "1 of 3 runs failed") {
+		t.Fatalf("seed 0: err = %v, want the failed row counted", err)
+	}
+	plan, err := cmd.Configs(args("--seeds", "0,1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// plan: CE s0, CE s1, BS+LWR s0, BS+LWR s1, broken s0, broken s1.
+	if len(plan.Configs) != 6 || !plan.Done[0] || plan.Done[1] || !plan.Done[2] || plan.Done[4] {
+		t.Fatalf("plan: %d runs, done %v; want 6, seed-0 runs of the good rows done", len(plan.Configs), plan.Done)
+	}
+	// Interrupt BS + LWR seed 1 after three steps, as Ctrl-C would.
+	cut := plan.Configs[3]
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, err := train.Run(ctx, cut, &cancelAfterSteps{n: 3, cancel: cancel}); err == nil {
+		t.Fatal("the cut run finished")
+	}
+	seed0 := filepath.Join(plan.Configs[0].Out, train.SummaryFile)
+	before := hashFile(t, seed0)
+	if err := cmd.Run(args("--seeds", "0,1")); err == nil || !strings.Contains(err.Error(), "2 of 6 runs failed") {
+		t.Fatalf("seeds 0,1: err = %v, want the failed row's two seeds counted", err)
+	}
+	if hashFile(t, seed0) != before {
+		t.Error("a finished seed was run again")
+	}
+	b, _ := os.ReadFile(filepath.Join(cut.Out, train.LogFile))
+	if strings.Count(string(b), "\n") != 3 {
+		t.Errorf("resumed run's log has %d lines, want 3", strings.Count(string(b), "\n"))
+	}
+
+	// table.csv against the summaries.
+	f, err := os.Open(filepath.Join(out, "tiny", "table.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	records, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(records) != 4 {
+		t.Fatalf("table.csv: %d lines, want a header and 3 rows", len(records))
+	}
+	col := map[string]int{}
+	for i, name := range records[0] {
+		col[name] = i
+	}
+	for i, row := range plan.Table.Rows[:2] {
+		var top1, few []float64
+		for _, seed := range []int64{0, 1} {
+			var s train.Summary
+			b, err := os.ReadFile(filepath.Join(experiment.SeedDir(row.Dir, seed), train.SummaryFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(b, &s); err != nil {
+				t.Fatal(err)
+			}
+			top1 = append(top1, float64(s.Final.Top1))
+			few = append(few, float64(s.Final.Few))
+		}
+		rec := records[i+1]
+		check := func(name string, want float64) {
+			got, err := strconv.ParseFloat(rec[col[name]], 64)
+			if err != nil || math.Abs(got-want) > 1e-9 {
+				t.Errorf("%s %s = %q, want %v", row.Label, name, rec[col[name]], want)
+			}
+		}
+		mean := func(v []float64) float64 { return (v[0] + v[1]) / 2 }
+		std := func(v []float64) float64 { return math.Abs(v[0]-v[1]) / math.Sqrt2 } // sample std of two
+		if top1[0] == top1[1] {
+			t.Logf("%s: both seeds give top-1 %v", row.Label, top1[0])
+		}
+		check("top1_mean", mean(top1))
+		check("top1_std", std(top1))
+		check("few_mean", mean(few))
+		check("few_std", std(few))
+		if rec[col["n"]] != "2" {
+			t.Errorf("%s: n = %s, want 2", row.Label, rec[col["n"]])
+		}
+	}
+	if got := records[2][col["diff_top1"]]; got == "" {
+		t.Error("BS + LWR: no difference to the paper's number")
+	}
+	if broken := records[3]; broken[col["n"]] != "0" || broken[col["failed"]] != "2" {
+		t.Errorf("broken row: n %s, failed %s; want 0 and 2", broken[col["n"]], broken[col["failed"]])
+	}
+	md, err := os.ReadFile(filepath.Join(out, "tiny", "table.md"))
+	if err != nil || !strings.Contains(string(md), "Failed runs:") || !strings.Contains(string(md), "no-cifar") {
+		t.Errorf("table.md does not report the failures:\n%s", md)
+	}
+	// --report writes the table from the finished runs, training nothing:
+	// the good rows as before; the broken row's seeds, whose failures it
+	// does not know, count as missing.
+	if err := cmd.Run(args("--seeds", "0,1", "--report")); err != nil {
+		t.Fatalf("--report: %v", err)
+	}
+	f, err = os.Open(filepath.Join(out, "tiny", "table.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 2; i++ {
+		if strings.Join(again[i], ",") != strings.Join(records[i], ",") {
+			t.Errorf("--report changed row %d:\n%v\n%v", i, again[i], records[i])
+		}
+	}
+	if broken := again[3]; broken[col["failed"]] != "0" || broken[col["missing"]] != "2" {
+		t.Errorf("--report: broken row failed %s, missing %s; want 0 and 2", broken[col["failed"]], broken[col["missing"]])
+	}
+}

@@ -1,0 +1,193 @@
+package experiment
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/lwr-go/lwr/pkg/data"
+	"github.com/lwr-go/lwr/pkg/train"
+)
+
+// SeedDir is the folder of seed k of a table row: ROW/seedK.
+func SeedDir(row string, seed int64) string {
+	return filepath.Join(row, "seed"+strconv.FormatInt(seed, 10))
+}
+
+// RowName is RunName without the seed: a table row's folder, which holds
+// one folder per seed.
+func RowName(c train.Config) string {
+	c.Seed = 0
+	return RunName(c)
+}
+
+// Stat is a mean over seeds: mean ± std (sample standard deviation, n−1;
+// 0 for one seed) of the seeds whose value is defined, and their number.
+type Stat struct {
+	Mean, Std float64
+	N         int
+}
+
+// statOf summarises vs, leaving NaN (undefined) values out.
+func statOf(vs []float64) Stat {
+	var s Stat
+	for _, v := range vs {
+		if !math.IsNaN(v) {
+			s.Mean += v
+			s.N++
+		}
+	}
+	if s.N == 0 {
+		return Stat{Mean: math.NaN(), Std: math.NaN()}
+	}
+	s.Mean /= float64(s.N)
+	if s.N > 1 {
+		for _, v := range vs {
+			if !math.IsNaN(v) {
+				s.Std += (v - s.Mean) * (v - s.Mean)
+			}
+		}
+		s.Std = math.Sqrt(s.Std / float64(s.N-1))
+	}
+	return s
+}
+
+// String is "mean ± std", "-" when undefined.
+func (s Stat) String() string {
+	if math.IsNaN(s.Mean) {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f ± %.2f", s.Mean, s.Std)
+}
+
+// RowResult aggregates one row's finished seeds.
+type RowResult struct {
+	Label                   string
+	Dir                     string // the row's folder
+	Seeds                   []int64
+	Top1, Many, Medium, Few Stat
+	ECE                     Stat
+	Paper                   float64  // the paper's top-1; NaN if it gives none
+	Failed                  []string // seeds that failed, "seedK: why"
+	Missing                 []int64  // seeds without a summary.json (not run, or stopped)
+}
+
+// Row is a table row to report: its label, folder, seeds and the paper's
+// top-1 (NaN if none).
+type Row struct {
+	Label string
+	Dir   string
+	Seeds []int64
+	Paper float64
+}
+
+// Collect reads the summary.json of every seed of every row. Failed maps a
+// seed folder to why its run failed (from this invocation); a seed with
+// neither is counted missing.
+func Collect(rows []Row, failed map[string]string) ([]RowResult, error) {
+	var out []RowResult
+	for _, r := range rows {
+		res := RowResult{Label: r.Label, Dir: r.Dir, Paper: r.Paper}
+		var top1, many, medium, few, ece []float64
+		for _, seed := range r.Seeds {
+			dir := SeedDir(r.Dir, seed)
+			if why, ok := failed[dir]; ok {
+				res.Failed = append(res.Failed, fmt.Sprintf("seed%d: %s", seed, why))
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(dir, train.SummaryFile))
+			if errors.Is(err, os.ErrNotExist) {
+				res.Missing = append(res.Missing, seed)
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			var s train.Summary
+			if err := json.Unmarshal(b, &s); err != nil {
+				return nil, fmt.Errorf("%s: %w", filepath.Join(dir, train.SummaryFile), err)
+			}
+			res.Seeds = append(res.Seeds, seed)
+			top1 = append(top1, float64(s.Final.Top1))
+			many = append(many, float64(s.Final.Many))
+			medium = append(medium, float64(s.Final.Medium))
+			few = append(few, float64(s.Final.Few))
+			ece = append(ece, float64(s.Final.ECE))
+		}
+		res.Top1, res.Many, res.Medium, res.Few, res.ECE = statOf(top1), statOf(many), statOf(medium), statOf(few), statOf(ece)
+		out = append(out, res)
+	}
+	return out, nil
+}
+
+// WriteReport writes table.md and table.csv into dir (atomically): one
+// line per row with mean ± std and n over seeds of top-1, many, medium,
+// few and ECE, and the paper's top-1 beside ours with the difference.
+func WriteReport(dir, title string, rows []RowResult) error {
+	var md, csv strings.Builder
+	fmt.Fprintf(&md, "# %s\n\nmean ± std over seeds (n seeds); accuracy in %%, ECE in %% (15 bins); paper: the published top-1.\n\n", title)
+	md.WriteString("| row | n | top-1 | many | medium | few | ECE | paper | ours − paper |\n|---|---|---|---|---|---|---|---|---|\n")
+	csv.WriteString("row,n,top1_mean,top1_std,many_mean,many_std,medium_mean,medium_std,few_mean,few_std,ece_mean,ece_std,paper_top1,diff_top1,failed,missing\n")
+	num := func(v float64) string {
+		if math.IsNaN(v) {
+			return ""
+		}
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	for _, r := range rows {
+		paper, diff := "-", "-"
+		if !math.IsNaN(r.Paper) {
+			paper = fmt.Sprintf("%.1f", r.Paper)
+			if !math.IsNaN(r.Top1.Mean) {
+				diff = fmt.Sprintf("%+.2f", r.Top1.Mean-r.Paper)
+			}
+		}
+		note := ""
+		if len(r.Failed) > 0 {
+			note = fmt.Sprintf(" (%d failed)", len(r.Failed))
+		}
+		if len(r.Missing) > 0 {
+			note += fmt.Sprintf(" (%d missing)", len(r.Missing))
+		}
+		fmt.Fprintf(&md, "| %s%s | %d | %s | %s | %s | %s | %s | %s | %s |\n", r.Label, note, r.Top1.N,
+			r.Top1, r.Many, r.Medium, r.Few, r.ECE, paper, diff)
+		d := math.NaN()
+		if !math.IsNaN(r.Paper) {
+			d = r.Top1.Mean - r.Paper
+		}
+		fmt.Fprintf(&csv, "%s,%d,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%d,%d\n", csvField(r.Label), r.Top1.N,
+			num(r.Top1.Mean), num(r.Top1.Std), num(r.Many.Mean), num(r.Many.Std), num(r.Medium.Mean), num(r.Medium.Std),
+			num(r.Few.Mean), num(r.Few.Std), num(r.ECE.Mean), num(r.ECE.Std), num(r.Paper), num(d), len(r.Failed), len(r.Missing))
+	}
+	var failures []string
+	for _, r := range rows {
+		for _, f := range r.Failed {
+			failures = append(failures, fmt.Sprintf("- %s %s", r.Label, f))
+		}
+	}
+	sort.Strings(failures)
+	if len(failures) > 0 {
+		md.WriteString("\nFailed runs:\n\n" + strings.Join(failures, "\n") + "\n")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := data.WriteFileAtomic(filepath.Join(dir, "table.md"), []byte(md.String())); err != nil {
+		return err
+	}
+	return data.WriteFileAtomic(filepath.Join(dir, "table.csv"), []byte(csv.String()))
+}
+
+// csvField quotes s when it holds a comma or a quote.
+func csvField(s string) string {
+	if strings.ContainsAny(s, ",\"\n") {
+		return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+	}
+	return s
+}
