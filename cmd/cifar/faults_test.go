@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lwr-go/lwr/pkg/safetensors"
 )
 
 var (
@@ -216,4 +218,62 @@ func summaryFinal(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return string(s.Final)
+}
+
+// TestExportInitFrom (issue 13): --export writes the run's network in
+// PyTorch's names (no LWR projection, num_batches_tracked beside each batch
+// norm); --init-from starts a new run from it: with a learning rate of
+// ~0 its weights stay the exported ones.
+func TestExportInitFrom(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs cmd/cifar")
+	}
+	bin := binary(t)
+	dir := t.TempDir()
+	first, file := filepath.Join(dir, "first"), filepath.Join(dir, "net.safetensors")
+	if out, err := exec.Command(bin, smallRun(first, "2")...).CombinedOutput(); err != nil {
+		t.Fatalf("train: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin, smallRun(first, "2", "--export", file)...).CombinedOutput(); err != nil {
+		t.Fatalf("--export: %v\n%s", err, out)
+	}
+	exported, meta, err := safetensors.Read(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := exported["layer3.4.bn2.num_batches_tracked"]; !ok || meta["model"] != "resnet32" {
+		t.Errorf("export lacks PyTorch's num_batches_tracked or the model name (meta %v)", meta)
+	}
+	for name := range exported {
+		if strings.HasPrefix(name, "lwr.") {
+			t.Errorf("export holds the LWR projection: %s", name)
+		}
+	}
+	second, again := filepath.Join(dir, "second"), filepath.Join(dir, "again.safetensors")
+	args := smallRun(second, "1", "--init-from", file, "--lr", "1e-30", "--warmup", "0")
+	if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+		t.Fatalf("--init-from: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin, append(args, "--export", again)...).CombinedOutput(); err != nil {
+		t.Fatalf("--export of the second run: %v\n%s", err, out)
+	}
+	got, _, err := safetensors.Read(again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"conv1.weight", "layer2.0.conv2.weight", "linear.weight", "linear.bias"} {
+		a, b := exported[name].F32, got[name].F32
+		if len(a) == 0 || len(a) != len(b) {
+			t.Fatalf("%s: %d and %d values", name, len(a), len(b))
+		}
+		for i := range a {
+			if d := a[i] - b[i]; d > 1e-6 || d < -1e-6 {
+				t.Errorf("%s[%d]: %v after --init-from, exported %v", name, i, b[i], a[i])
+				break
+			}
+		}
+	}
+	if out, err := exec.Command(bin, smallRun(filepath.Join(dir, "bad"), "1", "--warmup", "0", "--init-from", filepath.Join(dir, "missing.safetensors"))...).CombinedOutput(); err == nil || !strings.Contains(string(out), "--init-from") {
+		t.Errorf("--init-from a missing file: err %v, output %s", err, out)
+	}
 }

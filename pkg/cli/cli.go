@@ -75,6 +75,14 @@ func (cmd Command) Run(args []string) error {
 	if plan.Table != nil && plan.Table.Report {
 		return report(plan.Table, nil)
 	}
+	if plan.Export != "" {
+		c := plan.Configs[0]
+		if err := train.ExportWeights(filepath.Join(c.Out, train.CheckpointFile), plan.Export); err != nil {
+			return fmt.Errorf("--export: %w", err)
+		}
+		fmt.Printf("wrote the network of %s to %s\n", c.Out, plan.Export)
+		return nil
+	}
 	ctx, sig := signalContext(cmd.Name)
 	var results []train.Summary
 	var labels []string
@@ -152,6 +160,7 @@ type Plan struct {
 	Configs []train.Config // one per run, validated, each with its own folder
 	Done    []bool         // one per run: a table run that already finished (summary.json), skipped
 	Table   *TablePlan     // nil unless the preset is a table
+	Export  string         // --export: write the run's network to this file instead of training
 }
 
 // TablePlan is a table preset's rows and where its report goes.
@@ -209,6 +218,7 @@ func (cmd Command) Configs(args []string) (*Plan, error) {
 		var seeds []int
 		fs.Var(newIntsValue(&seeds), "seeds", "run once per seed (comma-separated), each in its own folder; a table's rows × seeds go to DIR/<row>/seed<k> and are reported as mean ± std")
 		report := fs.Bool("report", false, "with a table preset: write table.md and table.csv from the runs already finished, train nothing")
+		export := fs.String("export", "", "write the network of the run in --out (its checkpoint) to this .safetensors file, in PyTorch's names (torchvision's for ResNet-50, LDAM-DRW's for ResNet-32), and train nothing")
 		cmd.Bind(fs, &c)
 		fs.Usage = func() {
 			fmt.Fprint(os.Stderr, cmd.Usage)
@@ -219,6 +229,10 @@ func (cmd Command) Configs(args []string) (*Plan, error) {
 		}
 		if fs.NArg() > 0 {
 			return nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+		}
+		plan.Export = *export
+		if *export != "" && (len(preset.Runs) > 1 || plan.Table != nil || fs.Changed("seeds")) {
+			return nil, errors.New("--export: one run at a time (give its --out)")
 		}
 		if *report && plan.Table == nil {
 			return nil, fmt.Errorf("--report: wants a table preset (%s)", tableNames(cmd.Presets))
@@ -290,7 +304,7 @@ func (cmd Command) Configs(args []string) (*Plan, error) {
 				return nil, fmt.Errorf("runs %s and %s would share the folder %s", other, label, c.Out)
 			}
 			seen[filepath.Clean(c.Out)] = label
-			if !done && !*report {
+			if !done && !*report && *export == "" {
 				if err := train.CheckOut(c); err != nil {
 					return nil, err
 				}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -63,6 +64,7 @@ type Config struct {
 	Sampler     string  `json:"sampler"`    // instance, class, sqrt
 	Augment     bool    `json:"augment"`    // random crop (pad 4) + flip
 
+	InitFrom  string `json:"init_from,omitempty"` // safetensors file (PyTorch names) whose weights the network starts from
 	Seed      int64  `json:"seed"`
 	EvalEvery int    `json:"eval_every"` // evaluate every N epochs (and after the last)
 	Device    string `json:"device"`     // cpu, cuda, cuda:N, auto
@@ -175,6 +177,11 @@ func (c Config) Validate() error {
 	}
 	if _, err := losses.New(c.Loss, []int64{2, 1}); err != nil {
 		return fmt.Errorf("--loss: %v", err)
+	}
+	if c.InitFrom != "" {
+		if st, err := os.Stat(c.InitFrom); err != nil || !st.Mode().IsRegular() {
+			return fmt.Errorf("--init-from %s: not a readable file", c.InitFrom)
+		}
 	}
 	if c.Out == "" {
 		return errors.New("--out: want a folder")

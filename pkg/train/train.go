@@ -212,6 +212,11 @@ func (r *runner) startOrRestore() error {
 		c.Resume = false
 	}
 	if !c.Resume {
+		if c.InitFrom != "" {
+			if err := ImportWeights(r.vs, c.InitFrom, isLDAM(c.Loss.Name)); err != nil {
+				return fmt.Errorf("--init-from: %w", err)
+			}
+		}
 		if r.subset != nil {
 			// The subset as a list file, "index label" per line, like
 			// ImageNet-LT's: what other code (bench/torch_train.py) trains on.

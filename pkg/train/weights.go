@@ -1,0 +1,162 @@
+package train
+
+import (
+	"fmt"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/nn"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/lwr-go/lwr/pkg/libtorch"
+	"github.com/lwr-go/lwr/pkg/safetensors"
+)
+
+// Weights in and out of lwr, as safetensors in PyTorch's names: our
+// variable names are already torchvision's (ResNet-50, ResNeXt-50) and
+// LDAM-DRW's (ResNet-32: conv1, bn1, layer1.0.conv1, …, linear). Export
+// adds the num_batches_tracked buffer PyTorch's BatchNorm2d keeps, and
+// writes LDAM's normalised classifier in its [in, out] layout. The LWR
+// projection MLP is not part of the network and stays out.
+
+// ExportWeights writes the network of the checkpoint ckpt to path (a
+// .safetensors file), loadable with load_state_dict(strict=True) into
+// torchvision's resnet50/resnext50_32x4d or the LDAM-DRW ResNet-32.
+func ExportWeights(ckpt, path string) error {
+	return libtorch.OnThread(func() error {
+		st, named, err := readCheckpointState(ckpt)
+		if err != nil {
+			return err
+		}
+		var model []ts.NamedTensor
+		for _, nt := range named {
+			if name, ok := strings.CutPrefix(nt.Name, "model."); ok {
+				model = append(model, ts.NamedTensor{Name: name, Tensor: nt.Tensor})
+			}
+		}
+		meta := map[string]string{"format": "pt", "model": st.Config.Model, "dataset": st.Config.Dataset,
+			"loss": st.Config.Loss.Name, "epochs_trained": fmt.Sprint(st.Epoch), "written_by": "lwr"}
+		return exportNamed(model, isLDAM(st.Config.Loss.Name), path, meta)
+	})
+}
+
+// exportNamed writes the network tensors of named (variable names; those
+// under lwr. are left out) to path.
+func exportNamed(named []ts.NamedTensor, normed bool, path string, meta map[string]string) error {
+	out := map[string]safetensors.Tensor{}
+	for _, nt := range named {
+		if strings.HasPrefix(nt.Name, "lwr.") {
+			continue
+		}
+		t, err := toSafetensor(nt.Tensor)
+		if err != nil {
+			return fmt.Errorf("export %s: %w", nt.Name, err)
+		}
+		if normed && nt.Name == "linear.weight" {
+			t = transpose(t)
+		}
+		out[nt.Name] = t
+		if prefix, ok := strings.CutSuffix(nt.Name, ".running_var"); ok {
+			out[prefix+".num_batches_tracked"] = safetensors.Tensor{DType: "I64", Shape: []int64{}, I64: []int64{0}}
+		}
+	}
+	if len(out) == 0 {
+		return fmt.Errorf("export %s: no network variables", path)
+	}
+	return safetensors.Write(path, out, meta)
+}
+
+// toSafetensor copies t to the host as float32 (or int64).
+func toSafetensor(t *ts.Tensor) (safetensors.Tensor, error) {
+	var out safetensors.Tensor
+	err := libtorch.Catch(func() {
+		out.Shape = t.MustSize()
+		c := t.MustDetach(false).MustTo(gotch.CPU, true).MustContiguous(true)
+		defer c.MustDrop()
+		switch c.DType() {
+		case gotch.Int64:
+			out.DType, out.I64 = "I64", c.Int64Values()
+		default:
+			out.DType = "F32"
+			for _, v := range c.Float64Values() {
+				out.F32 = append(out.F32, float32(v))
+			}
+		}
+	})
+	return out, err
+}
+
+// transpose swaps the two axes of a 2-D F32 tensor.
+func transpose(t safetensors.Tensor) safetensors.Tensor {
+	r, c := t.Shape[0], t.Shape[1]
+	out := safetensors.Tensor{DType: "F32", Shape: []int64{c, r}, F32: make([]float32, len(t.F32))}
+	for i := int64(0); i < r; i++ {
+		for j := int64(0); j < c; j++ {
+			out.F32[j*r+i] = t.F32[i*c+j]
+		}
+	}
+	return out
+}
+
+// ImportWeights copies the tensors of path (safetensors in PyTorch's
+// names, as ExportWeights writes and torchvision's state dicts hold) into
+// the network variables of vs, strictly: every variable of the network (not
+// the LWR projection) must be in the file with its shape, and every tensor
+// of the file (but num_batches_tracked) must be a variable; the first that
+// is not is an error naming the key.
+func ImportWeights(vs *nn.VarStore, path string, normed bool) error {
+	tensors, _, err := safetensors.Read(path)
+	if err != nil {
+		return err
+	}
+	vars := vs.Variables()
+	defer runtime.KeepAlive(vs) // vars holds copies of its tensors' handles (see saveCheckpoint)
+	var names []string
+	for name := range vars {
+		if !strings.HasPrefix(name, "lwr.") {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		t, ok := tensors[name]
+		if !ok {
+			return fmt.Errorf("%s: no tensor %q (the model's %s needs it)", path, name, name)
+		}
+		if normed && name == "linear.weight" && len(t.Shape) == 2 {
+			t = transpose(t)
+		}
+		v := vars[name]
+		if want := v.MustSize(); !slices.Equal(t.Shape, want) {
+			return fmt.Errorf("%s: %q has shape %v, the model's %v", path, name, t.Shape, want)
+		}
+		if t.DType != "F32" {
+			return fmt.Errorf("%s: %q is %s, want F32", path, name, t.DType)
+		}
+		err := libtorch.Catch(func() {
+			libtorch.NoGrad(func() {
+				src := ts.MustOfSlice(t.F32).MustView(t.Shape, true).MustTotype(v.DType(), true).MustTo(v.MustDevice(), true)
+				dst := v
+				dst.Copy_(src)
+				src.MustDrop()
+			})
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %q: %w", path, name, err)
+		}
+	}
+	var extra []string
+	for name := range tensors {
+		if _, ok := vars[name]; !ok && !strings.HasSuffix(name, ".num_batches_tracked") {
+			extra = append(extra, name)
+		}
+	}
+	if len(extra) > 0 {
+		sort.Strings(extra)
+		return fmt.Errorf("%s: %q is not a variable of the model (%d such keys; a different architecture or class count?)", path, extra[0], len(extra))
+	}
+	return nil
+}

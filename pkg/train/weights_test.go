@@ -1,0 +1,179 @@
+package train
+
+import (
+	"math"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/nn"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/lwr-go/lwr/pkg/libtorch"
+	"github.com/lwr-go/lwr/pkg/resnet"
+	"github.com/lwr-go/lwr/pkg/safetensors"
+)
+
+// torchPython is Debian's python3 with python3-torch and
+// python3-torchvision (.ci/run installs them), or "" without them.
+func torchPython(t *testing.T) string {
+	const py = "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import torch, torchvision").Run(); err != nil {
+		t.Skipf("needs Debian's python3-torch and python3-torchvision: %v", err)
+	}
+	return py
+}
+
+// weightsModel builds one of the models the test moves across, with a
+// Go-side seed.
+func weightsModel(model string, classes int64, normed bool, seed int64) (*nn.VarStore, resnet.Net, int64, error) {
+	libtorch.ManualSeed(seed)
+	vs := nn.NewVarStore(gotch.CPU)
+	o := resnet.Options{Classes: classes, InChannels: 3, NormedClassifier: normed}
+	if model == "resnet50" {
+		net, err := resnet.ResNet50(vs.Root(), o)
+		return vs, net, 64, err
+	}
+	net, err := resnet.ResNet32(vs.Root(), o)
+	return vs, net, 32, err
+}
+
+// evalLogits runs net in eval mode on x and returns the logits as float32.
+func evalLogits(net resnet.Net, x *ts.Tensor) []float32 {
+	var out []float32
+	libtorch.NoGrad(func() {
+		logits, feat := net.ForwardT(x, false)
+		feat.MustDrop()
+		for _, v := range logits.Float64Values(true) {
+			out = append(out, float32(v))
+		}
+	})
+	return out
+}
+
+func namedVars(vs *nn.VarStore) []ts.NamedTensor {
+	var named []ts.NamedTensor
+	for name, v := range vs.Variables() {
+		v := v
+		named = append(named, ts.NamedTensor{Name: name, Tensor: &v})
+	}
+	return named
+}
+
+// TestWeightsInPyTorch (issue 13): a ResNet-32 (plain and with LDAM's
+// normalised classifier) and a ResNet-50 exported by lwr load into
+// PyTorch's networks — the LDAM-DRW layout and torchvision's resnet50 —
+// with load_state_dict(strict=True) and give lwr's logits (1e-5); a
+// network PyTorch initialised, imported, gives PyTorch's logits; import is
+// strict, naming a missing key.
+func TestWeightsInPyTorch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs PyTorch")
+	}
+	py := torchPython(t)
+	for _, k := range []struct {
+		model   string
+		classes int64
+		normed  bool
+	}{{"resnet32", 10, false}, {"resnet32", 10, true}, {"resnet50", 5, false}} {
+		name := k.model
+		if k.normed {
+			name += "-ldam"
+		}
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			flag := "0"
+			if k.normed {
+				flag = "1"
+			}
+			err := libtorch.OnThread(func() error {
+				vs, net, side, err := weightsModel(k.model, k.classes, k.normed, 3)
+				if err != nil {
+					return err
+				}
+				// Move the batch-norm statistics off their initial values.
+				libtorch.NoGrad(func() {
+					for i := 0; i < 2; i++ {
+						x := ts.MustRandn([]int64{8, 3, side, side}, gotch.Float, gotch.CPU)
+						logits, feat := net.ForwardT(x, true)
+						logits.MustDrop()
+						feat.MustDrop()
+						x.MustDrop()
+					}
+				})
+				x := ts.MustRandn([]int64{4, 3, side, side}, gotch.Float, gotch.CPU)
+				defer x.MustDrop()
+				logits := evalLogits(net, x)
+				weights, batch := filepath.Join(dir, "w.safetensors"), filepath.Join(dir, "b.safetensors")
+				if err := exportNamed(namedVars(vs), k.normed, weights, nil); err != nil {
+					return err
+				}
+				xs, err := toSafetensor(x)
+				if err != nil {
+					return err
+				}
+				if err := safetensors.Write(batch, map[string]safetensors.Tensor{"x": xs,
+					"logits": {DType: "F32", Shape: []int64{4, k.classes}, F32: logits}}, nil); err != nil {
+					return err
+				}
+				out, err := exec.Command(py, "testdata/check_weights.py", "check", k.model, strconv.FormatInt(k.classes, 10), flag, weights, batch).CombinedOutput()
+				if err != nil {
+					t.Errorf("PyTorch with lwr's weights: %v\n%s", err, out)
+				} else {
+					t.Logf("%s", strings.TrimSpace(string(out)))
+				}
+				runtime.KeepAlive(vs)
+
+				// PyTorch's own network, into lwr.
+				if out, err := exec.Command(py, "testdata/check_weights.py", "make", k.model, strconv.FormatInt(k.classes, 10), flag, weights, batch).CombinedOutput(); err != nil {
+					t.Fatalf("PyTorch's network: %v\n%s", err, out)
+				}
+				vs2, net2, _, err := weightsModel(k.model, k.classes, k.normed, 99)
+				if err != nil {
+					return err
+				}
+				if err := ImportWeights(vs2, weights, k.normed); err != nil {
+					return err
+				}
+				b, _, err := safetensors.Read(batch)
+				if err != nil {
+					return err
+				}
+				xb := ts.MustOfSlice(b["x"].F32).MustView(b["x"].Shape, true)
+				defer xb.MustDrop()
+				got, want := evalLogits(net2, xb), b["logits"].F32
+				var diff, top float64
+				for i := range want {
+					diff = math.Max(diff, math.Abs(float64(got[i]-want[i])))
+					top = math.Max(top, math.Abs(float64(want[i])))
+				}
+				if diff > 1e-5*top {
+					t.Errorf("PyTorch's network imported: logits differ by %.3g (relative %.3g)", diff, diff/top)
+				}
+
+				// Strict: a missing key is named.
+				tensors, _, err := safetensors.Read(weights)
+				if err != nil {
+					return err
+				}
+				delete(tensors, "layer1.0.conv1.weight")
+				short := filepath.Join(dir, "short.safetensors")
+				if err := safetensors.Write(short, tensors, nil); err != nil {
+					return err
+				}
+				if err := ImportWeights(vs2, short, k.normed); err == nil || !strings.Contains(err.Error(), `no tensor "layer1.0.conv1.weight"`) {
+					t.Errorf("import without a key: err = %v, want the key named", err)
+				}
+				runtime.KeepAlive(vs2)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
