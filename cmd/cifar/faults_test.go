@@ -277,3 +277,49 @@ func TestExportInitFrom(t *testing.T) {
 		t.Errorf("--init-from a missing file: err %v, output %s", err, out)
 	}
 }
+
+// TestEvalCheckpoint (issue 13): --eval evaluates a run's checkpoint on
+// its test set: the same top-1 as the run's summary, a prediction per test
+// image, per-class precision and recall, a confusion matrix.
+func TestEvalCheckpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs cmd/cifar")
+	}
+	bin := binary(t)
+	run := filepath.Join(t.TempDir(), "run")
+	if out, err := exec.Command(bin, smallRun(run, "2")...).CombinedOutput(); err != nil {
+		t.Fatalf("train: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "--eval", run, "--device", "cpu").CombinedOutput()
+	if err != nil {
+		t.Fatalf("--eval: %v\n%s", err, out)
+	}
+	var ev struct {
+		Metrics   struct{ Top1 float64 }
+		Precision []any
+		Recall    []any
+	}
+	b, err := os.ReadFile(filepath.Join(run, "eval", "eval.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatal(err)
+	}
+	var sum struct{ Final struct{ Top1 float64 } }
+	b, _ = os.ReadFile(filepath.Join(run, "summary.json"))
+	json.Unmarshal(b, &sum)
+	if ev.Metrics.Top1 != sum.Final.Top1 || len(ev.Precision) != 10 || len(ev.Recall) != 10 {
+		t.Errorf("--eval: top-1 %v (summary %v), %d precisions, %d recalls", ev.Metrics.Top1, sum.Final.Top1, len(ev.Precision), len(ev.Recall))
+	}
+	preds, err := os.ReadFile(filepath.Join(run, "eval", "predictions.csv"))
+	if err != nil || strings.Count(string(preds), "\n") != 1+200 || !strings.HasPrefix(string(preds), "index,label,prediction,top5,confidence\n") {
+		t.Errorf("predictions.csv: %d lines (err %v), want a header and 200", strings.Count(string(preds), "\n"), err)
+	}
+	if _, err := os.Stat(filepath.Join(run, "eval", "confusion.png")); err != nil {
+		t.Error(err)
+	}
+	if out, err := exec.Command(bin, "--eval", filepath.Join(run, "nothing")).CombinedOutput(); err == nil || !strings.Contains(string(out), "--eval") {
+		t.Errorf("--eval of a missing run: err %v, output %s", err, out)
+	}
+}

@@ -75,6 +75,21 @@ func (cmd Command) Run(args []string) error {
 	if plan.Table != nil && plan.Table.Report {
 		return report(plan.Table, nil)
 	}
+	if plan.Eval != "" {
+		run := plan.Eval
+		if st, err := os.Stat(run); err == nil && !st.IsDir() {
+			run = filepath.Dir(run)
+		}
+		out := filepath.Join(run, "eval")
+		ev, err := train.EvaluateCheckpoint(context.Background(), plan.Eval, plan.Configs[0].Device, out)
+		if err != nil {
+			return fmt.Errorf("--eval: %w", err)
+		}
+		m := ev.Metrics
+		fmt.Printf("%s (epoch %d): top-1 %s  many %s  medium %s  few %s  NLL %s  ECE %s\nwritten to %s: eval.json, predictions.csv, confusion.png\n",
+			ev.Checkpoint, ev.Epoch, m.Top1, m.Many, m.Medium, m.Few, m.NLL, m.ECE, out)
+		return nil
+	}
 	if plan.Export != "" {
 		c := plan.Configs[0]
 		if err := train.ExportWeights(filepath.Join(c.Out, train.CheckpointFile), plan.Export); err != nil {
@@ -161,6 +176,7 @@ type Plan struct {
 	Done    []bool         // one per run: a table run that already finished (summary.json), skipped
 	Table   *TablePlan     // nil unless the preset is a table
 	Export  string         // --export: write the run's network to this file instead of training
+	Eval    string         // --eval: evaluate this run folder or checkpoint instead of training
 }
 
 // TablePlan is a table preset's rows and where its report goes.
@@ -218,6 +234,7 @@ func (cmd Command) Configs(args []string) (*Plan, error) {
 		var seeds []int
 		fs.Var(newIntsValue(&seeds), "seeds", "run once per seed (comma-separated), each in its own folder; a table's rows × seeds go to DIR/<row>/seed<k> and are reported as mean ± std")
 		report := fs.Bool("report", false, "with a table preset: write table.md and table.csv from the runs already finished, train nothing")
+		eval := fs.String("eval", "", "evaluate the checkpoint of a run folder (or a checkpoint file) on its test set and train nothing: the metrics, eval.json with per-class precision and recall, predictions.csv and confusion.png in RUN/eval")
 		export := fs.String("export", "", "write the network of the run in --out (its checkpoint) to this .safetensors file, in PyTorch's names (torchvision's for ResNet-50, LDAM-DRW's for ResNet-32), and train nothing")
 		cmd.Bind(fs, &c)
 		fs.Usage = func() {
@@ -230,7 +247,7 @@ func (cmd Command) Configs(args []string) (*Plan, error) {
 		if fs.NArg() > 0 {
 			return nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
 		}
-		plan.Export = *export
+		plan.Export, plan.Eval = *export, *eval
 		if *export != "" && (len(preset.Runs) > 1 || plan.Table != nil || fs.Changed("seeds")) {
 			return nil, errors.New("--export: one run at a time (give its --out)")
 		}
@@ -304,7 +321,7 @@ func (cmd Command) Configs(args []string) (*Plan, error) {
 				return nil, fmt.Errorf("runs %s and %s would share the folder %s", other, label, c.Out)
 			}
 			seen[filepath.Clean(c.Out)] = label
-			if !done && !*report && *export == "" {
+			if !done && !*report && *export == "" && *eval == "" {
 				if err := train.CheckOut(c); err != nil {
 					return nil, err
 				}

@@ -6,6 +6,7 @@ package metrics
 
 import (
 	"math"
+	"sort"
 	"strconv"
 )
 
@@ -61,8 +62,23 @@ type Metrics struct {
 	NonFinite int `json:"non_finite,omitempty"`
 }
 
+// Prediction is one test image's outcome.
+type Prediction struct {
+	Index      int     // position in the test set
+	Label      int64   // true class
+	Pred       int     // predicted class (-1 for non-finite outputs)
+	Top5       []int   // the five most probable classes, most probable first (fewer with fewer classes)
+	Confidence float64 // probability of Pred
+}
+
 // Evaluation accumulates predictions batch by batch.
 type Evaluation struct {
+	// Record keeps every image's Prediction (for predictions.csv) and the
+	// confusion counts; off for the evaluations during training.
+	Record      bool
+	Predictions []Prediction
+	Confusion   [][]int // [true][predicted] counts, with Record
+
 	classes  int
 	correct  []int
 	total    []int
@@ -86,6 +102,9 @@ func (e *Evaluation) Add(probs []float64, labels []int64) {
 		e.total[y]++
 		if !finite(row) {
 			e.bad++
+			if e.Record {
+				e.Predictions = append(e.Predictions, Prediction{Index: len(e.Predictions), Label: y, Pred: -1, Confidence: math.NaN()})
+			}
 			continue
 		}
 		best := 0
@@ -93,6 +112,9 @@ func (e *Evaluation) Add(probs []float64, labels []int64) {
 			if p > row[best] {
 				best = c
 			}
+		}
+		if e.Record {
+			e.record(row, y, best)
 		}
 		hit := best == int(y)
 		if hit {
@@ -111,6 +133,49 @@ func (e *Evaluation) Add(probs []float64, labels []int64) {
 			e.binAcc[bin]++
 		}
 	}
+}
+
+// record keeps one image's prediction and confusion count.
+func (e *Evaluation) record(row []float64, y int64, best int) {
+	if e.Confusion == nil {
+		e.Confusion = make([][]int, e.classes)
+		for i := range e.Confusion {
+			e.Confusion[i] = make([]int, e.classes)
+		}
+	}
+	e.Confusion[y][best]++
+	idx := make([]int, len(row))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return row[idx[a]] > row[idx[b]] })
+	e.Predictions = append(e.Predictions, Prediction{Index: len(e.Predictions), Label: y, Pred: best,
+		Top5: idx[:min(5, len(idx))], Confidence: row[best]})
+}
+
+// PrecisionRecall are per-class precision and recall (%) from the recorded
+// confusion counts (images with non-finite outputs count as missed); NaN
+// where a class was never predicted (precision) or has no test image
+// (recall).
+func (e *Evaluation) PrecisionRecall() (precision, recall []Number) {
+	precision, recall = make([]Number, e.classes), make([]Number, e.classes)
+	for c := 0; c < e.classes; c++ {
+		var predicted, right int
+		for k := 0; k < e.classes && e.Confusion != nil; k++ {
+			predicted += e.Confusion[k][c]
+		}
+		if e.Confusion != nil {
+			right = e.Confusion[c][c]
+		}
+		precision[c], recall[c] = Number(math.NaN()), Number(math.NaN())
+		if predicted > 0 {
+			precision[c] = Number(100 * float64(right) / float64(predicted))
+		}
+		if e.total[c] > 0 { // non-finite outputs count as missed
+			recall[c] = Number(100 * float64(right) / float64(e.total[c]))
+		}
+	}
+	return precision, recall
 }
 
 func finite(row []float64) bool {

@@ -51,3 +51,39 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("all outputs NaN encode as %s (err %v), want nll and ece null, top1 0", b, err)
 	}
 }
+
+// TestRecord: with Record, every image's prediction, top-5 and confidence
+// is kept, and precision and recall come from the confusion counts.
+func TestRecord(t *testing.T) {
+	ev := NewEvaluation(3)
+	ev.Record = true
+	ev.Add([]float64{
+		0.7, 0.2, 0.1, // 0 → 0
+		0.1, 0.6, 0.3, // 1 → 1
+		0.5, 0.3, 0.2, // 1 → 0
+		math.NaN(), 0, 0, // 2 → non-finite
+	}, []int64{0, 1, 1, 2})
+	if len(ev.Predictions) != 4 {
+		t.Fatalf("%d predictions, want 4", len(ev.Predictions))
+	}
+	p := ev.Predictions[1]
+	if p.Index != 1 || p.Label != 1 || p.Pred != 1 || p.Confidence != 0.6 || len(p.Top5) != 3 || p.Top5[0] != 1 || p.Top5[1] != 2 || p.Top5[2] != 0 {
+		t.Errorf("prediction 1 = %+v", p)
+	}
+	if ev.Predictions[3].Pred != -1 {
+		t.Errorf("non-finite output predicted %d, want -1", ev.Predictions[3].Pred)
+	}
+	prec, rec := ev.PrecisionRecall()
+	// Class 0: predicted twice, right once → 50; recall 1/1 → 100.
+	// Class 1: predicted once, right → 100; recall 1/2 → 50. Class 2: never
+	// predicted → precision NaN; its one image had NaN outputs → recall 0.
+	want := [][2]float64{{50, 100}, {100, 50}}
+	for c, w := range want {
+		if float64(prec[c]) != w[0] || float64(rec[c]) != w[1] {
+			t.Errorf("class %d: precision %v recall %v, want %v", c, prec[c], rec[c], w)
+		}
+	}
+	if !math.IsNaN(float64(prec[2])) || rec[2] != 0 {
+		t.Errorf("class 2: precision %v recall %v, want NaN and 0", prec[2], rec[2])
+	}
+}

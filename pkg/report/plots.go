@@ -157,3 +157,46 @@ func save(p *plot.Plot, path string, w, h vg.Length) error {
 	}
 	return data.WriteFileAtomic(path, buf.Bytes())
 }
+
+// unitGrid is a C×C matrix of values in [0, 1] as plotter.GridXYZ; row 0
+// is drawn at the top.
+type unitGrid [][]float64
+
+func (g unitGrid) Dims() (int, int)   { return len(g), len(g) }
+func (g unitGrid) Z(c, r int) float64 { return math.Max(0, math.Min(1, g[len(g)-1-r][c])) }
+func (g unitGrid) X(c int) float64    { return float64(c) }
+func (g unitGrid) Y(r int) float64    { return float64(r) }
+
+// ConfusionMatrix draws a confusion matrix with each true class's row
+// normalised to fractions in [0, 1] (white 0 to red 1), classes in index
+// order (head first).
+func ConfusionMatrix(path string, counts [][]int, title string) error {
+	if len(counts) < 2 {
+		return fmt.Errorf("plot %s: want at least 2 classes", path)
+	}
+	frac := make([][]float64, len(counts))
+	for i, row := range counts {
+		frac[i] = make([]float64, len(row))
+		var n int
+		for _, v := range row {
+			n += v
+		}
+		for j, v := range row {
+			if n > 0 {
+				frac[i][j] = float64(v) / float64(n)
+			}
+		}
+	}
+	pal := moreland.SmoothBlueRed()
+	pal.SetMin(-1)
+	pal.SetMax(1)
+	h := plotter.NewHeatMap(unitGrid(frac), pal.Palette(255))
+	h.Min, h.Max = -1, 1 // the red half: 0 white, 1 red
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "predicted class"
+	p.Y.Label.Text = "true class (top: 0, the head)"
+	p.Add(h)
+	p.HideAxes()
+	return save(p, path, 5*vg.Inch, 5*vg.Inch)
+}

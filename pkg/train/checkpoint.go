@@ -201,9 +201,9 @@ func readLatestCheckpoint(dir string, logf func(string, ...any)) (string, State,
 	return prev, pst, pnamed, nil
 }
 
-// loadCheckpoint restores variables and momentum buffers from named
-// tensors read by readCheckpointState. Every variable must be there with
-// its shape.
+// loadCheckpoint restores variables and momentum buffers (unless opt is
+// nil) from named tensors read by readCheckpointState. Every variable must
+// be there with its shape.
 func loadCheckpoint(path string, named []ts.NamedTensor, vs *nn.VarStore, opt *optim.SGD) error {
 	defer runtime.KeepAlive(vs) // as in saveCheckpoint
 	byName := map[string]*ts.Tensor{}
@@ -226,7 +226,7 @@ func loadCheckpoint(path string, named []ts.NamedTensor, vs *nn.VarStore, opt *o
 			dst.Copy_(src)
 		}
 	})
-	if err != nil {
+	if err != nil || opt == nil { // no optimiser: the variables alone
 		return err
 	}
 	paramNames, _ := trainableParams(vs)

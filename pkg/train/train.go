@@ -500,6 +500,13 @@ func trainStep(net resnet.Net, loss losses.Loss, reg *lwr.Regularizer, opt *opti
 // *libtorch.Error.
 func evaluate(ctx context.Context, net resnet.Net, src source, batch int, trainCounts []int64) (metrics.Metrics, error) {
 	ev := metrics.NewEvaluation(src.Classes())
+	err := evaluateInto(ctx, ev, net, src, batch)
+	return ev.Metrics(trainCounts), err
+}
+
+// evaluateInto adds the predictions of net on every image of src, in
+// order, to ev.
+func evaluateInto(ctx context.Context, ev *metrics.Evaluation, net resnet.Net, src source, batch int) error {
 	order := make([]int64, len(src.Labels()))
 	for i := range order {
 		order[i] = int64(i)
@@ -532,7 +539,7 @@ func evaluate(ctx context.Context, net resnet.Net, src source, batch int, trainC
 			}
 		}
 	})
-	return ev.Metrics(trainCounts), err
+	return err
 }
 
 func isLDAM(name string) bool { return name == "ldam" || name == "ldam-drw" }

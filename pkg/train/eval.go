@@ -1,0 +1,99 @@
+package train
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/sugarme/gotch/nn"
+
+	"github.com/lwr-go/lwr/pkg/data"
+	"github.com/lwr-go/lwr/pkg/libtorch"
+	"github.com/lwr-go/lwr/pkg/metrics"
+	"github.com/lwr-go/lwr/pkg/report"
+)
+
+// Evaluation is eval.json: a checkpoint's test metrics with per-class
+// precision and recall.
+type Evaluation struct {
+	Checkpoint  string           `json:"checkpoint"`
+	Epoch       int              `json:"epoch"` // epochs the checkpoint had trained
+	Config      Config           `json:"config"`
+	TrainCounts []int64          `json:"train_counts"`
+	Metrics     metrics.Metrics  `json:"metrics"`
+	Precision   []metrics.Number `json:"precision"` // per class, %
+	Recall      []metrics.Number `json:"recall"`    // per class, %
+}
+
+// EvaluateCheckpoint evaluates the network of ckpt (a checkpoint.pt, or a
+// run folder holding one) on its configuration's test set, on device
+// (cpu, cuda, auto), and writes into out: eval.json, predictions.csv
+// (index, label, prediction, top-5, confidence per test image) and
+// confusion.png. The architecture and data come from the checkpoint.
+func EvaluateCheckpoint(ctx context.Context, ckpt, device, out string) (Evaluation, error) {
+	if st, err := os.Stat(ckpt); err == nil && st.IsDir() {
+		ckpt = filepath.Join(ckpt, CheckpointFile)
+	}
+	var ev Evaluation
+	err := libtorch.OnThread(func() error {
+		st, named, err := readCheckpointState(ckpt)
+		if err != nil {
+			return err
+		}
+		c := st.Config
+		c.Device = device
+		dev, err := libtorch.ParseDevice(device)
+		if err != nil {
+			return fmt.Errorf("--device: %w", err)
+		}
+		trainSrc, testSrc, _, err := sources(c, dev)
+		if err != nil {
+			return err
+		}
+		vs := nn.NewVarStore(dev)
+		net, err := newModel(vs.Root(), c, trainSrc)
+		if err != nil {
+			return err
+		}
+		// The network's variables (the checkpoint also holds the LWR
+		// projection and the momentum, which evaluation does not need).
+		if err := loadCheckpoint(ckpt, named, vs, nil); err != nil {
+			return err
+		}
+		counts := trainSrc.Counts()
+		e := metrics.NewEvaluation(testSrc.Classes())
+		e.Record = true
+		if err := evaluateInto(ctx, e, net, testSrc, c.BatchSize*2); err != nil {
+			return err
+		}
+		ev = Evaluation{Checkpoint: ckpt, Epoch: st.Epoch, Config: c, TrainCounts: counts, Metrics: e.Metrics(counts)}
+		ev.Precision, ev.Recall = e.PrecisionRecall()
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			return err
+		}
+		if err := writeJSON(filepath.Join(out, "eval.json"), ev); err != nil {
+			return err
+		}
+		var b strings.Builder
+		b.WriteString("index,label,prediction,top5,confidence\n")
+		for _, p := range e.Predictions {
+			top := make([]string, len(p.Top5))
+			for i, k := range p.Top5 {
+				top[i] = strconv.Itoa(k)
+			}
+			fmt.Fprintf(&b, "%d,%d,%d,%s,%s\n", p.Index, p.Label, p.Pred, strings.Join(top, " "), strconv.FormatFloat(p.Confidence, 'g', 6, 64))
+		}
+		if err := data.WriteFileAtomic(filepath.Join(out, "predictions.csv"), []byte(b.String())); err != nil {
+			return err
+		}
+		if e.Confusion != nil {
+			return report.ConfusionMatrix(filepath.Join(out, "confusion.png"), e.Confusion,
+				fmt.Sprintf("%s, %s, epoch %d: confusion (rows sum to 1)", c.Dataset, c.Loss.Name, st.Epoch))
+		}
+		return nil
+	})
+	return ev, err
+}
