@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/lwr-go/lwr/pkg/data"
+	"github.com/lwr-go/lwr/pkg/report"
 	"github.com/lwr-go/lwr/pkg/train"
 )
 
@@ -128,7 +129,8 @@ func Collect(rows []Row, failed map[string]string) ([]RowResult, error) {
 
 // WriteReport writes table.md and table.csv into dir (atomically): one
 // line per row with mean ± std and n over seeds of top-1, many, medium,
-// few and ECE, and the paper's top-1 beside ours with the difference.
+// few and ECE, and the paper's top-1 beside ours with the difference; and
+// table.png, those accuracies as bars with error bars.
 func WriteReport(dir, title string, rows []RowResult) error {
 	var md, csv strings.Builder
 	fmt.Fprintf(&md, "# %s\n\nmean ± std over seeds (n seeds); accuracy in %%, ECE in %% (15 bins); paper: the published top-1.\n\n", title)
@@ -181,7 +183,18 @@ func WriteReport(dir, title string, rows []RowResult) error {
 	if err := data.WriteFileAtomic(filepath.Join(dir, "table.md"), []byte(md.String())); err != nil {
 		return err
 	}
-	return data.WriteFileAtomic(filepath.Join(dir, "table.csv"), []byte(csv.String()))
+	if err := data.WriteFileAtomic(filepath.Join(dir, "table.csv"), []byte(csv.String())); err != nil {
+		return err
+	}
+	labels := make([]string, len(rows))
+	means, stds := make([][4]float64, len(rows)), make([][4]float64, len(rows))
+	for i, r := range rows {
+		labels[i] = r.Label
+		for k, st := range []Stat{r.Top1, r.Many, r.Medium, r.Few} {
+			means[i][k], stds[i][k] = st.Mean, st.Std
+		}
+	}
+	return report.TableBars(filepath.Join(dir, "table.png"), labels, means, stds, title+": mean ± std over seeds")
 }
 
 // csvField quotes s when it holds a comma or a quote.

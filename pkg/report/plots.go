@@ -200,3 +200,60 @@ func ConfusionMatrix(path string, counts [][]int, title string) error {
 	p.HideAxes()
 	return save(p, path, 5*vg.Inch, 5*vg.Inch)
 }
+
+// TableBars draws a table's rows as groups of bars — top-1, many, medium,
+// few (%), each the mean over seeds with ±1 standard deviation as error
+// bars. means and stds are [row][4]; NaN values (a group without classes)
+// are drawn as 0 without error bar.
+func TableBars(path string, rows []string, means, stds [][4]float64, title string) error {
+	if len(rows) == 0 {
+		return fmt.Errorf("plot %s: no rows", path)
+	}
+	p := plot.New()
+	p.Title.Text = title
+	p.Y.Label.Text = "accuracy (%), mean ± std over seeds"
+	p.Y.Min, p.Y.Max = 0, 100
+	names := [4]string{"top-1", "many", "medium", "few"}
+	shades := [4]color.Color{color.RGBA{40, 40, 40, 255}, color.RGBA{31, 119, 180, 255}, color.RGBA{255, 127, 14, 255}, color.RGBA{214, 39, 40, 255}}
+	w := vg.Points(60 / float64(4))
+	for k := 0; k < 4; k++ {
+		vals := make(plotter.Values, len(rows))
+		errs := make(plotter.YErrors, len(rows))
+		pts := make(plotter.XYs, len(rows))
+		for i := range rows {
+			m, s := means[i][k], stds[i][k]
+			if math.IsNaN(m) {
+				m, s = 0, 0
+			}
+			if math.IsNaN(s) {
+				s = 0
+			}
+			vals[i] = m
+			errs[i].Low, errs[i].High = s, s
+			pts[i].X, pts[i].Y = float64(i), m
+		}
+		bars, err := plotter.NewBarChart(vals, w)
+		if err != nil {
+			return err
+		}
+		bars.Color = shades[k]
+		bars.LineStyle.Width = 0
+		bars.XMin = (float64(k) - 1.5) * 0.2 // the group's bars side by side, in data units
+		p.Add(bars)
+		p.Legend.Add(names[k], bars)
+		eb, err := plotter.NewYErrorBars(struct {
+			plotter.XYs
+			plotter.YErrors
+		}{pts, errs})
+		if err != nil {
+			return err
+		}
+		for i := range eb.XYs { // centred on their bars
+			eb.XYs[i].X += bars.XMin
+		}
+		p.Add(eb)
+	}
+	p.NominalX(rows...)
+	p.Legend.Top = true
+	return save(p, path, vg.Length(max(6, 1.8*float64(len(rows))))*vg.Inch, 4*vg.Inch)
+}

@@ -55,3 +55,18 @@ func TestPlotsWritePNGs(t *testing.T) {
 		t.Error("no curves were plotted")
 	}
 }
+
+func TestTableBars(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "table.png")
+	means := [][4]float64{{46, 70, 45, 20}, {50, 68, 50, 30}, {40, math.NaN(), 40, 10}}
+	stds := [][4]float64{{1, 1, 2, 3}, {0.5, 1, 1, 4}, {2, math.NaN(), 1, 1}}
+	if err := TableBars(path, []string{"BS", "BS + LWR", "CE"}, means, stds, "table"); err != nil {
+		t.Fatal(err)
+	}
+	if w, h := decode(t, path); w < 400 || h < 200 {
+		t.Errorf("table.png is %dx%d", w, h)
+	}
+	if err := TableBars(path, nil, nil, nil, "empty"); err == nil {
+		t.Error("a table without rows was drawn")
+	}
+}
