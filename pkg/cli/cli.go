@@ -13,7 +13,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -99,38 +101,80 @@ func (cmd Command) Run(args []string) error {
 		return nil
 	}
 	ctx, sig := signalContext(cmd.Name)
-	var results []train.Summary
-	var labels []string
-	failed := map[string]string{}
 	n := len(plan.Configs)
-	for i, c := range plan.Configs {
+	summaries := make([]*train.Summary, n)
+	errs := make([]error, n)
+	var mu sync.Mutex // stdout and stderr lines of runs side by side
+	runOne := func(i int) {
+		c := plan.Configs[i]
+		mu.Lock()
 		if plan.Done[i] {
 			fmt.Printf("== %s (%d/%d): finished earlier, in %s\n", plan.Labels[i], i+1, n, c.Out)
-			continue
+			mu.Unlock()
+			return
 		}
 		if n > 1 {
 			fmt.Printf("== %s (%d/%d): %s -> %s\n", plan.Labels[i], i+1, n, Describe(c), c.Out)
 		} else {
 			fmt.Printf("== %s -> %s\n", Describe(c), c.Out)
 		}
+		mu.Unlock()
 		s, err := train.Run(ctx, c, progress(c))
-		if errors.Is(err, train.ErrInterrupted) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil {
+			summaries[i] = &s
+		}
+		errs[i] = err
+		if err != nil && plan.Table != nil && !errors.Is(err, train.ErrInterrupted) {
+			// A table goes on: the failure is reported beside the rows.
+			fmt.Fprintf(os.Stderr, "%s: %s: %v\n", cmd.Name, plan.Labels[i], err)
+		}
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < max(1, plan.Parallel); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				runOne(i)
+			}
+		}()
+	}
+	for i := range plan.Configs {
+		stopNow := ctx.Err() != nil
+		mu.Lock()
+		for _, err := range errs {
+			// Without a table the first error stops the preset.
+			stopNow = stopNow || (err != nil && plan.Table == nil)
+		}
+		mu.Unlock()
+		if stopNow {
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	failed := map[string]string{}
+	var results []train.Summary
+	var labels []string
+	for i, err := range errs {
+		switch {
+		case errors.Is(err, train.ErrInterrupted):
 			if plan.Table != nil {
 				report(plan.Table, failed)
 			}
 			return &SignalError{Signal: sig(), Err: err}
-		}
-		if err != nil && plan.Table != nil {
-			// A table goes on: the failure is reported beside the rows.
-			fmt.Fprintf(os.Stderr, "%s: %s: %v\n", cmd.Name, plan.Labels[i], err)
-			failed[filepath.Clean(c.Out)] = firstLine(err.Error())
-			continue
-		}
-		if err != nil {
+		case err != nil && plan.Table != nil:
+			failed[filepath.Clean(plan.Configs[i].Out)] = firstLine(err.Error())
+		case err != nil:
 			return err
+		case summaries[i] != nil:
+			results = append(results, *summaries[i])
+			labels = append(labels, plan.Labels[i])
 		}
-		results = append(results, s)
-		labels = append(labels, plan.Labels[i])
 	}
 	if plan.Table != nil {
 		if err := report(plan.Table, failed); err != nil {
@@ -171,12 +215,13 @@ func firstLine(s string) string {
 // Plan is what a command line asks for: the runs to train, with their
 // labels, and for a table its rows and report folder.
 type Plan struct {
-	Labels  []string       // one per run: the preset row's label (with the seed in a table)
-	Configs []train.Config // one per run, validated, each with its own folder
-	Done    []bool         // one per run: a table run that already finished (summary.json), skipped
-	Table   *TablePlan     // nil unless the preset is a table
-	Export  string         // --export: write the run's network to this file instead of training
-	Eval    string         // --eval: evaluate this run folder or checkpoint instead of training
+	Labels   []string       // one per run: the preset row's label (with the seed in a table)
+	Configs  []train.Config // one per run, validated, each with its own folder
+	Done     []bool         // one per run: a table run that already finished (summary.json), skipped
+	Table    *TablePlan     // nil unless the preset is a table
+	Export   string         // --export: write the run's network to this file instead of training
+	Eval     string         // --eval: evaluate this run folder or checkpoint instead of training
+	Parallel int            // --parallel: runs trained at once (1: one after the other)
 }
 
 // TablePlan is a table preset's rows and where its report goes.
@@ -234,6 +279,7 @@ func (cmd Command) Configs(args []string) (*Plan, error) {
 		var seeds []int
 		fs.Var(newIntsValue(&seeds), "seeds", "run once per seed (comma-separated), each in its own folder; a table's rows × seeds go to DIR/<row>/seed<k> and are reported as mean ± std")
 		report := fs.Bool("report", false, "with a table preset: write table.md and table.csv from the runs already finished, train nothing")
+		parallel := fs.Int("parallel", 1, "train this many runs of a preset at once, the CPU threads split between them (--threads 0) and no progress line; on one GPU they share the card")
 		eval := fs.String("eval", "", "evaluate the checkpoint of a run folder (or a checkpoint file) on its test set and train nothing: the metrics, eval.json with per-class precision and recall, predictions.csv and confusion.png in RUN/eval")
 		export := fs.String("export", "", "write the network of the run in --out (its checkpoint) to this .safetensors file, in PyTorch's names (torchvision's for ResNet-50, LDAM-DRW's for ResNet-32), and train nothing")
 		cmd.Bind(fs, &c)
@@ -247,7 +293,10 @@ func (cmd Command) Configs(args []string) (*Plan, error) {
 		if fs.NArg() > 0 {
 			return nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
 		}
-		plan.Export, plan.Eval = *export, *eval
+		plan.Export, plan.Eval, plan.Parallel = *export, *eval, *parallel
+		if *parallel < 1 || *parallel > 64 {
+			return nil, fmt.Errorf("--parallel %d: want 1..64", *parallel)
+		}
 		if *export != "" && (len(preset.Runs) > 1 || plan.Table != nil || fs.Changed("seeds")) {
 			return nil, errors.New("--export: one run at a time (give its --out)")
 		}
@@ -283,6 +332,12 @@ func (cmd Command) Configs(args []string) (*Plan, error) {
 			}
 			plan.Table.Rows = append(plan.Table.Rows, experiment.Row{Label: r.Label,
 				Dir: filepath.Join(plan.Table.Dir, experiment.RowName(c)), Seeds: runSeeds, Paper: paper})
+		}
+		if *parallel > 1 {
+			c.Quiet = true // progress lines of runs side by side would interleave
+			if c.Threads == 0 {
+				c.Threads = max(1, runtime.NumCPU() / *parallel)
+			}
 		}
 		base := c
 		for _, seed := range runSeeds {

@@ -192,3 +192,32 @@ func TestTableSeeds(t *testing.T) {
 		t.Errorf("--report: broken row failed %s, missing %s; want 0 and 2", broken[col["failed"]], broken[col["missing"]])
 	}
 }
+
+// TestTableParallel: --parallel 2 trains two runs at once and gives the
+// table a one-after-the-other invocation gives (initial weights are drawn
+// one run at a time).
+func TestTableParallel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains eight small runs")
+	}
+	dir := t.TempDir()
+	cmd := tinyTable(filepath.Join(dir, "no-cifar"))
+	cmd.Presets[0].Runs = cmd.Presets[0].Runs[:2] // the two that work
+	read := func(out string) string {
+		b, err := os.ReadFile(filepath.Join(out, "tiny", "table.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	one, two := filepath.Join(dir, "one"), filepath.Join(dir, "two")
+	if err := cmd.Run([]string{"--preset", "tiny", "--seeds", "0,1", "--out", one, "--quiet"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Run([]string{"--preset", "tiny", "--seeds", "0,1", "--out", two, "--quiet", "--parallel", "2"}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := read(one), read(two); a != b {
+		t.Errorf("--parallel 2 changed the table:\n%s\nvs\n%s", b, a)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/sugarme/gotch"
@@ -169,16 +170,8 @@ func openRunner(c Config, progress io.Writer) (*runner, error) {
 		return nil, err
 	}
 	r.counts = r.train.Counts()
-	libtorch.ManualSeed(c.Seed)
-	r.vs = nn.NewVarStore(dev)
-	if r.net, err = newModel(r.vs.Root(), c, r.train); err != nil {
+	if err := r.initNetwork(dev); err != nil {
 		return fail(err)
-	}
-	if c.LWR {
-		dim := r.net.Head().Weight.MustSize()[1]
-		if r.reg, err = lwr.New(r.vs.Root().Sub("lwr"), dim, c.LWRConfig); err != nil {
-			return fail(err)
-		}
 	}
 	if r.loss, err = losses.New(c.Loss, r.counts); err != nil {
 		return fail(err)
@@ -189,6 +182,32 @@ func openRunner(c Config, progress io.Writer) (*runner, error) {
 	}
 	r.st = State{ConfigHash: c.Hash(), Config: c}
 	return r, nil
+}
+
+// seeding serialises the seeded initialisation of runs in one process:
+// libtorch's generator is global, and runs trained side by side (--parallel)
+// must each draw their initial weights alone to be reproducible.
+var seeding sync.Mutex
+
+// initNetwork builds the network (and the LWR projection) on dev from the
+// run's seed.
+func (r *runner) initNetwork(dev gotch.Device) error {
+	seeding.Lock()
+	defer seeding.Unlock()
+	c := r.c
+	libtorch.ManualSeed(c.Seed)
+	r.vs = nn.NewVarStore(dev)
+	var err error
+	if r.net, err = newModel(r.vs.Root(), c, r.train); err != nil {
+		return err
+	}
+	if c.LWR {
+		dim := r.net.Head().Weight.MustSize()[1]
+		if r.reg, err = lwr.New(r.vs.Root().Sub("lwr"), dim, c.LWRConfig); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // startOrRestore continues from the folder's checkpoint (--resume) or
