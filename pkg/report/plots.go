@@ -13,6 +13,8 @@ import (
 	"gonum.org/v1/plot/palette/moreland"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/lwr-go/lwr/pkg/data"
 )
@@ -52,7 +54,60 @@ func AccuracyByCount(path string, counts []int64, accuracy []float64, title stri
 	}
 	s.GlyphStyle.Radius = vg.Points(3)
 	s.GlyphStyle.Color = color.RGBA{R: 31, G: 119, B: 180, A: 255}
-	p.Add(s, plotter.NewGrid())
+	p.Add(plotter.NewGrid())
+	// The shot groups: few < 20 ≤ medium ≤ 100 < many training images.
+	lo, hi := pts[0].X, pts[0].X
+	for _, pt := range pts {
+		lo, hi = math.Min(lo, pt.X), math.Max(hi, pt.X)
+	}
+	grey := color.RGBA{R: 150, G: 150, B: 150, A: 255}
+	var bands plotter.XYLabels
+	for _, b := range []struct {
+		at   float64
+		name string
+	}{{20, "few | medium"}, {100.5, "medium | many"}} {
+		if b.at <= lo || b.at >= hi {
+			continue
+		}
+		line, err := plotter.NewLine(plotter.XYs{{X: b.at, Y: 0}, {X: b.at, Y: 100}})
+		if err != nil {
+			return err
+		}
+		line.Color, line.Dashes = grey, []vg.Length{vg.Points(4), vg.Points(3)}
+		p.Add(line)
+		bands.XYs = append(bands.XYs, plotter.XY{X: b.at, Y: 97})
+		bands.Labels = append(bands.Labels, b.name)
+	}
+	if len(bands.XYs) > 0 {
+		l, err := plotter.NewLabels(bands)
+		if err != nil {
+			return err
+		}
+		for i := range l.TextStyle {
+			l.TextStyle[i].Color = grey
+			l.TextStyle[i].XAlign = -0.5
+		}
+		p.Add(l)
+	}
+	// Each point named by its class index.
+	var names plotter.XYLabels
+	for c, n := range counts {
+		if c < len(accuracy) && accuracy[c] == accuracy[c] && n > 0 {
+			names.XYs = append(names.XYs, plotter.XY{X: float64(n), Y: accuracy[c]})
+			names.Labels = append(names.Labels, fmt.Sprint(c))
+		}
+	}
+	p.Add(s)
+	if len(names.XYs) <= 100 {
+		l, err := plotter.NewLabels(names)
+		if err != nil {
+			return err
+		}
+		for i := range l.TextStyle {
+			l.TextStyle[i].XAlign, l.TextStyle[i].YAlign = 0.4, 0.3
+		}
+		p.Add(l)
+	}
 	return save(p, path, 6*vg.Inch, 4*vg.Inch)
 }
 
@@ -84,7 +139,25 @@ func CosineMatrix(path string, cos [][]float64, title string) error {
 	p.Y.Label.Text = "class i (top: 0, the head)"
 	p.Add(h)
 	p.HideAxes()
-	return save(p, path, 5*vg.Inch, 5*vg.Inch)
+	bar := plot.New()
+	bar.Title.Text = "cos"
+	bar.HideX()
+	bar.Add(&plotter.ColorBar{ColorMap: pal, Vertical: true})
+	return saveBeside(p, bar, path, 5*vg.Inch, 0.9*vg.Inch, 5*vg.Inch)
+}
+
+// saveBeside draws main and, to its right, side (a colour bar) on one PNG
+// of width w + sideW and height h.
+func saveBeside(main, side *plot.Plot, path string, w, sideW, h vg.Length) error {
+	c := vgimg.New(w+sideW, h)
+	dc := draw.New(c)
+	main.Draw(draw.Crop(dc, 0, -sideW, 0, 0))
+	side.Draw(draw.Crop(dc, w, 0, vg.Points(20), -vg.Points(30)))
+	var buf bytes.Buffer
+	if _, err := (vgimg.PngCanvas{Canvas: c}).WriteTo(&buf); err != nil {
+		return err
+	}
+	return data.WriteFileAtomic(path, buf.Bytes())
 }
 
 // Curves plots the balanced loss, R and (on evaluation epochs) top-1 by epoch.
@@ -137,7 +210,11 @@ func Curves(path string, curves []Curve, title string) error {
 			return err
 		}
 	}
-	if err := add("top-1 / 100 (evaluations)", top, color.RGBA{R: 44, G: 160, B: 44, A: 255}, true); err != nil {
+	topName := "top-1 / 100 (evaluations)"
+	if len(top) == 1 { // one evaluation, at the end: say its value
+		topName = fmt.Sprintf("top-1 %.2f%% (epoch %g)", 100*top[0].Y, top[0].X)
+	}
+	if err := add(topName, top, color.RGBA{R: 44, G: 160, B: 44, A: 255}, true); err != nil {
 		return err
 	}
 	p.Legend.Top = true
