@@ -307,6 +307,9 @@ func (cmd Command) Configs(args []string) (*Plan, error) {
 			return nil, errors.New("--seed and --seeds: give one")
 		}
 		train.FollowEpochs(&c, recipeEpochs, fs.Changed)
+		if c.Stage2 != "" && !fs.Changed("sampler") {
+			c.Sampler = "class" // decoupled training's second stage samples classes evenly
+		}
 		runSeeds := []int64{c.Seed}
 		switch {
 		case fs.Changed("seeds"):

@@ -65,6 +65,7 @@ type Config struct {
 	Augment     bool    `json:"augment"`    // random crop (pad 4) + flip
 
 	InitFrom  string `json:"init_from,omitempty"` // safetensors file (PyTorch names) whose weights the network starts from
+	Stage2    string `json:"stage2,omitempty"`    // crt or lws: decoupled classifier retraining of InitFrom's network (Kang et al. 2020)
 	Seed      int64  `json:"seed"`
 	EvalEvery int    `json:"eval_every"` // evaluate every N epochs (and after the last)
 	Device    string `json:"device"`     // cpu, cuda, cuda:N, auto
@@ -177,6 +178,14 @@ func (c Config) Validate() error {
 	}
 	if _, err := losses.New(c.Loss, []int64{2, 1}); err != nil {
 		return fmt.Errorf("--loss: %v", err)
+	}
+	switch {
+	case c.Stage2 != "" && c.Stage2 != "crt" && c.Stage2 != "lws":
+		return fmt.Errorf("--stage2 %q: want crt or lws", c.Stage2)
+	case c.Stage2 != "" && c.InitFrom == "":
+		return fmt.Errorf("--stage2 %s: needs --init-from, the network of stage one", c.Stage2)
+	case c.Stage2 == "lws" && c.LWR:
+		return errors.New("--stage2 lws: LWS keeps the classifier rows LWR acts on frozen; use --lwr=false, or --stage2 crt")
 	}
 	if c.InitFrom != "" {
 		if st, err := os.Stat(c.InitFrom); err != nil || !st.Mode().IsRegular() {

@@ -54,7 +54,7 @@ func EvaluateCheckpoint(ctx context.Context, ckpt, device, out string) (Evaluati
 			return err
 		}
 		vs := nn.NewVarStore(dev)
-		net, err := newModel(vs.Root(), c, trainSrc)
+		net, err := buildNetwork(vs, c, trainSrc)
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -198,7 +199,7 @@ func (r *runner) initNetwork(dev gotch.Device) error {
 	libtorch.ManualSeed(c.Seed)
 	r.vs = nn.NewVarStore(dev)
 	var err error
-	if r.net, err = newModel(r.vs.Root(), c, r.train); err != nil {
+	if r.net, err = buildNetwork(r.vs, c, r.train); err != nil {
 		return err
 	}
 	if c.LWR {
@@ -208,6 +209,57 @@ func (r *runner) initNetwork(dev gotch.Device) error {
 		}
 	}
 	return nil
+}
+
+// buildNetwork builds c.Model for src's classes and channels in vs, as
+// stage two of decoupled training when c.Stage2 is set.
+func buildNetwork(vs *nn.VarStore, c Config, src source) (resnet.Net, error) {
+	net, err := newModel(vs.Root(), c, src)
+	if err != nil || c.Stage2 == "" {
+		return net, err
+	}
+	d := decoupled{Net: net}
+	if c.Stage2 == "lws" {
+		one := ts.MustOnes([]int64{int64(src.Classes())}, gotch.DefaultDType, vs.Device())
+		d.scale = vs.Root().Sub("lws").MustAdd("scale", one, true)
+		one.MustDrop()
+	}
+	return d, nil
+}
+
+// decoupled is stage two of decoupled training (Kang et al. 2020): the
+// backbone frozen in eval mode (no gradient, its batch-norm statistics
+// fixed) and the classifier retrained (cRT), or its logits rescaled per
+// class by trained scales, logits·s with s [C] from 1, the classifier
+// frozen too (LWS). Parameters without a gradient are left alone by the
+// optimiser, so freezing needs nothing more.
+type decoupled struct {
+	resnet.Net
+	scale *ts.Tensor // [C] for LWS; nil for cRT
+}
+
+func (d decoupled) ForwardT(x *ts.Tensor, train bool) (logits, feat *ts.Tensor) {
+	libtorch.NoGrad(func() {
+		l, f := d.Net.ForwardT(x, false)
+		l.MustDrop()
+		feat = f
+		if d.scale != nil {
+			logits = d.Net.Head().Forward(feat)
+		}
+	})
+	if d.scale == nil {
+		return d.Net.Head().Forward(feat), feat
+	}
+	return logits.MustMul(d.scale, true), feat
+}
+
+// headName is the prefix of the classifier's variables: linear (ResNet-32,
+// LDAM-DRW's name) or fc (torchvision's).
+func headName(c Config) string {
+	if c.Model == "resnet32" {
+		return "linear."
+	}
+	return "fc."
 }
 
 // startOrRestore continues from the folder's checkpoint (--resume) or
@@ -232,7 +284,11 @@ func (r *runner) startOrRestore() error {
 	}
 	if !c.Resume {
 		if c.InitFrom != "" {
-			if err := ImportWeights(r.vs, c.InitFrom, isLDAM(c.Loss.Name)); err != nil {
+			var keep func(string) bool
+			if c.Stage2 == "crt" { // the classifier is drawn anew
+				keep = func(name string) bool { return strings.HasPrefix(name, headName(c)) }
+			}
+			if err := importWeights(r.vs, c.InitFrom, isLDAM(c.Loss.Name), keep); err != nil {
 				return fmt.Errorf("--init-from: %w", err)
 			}
 		}

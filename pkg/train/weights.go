@@ -48,7 +48,10 @@ func ExportWeights(ckpt, path string) error {
 func exportNamed(named []ts.NamedTensor, normed bool, path string, meta map[string]string) error {
 	out := map[string]safetensors.Tensor{}
 	for _, nt := range named {
-		if strings.HasPrefix(nt.Name, "lwr.") {
+		if strings.HasPrefix(nt.Name, "lws.") {
+			return fmt.Errorf("export %s: an LWS run's class scales are not part of a PyTorch network; export the network it started from", path)
+		}
+		if notNetwork(nt.Name) {
 			continue
 		}
 		t, err := toSafetensor(nt.Tensor)
@@ -68,6 +71,10 @@ func exportNamed(named []ts.NamedTensor, normed bool, path string, meta map[stri
 	}
 	return safetensors.Write(path, out, meta)
 }
+
+// notNetwork reports variables that are lwr's additions, not the network's:
+// the LWR projection and LWS's class scales.
+func notNetwork(name string) bool { return strings.HasPrefix(name, "lwr.") || strings.HasPrefix(name, "lws.") }
 
 // toSafetensor copies t to the host as float32 (or int64).
 func toSafetensor(t *ts.Tensor) (safetensors.Tensor, error) {
@@ -108,6 +115,13 @@ func transpose(t safetensors.Tensor) safetensors.Tensor {
 // of the file (but num_batches_tracked) must be a variable; the first that
 // is not is an error naming the key.
 func ImportWeights(vs *nn.VarStore, path string, normed bool) error {
+	return importWeights(vs, path, normed, nil)
+}
+
+// importWeights is ImportWeights leaving out the variables keep names
+// (they keep their values, and the file's tensors of those names are
+// ignored): cRT's classifier, drawn anew.
+func importWeights(vs *nn.VarStore, path string, normed bool, keep func(name string) bool) error {
 	tensors, _, err := safetensors.Read(path)
 	if err != nil {
 		return err
@@ -116,7 +130,7 @@ func ImportWeights(vs *nn.VarStore, path string, normed bool) error {
 	defer runtime.KeepAlive(vs) // vars holds copies of its tensors' handles (see saveCheckpoint)
 	var names []string
 	for name := range vars {
-		if !strings.HasPrefix(name, "lwr.") {
+		if !notNetwork(name) && (keep == nil || !keep(name)) {
 			names = append(names, name)
 		}
 	}
@@ -150,7 +164,7 @@ func ImportWeights(vs *nn.VarStore, path string, normed bool) error {
 	}
 	var extra []string
 	for name := range tensors {
-		if _, ok := vars[name]; !ok && !strings.HasSuffix(name, ".num_batches_tracked") {
+		if _, ok := vars[name]; !ok && !strings.HasSuffix(name, ".num_batches_tracked") && (keep == nil || !keep(name)) {
 			extra = append(extra, name)
 		}
 	}

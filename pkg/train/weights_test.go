@@ -1,10 +1,12 @@
 package train
 
 import (
+	"context"
 	"math"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -175,5 +177,95 @@ func TestWeightsInPyTorch(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestStage2 (issue 13): decoupled classifier retraining from a stage-one
+// network: cRT leaves the backbone (weights and batch-norm statistics)
+// exactly as imported and trains a new classifier; LWS leaves the whole
+// network as imported and learns per-class scales.
+func TestStage2(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains three small runs")
+	}
+	dir := t.TempDir()
+	one := tinyConfig(filepath.Join(dir, "one"))
+	one.Loss.Name, one.LWR = "ce", false
+	if _, err := Run(context.Background(), one, nil); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "one.safetensors")
+	if err := ExportWeights(filepath.Join(one.Out, CheckpointFile), file); err != nil {
+		t.Fatal(err)
+	}
+	stage1, _, err := safetensors.Read(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(a, b []float32) bool { return slices.Equal(a, b) }
+
+	crt := tinyConfig(filepath.Join(dir, "crt"))
+	crt.Loss.Name, crt.InitFrom, crt.Stage2, crt.Sampler = "ce", file, "crt", "class"
+	if _, err := Run(context.Background(), crt, nil); err != nil {
+		t.Fatal(err)
+	}
+	after := filepath.Join(dir, "crt.safetensors")
+	if err := ExportWeights(filepath.Join(crt.Out, CheckpointFile), after); err != nil {
+		t.Fatal(err)
+	}
+	stage2, _, err := safetensors.Read(after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, t1 := range stage1 {
+		if t1.DType != "F32" {
+			continue
+		}
+		head := strings.HasPrefix(name, "linear.")
+		if eq := same(t1.F32, stage2[name].F32); head == eq {
+			t.Errorf("cRT: %s changed %v, want %v", name, !eq, head)
+		}
+	}
+
+	lws := tinyConfig(filepath.Join(dir, "lws"))
+	lws.Loss.Name, lws.LWR, lws.InitFrom, lws.Stage2, lws.Sampler = "ce", false, file, "lws", "class"
+	if _, err := Run(context.Background(), lws, nil); err != nil {
+		t.Fatal(err)
+	}
+	err = libtorch.OnThread(func() error {
+		_, named, err := readCheckpointState(filepath.Join(lws.Out, CheckpointFile))
+		if err != nil {
+			return err
+		}
+		for _, nt := range named {
+			name, ok := strings.CutPrefix(nt.Name, "model.")
+			if !ok {
+				continue
+			}
+			got, err := toSafetensor(nt.Tensor)
+			if err != nil {
+				return err
+			}
+			if name == "lws.scale" {
+				moved := false
+				for _, v := range got.F32 {
+					moved = moved || v != 1
+				}
+				if !moved {
+					t.Error("LWS: the scales did not move from 1")
+				}
+				continue
+			}
+			if got.DType == "F32" && !same(got.F32, stage1[name].F32) {
+				t.Errorf("LWS: %s changed", name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ExportWeights(filepath.Join(lws.Out, CheckpointFile), filepath.Join(dir, "lws.safetensors")); err == nil || !strings.Contains(err.Error(), "LWS") {
+		t.Errorf("export of an LWS run: err = %v, want it refused", err)
 	}
 }
