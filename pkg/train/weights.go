@@ -74,7 +74,9 @@ func exportNamed(named []ts.NamedTensor, normed bool, path string, meta map[stri
 
 // notNetwork reports variables that are lwr's additions, not the network's:
 // the LWR projection and LWS's class scales.
-func notNetwork(name string) bool { return strings.HasPrefix(name, "lwr.") || strings.HasPrefix(name, "lws.") }
+func notNetwork(name string) bool {
+	return strings.HasPrefix(name, "lwr.") || strings.HasPrefix(name, "lws.")
+}
 
 // toSafetensor copies t to the host as float32 (or int64).
 func toSafetensor(t *ts.Tensor) (safetensors.Tensor, error) {
