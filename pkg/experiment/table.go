@@ -77,6 +77,8 @@ type RowResult struct {
 	Paper                   float64  // the paper's top-1; NaN if it gives none
 	Failed                  []string // seeds that failed, "seedK: why"
 	Missing                 []int64  // seeds without a summary.json (not run, or stopped)
+	PerClass                []Stat   // each class's accuracy over the seeds
+	Counts                  []int64  // training images per class (from the runs)
 }
 
 // Row is a table row to report: its label, folder, seeds and the paper's
@@ -96,6 +98,7 @@ func Collect(rows []Row, failed map[string]string) ([]RowResult, error) {
 	for _, r := range rows {
 		res := RowResult{Label: r.Label, Dir: r.Dir, Paper: r.Paper}
 		var top1, many, medium, few, ece []float64
+		var perClass [][]float64
 		for _, seed := range r.Seeds {
 			dir := SeedDir(r.Dir, seed)
 			if why, ok := failed[dir]; ok {
@@ -115,6 +118,13 @@ func Collect(rows []Row, failed map[string]string) ([]RowResult, error) {
 				return nil, fmt.Errorf("%s: %w", filepath.Join(dir, train.SummaryFile), err)
 			}
 			res.Seeds = append(res.Seeds, seed)
+			res.Counts = s.TrainCounts
+			for c, v := range s.Final.PerClass {
+				if c >= len(perClass) {
+					perClass = append(perClass, nil)
+				}
+				perClass[c] = append(perClass[c], float64(v))
+			}
 			top1 = append(top1, float64(s.Final.Top1))
 			many = append(many, float64(s.Final.Many))
 			medium = append(medium, float64(s.Final.Medium))
@@ -122,6 +132,9 @@ func Collect(rows []Row, failed map[string]string) ([]RowResult, error) {
 			ece = append(ece, float64(s.Final.ECE))
 		}
 		res.Top1, res.Many, res.Medium, res.Few, res.ECE = statOf(top1), statOf(many), statOf(medium), statOf(few), statOf(ece)
+		for _, vs := range perClass {
+			res.PerClass = append(res.PerClass, statOf(vs))
+		}
 		out = append(out, res)
 	}
 	return out, nil
@@ -129,8 +142,9 @@ func Collect(rows []Row, failed map[string]string) ([]RowResult, error) {
 
 // WriteReport writes table.md and table.csv into dir (atomically): one
 // line per row with mean ± std and n over seeds of top-1, many, medium,
-// few and ECE, and the paper's top-1 beside ours with the difference; and
-// table.png, those accuracies as bars with error bars.
+// few and ECE, and the paper's top-1 beside ours with the difference;
+// table.png, those accuracies as bars with error bars; and by_count.png,
+// every row's per-class accuracy against the training counts.
 func WriteReport(dir, title string, rows []RowResult) error {
 	var md, csv strings.Builder
 	fmt.Fprintf(&md, "# %s\n\nmean ± std over seeds (n seeds); accuracy in %%, ECE in %% (15 bins); paper: the published top-1.\n\n", title)
@@ -194,7 +208,27 @@ func WriteReport(dir, title string, rows []RowResult) error {
 			means[i][k], stds[i][k] = st.Mean, st.Std
 		}
 	}
-	return report.TableBars(filepath.Join(dir, "table.png"), labels, means, stds, title+": mean ± std over seeds")
+	if err := report.TableBars(filepath.Join(dir, "table.png"), labels, means, stds, title+": mean ± std over seeds"); err != nil {
+		return err
+	}
+	// Every row's per-class accuracy against the training counts.
+	var counts []int64
+	var series []report.Series
+	for _, r := range rows {
+		if len(r.PerClass) == 0 {
+			continue
+		}
+		counts = r.Counts
+		sr := report.Series{Label: r.Label}
+		for _, st := range r.PerClass {
+			sr.Mean, sr.Std = append(sr.Mean, st.Mean), append(sr.Std, st.Std)
+		}
+		series = append(series, sr)
+	}
+	if len(series) == 0 || len(counts) == 0 {
+		return nil
+	}
+	return report.CompareByCount(filepath.Join(dir, "by_count.png"), counts, series, title+": per-class accuracy by training count")
 }
 
 // csvField quotes s when it holds a comma or a quote.

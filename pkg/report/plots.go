@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"sort"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/palette/moreland"
@@ -333,4 +334,86 @@ func TableBars(path string, rows []string, means, stds [][4]float64, title strin
 	p.NominalX(rows...)
 	p.Legend.Top = true
 	return save(p, path, vg.Length(max(6, 1.8*float64(len(rows))))*vg.Inch, 4*vg.Inch)
+}
+
+// Series is one row of a comparison: per-class means and standard
+// deviations (NaN where undefined), in class order.
+type Series struct {
+	Label     string
+	Mean, Std []float64
+}
+
+// CompareByCount draws every row's per-class test accuracy (%) against the
+// classes' training counts (log scale): a line through the means with the
+// spread over seeds (±1 std) as error bars, the few/medium/many boundaries
+// marked.
+func CompareByCount(path string, counts []int64, rows []Series, title string) error {
+	if len(rows) == 0 || len(counts) == 0 {
+		return fmt.Errorf("plot %s: nothing to compare", path)
+	}
+	order := make([]int, len(counts)) // classes by training count
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return counts[order[a]] < counts[order[b]] })
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "training images of the class (log scale)"
+	p.Y.Label.Text = "test accuracy (%), mean ± std over seeds"
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Y.Min, p.Y.Max = 0, 100
+	p.Add(plotter.NewGrid())
+	colors := []color.RGBA{{31, 119, 180, 255}, {255, 127, 14, 255}, {44, 160, 44, 255}, {214, 39, 40, 255},
+		{148, 103, 189, 255}, {140, 86, 75, 255}, {227, 119, 194, 255}, {127, 127, 127, 255}}
+	for k, r := range rows {
+		col := colors[k%len(colors)]
+		var line plotter.XYs
+		var errs plotter.YErrors
+		// Rows side by side around each count (a few percent apart on the
+		// log axis), so that their error bars do not cover each other.
+		shift := math.Pow(1.03, float64(k)-float64(len(rows)-1)/2)
+		for _, c := range order {
+			if c >= len(r.Mean) || math.IsNaN(r.Mean[c]) || counts[c] <= 0 {
+				continue
+			}
+			sd := r.Std[c]
+			if math.IsNaN(sd) {
+				sd = 0
+			}
+			line = append(line, plotter.XY{X: float64(counts[c]) * shift, Y: r.Mean[c]})
+			errs = append(errs, struct{ Low, High float64 }{sd, sd})
+		}
+		if len(line) == 0 {
+			continue
+		}
+		l, pts, err := plotter.NewLinePoints(line)
+		if err != nil {
+			return err
+		}
+		l.Color, l.Width = col, vg.Points(1.5)
+		pts.Color, pts.Radius = col, vg.Points(2)
+		eb, err := plotter.NewYErrorBars(struct {
+			plotter.XYs
+			plotter.YErrors
+		}{line, errs})
+		if err != nil {
+			return err
+		}
+		eb.Color = col
+		p.Add(l, pts, eb)
+		p.Legend.Add(r.Label, l, pts)
+	}
+	for _, at := range []float64{20, 100.5} {
+		if float64(counts[order[0]]) < at && at < float64(counts[order[len(order)-1]]) {
+			b, err := plotter.NewLine(plotter.XYs{{X: at, Y: 0}, {X: at, Y: 100}})
+			if err != nil {
+				return err
+			}
+			b.Color, b.Dashes = color.RGBA{150, 150, 150, 255}, []vg.Length{vg.Points(4), vg.Points(3)}
+			p.Add(b)
+		}
+	}
+	p.Legend.Top, p.Legend.Left = false, false
+	return save(p, path, 7*vg.Inch, 4.5*vg.Inch)
 }

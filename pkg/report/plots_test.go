@@ -70,3 +70,21 @@ func TestTableBars(t *testing.T) {
 		t.Error("a table without rows was drawn")
 	}
 }
+
+func TestCompareByCount(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "by_count.png")
+	counts := []int64{600, 359, 215, 129, 77, 46, 27, 16, 10, 6}
+	rows := []Series{
+		{Label: "CE", Mean: []float64{95, 90, 88, 80, 70, 60, 40, 20, math.NaN(), 5}, Std: []float64{1, 1, 2, 3, 4, 5, 6, 7, math.NaN(), 3}},
+		{Label: "BS", Mean: []float64{90, 88, 85, 80, 75, 70, 65, 60, 55, 50}, Std: make([]float64, 10)},
+	}
+	if err := CompareByCount(path, counts, rows, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if w, h := decode(t, path); w < 500 || h < 300 {
+		t.Errorf("by_count.png is %dx%d", w, h)
+	}
+	if err := CompareByCount(path, counts, nil, "t"); err == nil {
+		t.Error("a comparison without rows was drawn")
+	}
+}
