@@ -30,16 +30,23 @@ type Curve struct {
 	Top1    float64
 }
 
-// AccuracyByCount plots each class's test accuracy (%) against its number
-// of training images (log scale): the long tail's signature.
-func AccuracyByCount(path string, counts []int64, accuracy []float64, title string) error {
+// accuracyByCountPlot is an empty plot of accuracy (%, 0 to 100) against
+// training images per class (log scale).
+func accuracyByCountPlot(title, yLabel string) *plot.Plot {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = "training images of the class (log scale)"
-	p.Y.Label.Text = "test accuracy (%)"
+	p.Y.Label.Text = yLabel
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.Y.Min, p.Y.Max = 0, 100
+	return p
+}
+
+// AccuracyByCount plots each class's test accuracy (%) against its number
+// of training images (log scale): the long tail's signature.
+func AccuracyByCount(path string, counts []int64, accuracy []float64, title string) error {
+	p := accuracyByCountPlot(title, "test accuracy (%)")
 	var pts plotter.XYs
 	for c, n := range counts {
 		if c < len(accuracy) && accuracy[c] == accuracy[c] && n > 0 {
@@ -356,13 +363,7 @@ func CompareByCount(path string, counts []int64, rows []Series, title string) er
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return counts[order[a]] < counts[order[b]] })
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = "training images of the class (log scale)"
-	p.Y.Label.Text = "test accuracy (%), mean ± std over seeds"
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Y.Min, p.Y.Max = 0, 100
+	p := accuracyByCountPlot(title, "test accuracy (%), mean ± std over seeds")
 	p.Add(plotter.NewGrid())
 	colors := []color.RGBA{{31, 119, 180, 255}, {255, 127, 14, 255}, {44, 160, 44, 255}, {214, 39, 40, 255},
 		{148, 103, 189, 255}, {140, 86, 75, 255}, {227, 119, 194, 255}, {127, 127, 127, 255}}
