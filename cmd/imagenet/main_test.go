@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lwr-go/lwr/internal/steps"
 	"github.com/lwr-go/lwr/pkg/metrics"
 	"github.com/lwr-go/lwr/pkg/train"
 )
@@ -130,21 +131,6 @@ func TestRejectedBeforeWork(t *testing.T) {
 	}
 }
 
-// cancelAfter cancels a context after n progress lines (one per step).
-type cancelAfter struct {
-	n      int
-	cancel context.CancelFunc
-}
-
-func (c *cancelAfter) Write(p []byte) (int, error) {
-	if strings.HasPrefix(string(p), "\repoch") {
-		if c.n--; c.n == 0 {
-			c.cancel()
-		}
-	}
-	return len(p), nil
-}
-
 // TestInterruptResumeExact: interrupted mid-epoch (as by SIGINT) and
 // resumed, a run through the JPEG pipeline ends with exactly the metrics
 // of an uninterrupted one: the resumed epoch decodes the same crops.
@@ -163,7 +149,7 @@ func TestInterruptResumeExact(t *testing.T) {
 	cut.Out = t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, err := train.Run(ctx, cut, &cancelAfter{n: 4, cancel: cancel}); !errors.Is(err, train.ErrInterrupted) { // epoch 2, step 1 of 3
+	if _, err := train.Run(ctx, cut, &steps.CancelAfter{N: 4, Cancel: cancel}); !errors.Is(err, train.ErrInterrupted) { // epoch 2, step 1 of 3
 		t.Fatalf("interrupted run: err = %v, want ErrInterrupted", err)
 	}
 	cut.Resume = true

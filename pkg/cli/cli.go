@@ -354,10 +354,9 @@ func (cmd Command) Configs(args []string) (*Plan, error) {
 				label = fmt.Sprintf("%s, seed %d", r.Label, seed)
 				// A table continues: finished seeds are skipped, stopped
 				// ones resumed, the rest start.
-				done = exists(filepath.Join(c.Out, train.SummaryFile))
+				done = !c.Force && exists(filepath.Join(c.Out, train.SummaryFile))
 				c.Resume = !c.Force && (exists(filepath.Join(c.Out, train.CheckpointFile)) ||
 					exists(filepath.Join(c.Out, train.PrevCheckpoint)) || exists(filepath.Join(c.Out, train.ConfigFile)))
-				done = done && !c.Force
 			case !fs.Changed("out"):
 				c.Out = filepath.Join(cmp.Or(preset.Dir, "runs"), experiment.RunName(c))
 			case *presetName != "" || len(runSeeds) > 1:

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lwr-go/lwr/internal/steps"
 	"github.com/lwr-go/lwr/pkg/experiment"
 	"github.com/lwr-go/lwr/pkg/train"
 )
@@ -37,21 +38,6 @@ func tinyTable(missing string) Command {
 			{Label: "BS + LWR", Apply: synthetic("balanced-softmax", true), Paper: 50},
 			{Label: "broken", Apply: broken},
 		}}}}
-}
-
-// cancelAfterSteps cancels a context after n training steps.
-type cancelAfterSteps struct {
-	n      int
-	cancel context.CancelFunc
-}
-
-func (c *cancelAfterSteps) Write(p []byte) (int, error) {
-	if strings.HasPrefix(string(p), "\repoch") {
-		if c.n--; c.n == 0 {
-			c.cancel()
-		}
-	}
-	return len(p), nil
 }
 
 func hashFile(t *testing.T, path string) [32]byte {
@@ -91,7 +77,7 @@ func TestTableSeeds(t *testing.T) {
 	// Interrupt BS + LWR seed 1 after three steps, as Ctrl-C would.
 	cut := plan.Configs[3]
 	ctx, cancel := context.WithCancel(context.Background())
-	if _, err := train.Run(ctx, cut, &cancelAfterSteps{n: 3, cancel: cancel}); err == nil {
+	if _, err := train.Run(ctx, cut, &steps.CancelAfter{N: 3, Cancel: cancel}); err == nil {
 		t.Fatal("the cut run finished")
 	}
 	seed0 := filepath.Join(plan.Configs[0].Out, train.SummaryFile)

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lwr-go/lwr/internal/steps"
 )
 
 func TestLearningRate(t *testing.T) {
@@ -101,22 +103,6 @@ func readSummary(t *testing.T, dir string) Summary {
 	return s
 }
 
-// cancelAfter cancels a context after n progress writes (one per step).
-type cancelAfter struct {
-	n      int
-	cancel context.CancelFunc
-}
-
-func (c *cancelAfter) Write(p []byte) (int, error) {
-	if strings.HasPrefix(string(p), "\repoch") {
-		c.n--
-		if c.n == 0 {
-			c.cancel()
-		}
-	}
-	return len(p), nil
-}
-
 // TestInterruptResumeExact: a run interrupted mid-epoch (as by SIGINT),
 // then resumed, ends with exactly the metrics of an uninterrupted run.
 func TestInterruptResumeExact(t *testing.T) {
@@ -131,7 +117,7 @@ func TestInterruptResumeExact(t *testing.T) {
 	}
 	cut := tinyConfig(filepath.Join(dir, "cut"))
 	ctx, cancel := context.WithCancel(context.Background())
-	_, err = Run(ctx, cut, &cancelAfter{n: 6, cancel: cancel}) // epoch 2, step 2 of 4
+	_, err = Run(ctx, cut, &steps.CancelAfter{N: 6, Cancel: cancel}) // epoch 2, step 2 of 4
 	if !errors.Is(err, ErrInterrupted) {
 		t.Fatalf("interrupted run: err = %v, want ErrInterrupted", err)
 	}
