@@ -75,6 +75,9 @@ def main():
     ap.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--loss", default="balanced-softmax", choices=["ce", "balanced-softmax"])
     ap.add_argument("--lwr", action="store_true")
+    ap.add_argument("--no-projection", action="store_true", help="LWR on the normalised rows themselves, no MLP")
+    ap.add_argument("--constant-lambda", action="store_true", help="λ = 1 throughout instead of (1 - t/T)²")
+    ap.add_argument("--warmup", type=int, default=-1, help="linear warm-up epochs (default: max(1, 5%% of --epochs))")
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.1)
@@ -99,6 +102,8 @@ def main():
 
     net = ResNet32(10, channels=1)
     proj = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64))
+    if a.no_projection:
+        proj = torch.nn.Identity()
     stream = None
     if a.replay:
         stream = load_replay(a.replay, net, proj, a.replay_only != "stream")
@@ -108,6 +113,8 @@ def main():
     opt = torch.optim.SGD(params, lr=a.lr, momentum=0.9, weight_decay=5e-4)
     e = a.epochs
     milestones, warmup = [e * 70 // 100, e * 85 // 100], max(1, e * 5 // 100)
+    if a.warmup >= 0:
+        warmup = a.warmup
     log_counts = counts.float().log()
     n = len(y_train)
     times, losses = [], []
@@ -115,7 +122,7 @@ def main():
         lr = a.lr * (epoch + 1) / warmup if epoch < warmup else a.lr * 0.1 ** sum(epoch >= m for m in milestones)
         for g in opt.param_groups:
             g["lr"] = lr
-        lam = (1 - epoch / e) ** 2
+        lam = 1.0 if a.constant_lambda else (1 - epoch / e) ** 2
         t0 = time.perf_counter()
         net.train()
         order = torch.randperm(n, generator=gen) if stream is None else torch.tensor(stream[epoch]["order"])
@@ -159,7 +166,8 @@ def main():
         return sum(v) / len(v) if v else math.nan
 
     print(json.dumps({
-        "loss": a.loss, "lwr": a.lwr, "seed": a.seed, "epochs": e,
+        "loss": a.loss, "lwr": a.lwr, "projection": not a.no_projection, "constant_lambda": a.constant_lambda,
+        "seed": a.seed, "epochs": e, "warmup": warmup, "milestones": milestones,
         "top1": 100 * correct.sum().item() / total.sum().item(),
         "many": group(lambda k: k > 100), "medium": group(lambda k: 20 <= k <= 100), "few": group(lambda k: k < 20),
         "epoch_seconds_median": sorted(times)[len(times) // 2], "train_seconds": sum(times),
