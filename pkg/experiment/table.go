@@ -59,10 +59,14 @@ func statOf(vs []float64) Stat {
 	return s
 }
 
-// String is "mean ± std", "-" when undefined.
+// String is "mean ± std", the mean alone for one seed (no spread was
+// measured), "-" when undefined.
 func (s Stat) String() string {
 	if math.IsNaN(s.Mean) {
 		return "-"
+	}
+	if s.N == 1 {
+		return fmt.Sprintf("%.2f", s.Mean)
 	}
 	return fmt.Sprintf("%.2f ± %.2f", s.Mean, s.Std)
 }
