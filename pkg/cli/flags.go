@@ -76,7 +76,7 @@ func bindCommon(fs *pflag.FlagSet, c *train.Config) {
 
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "seed of initialisation, order and augmentation")
 	fs.StringVar(&c.Stage2, "stage2", c.Stage2, "decoupled classifier retraining of the --init-from network (backbone frozen): crt (classifier re-trained from scratch) or lws (per-class logit scales learned); class-balanced sampling unless --sampler")
-	fs.StringVar(&c.InitFrom, "init-from", c.InitFrom, "start from the weights of a .safetensors file in PyTorch's names (--export's, or a torchvision state dict saved as safetensors); every key and shape must match")
+	fs.StringVar(&c.InitFrom, "init-from", c.InitFrom, "start from the weights of a .safetensors file in PyTorch's names (--export's) or a PyTorch .pth saved by torch.save (a state dict such as torchvision's, or a checkpoint holding one under \"model\" or \"state_dict\"); every key and shape must match")
 	fs.IntVar(&c.EvalEvery, "eval-every", c.EvalEvery, "evaluate on the test set every N epochs and after the last")
 	fs.StringVar(&c.Device, "device", c.Device, "cpu, cuda, cuda:N or auto (CUDA when available)")
 	fs.IntVar(&c.Threads, "threads", c.Threads, "libtorch CPU threads (0: all cores)")

@@ -64,7 +64,7 @@ type Config struct {
 	Sampler     string  `json:"sampler"`    // instance, class, sqrt
 	Augment     bool    `json:"augment"`    // random crop (pad 4) + flip
 
-	InitFrom  string `json:"init_from,omitempty"` // safetensors file (PyTorch names) whose weights the network starts from
+	InitFrom  string `json:"init_from,omitempty"` // safetensors or torch.save .pth file (PyTorch names) whose weights the network starts from
 	Stage2    string `json:"stage2,omitempty"`    // crt or lws: decoupled classifier retraining of InitFrom's network (Kang et al. 2020)
 	Seed      int64  `json:"seed"`
 	EvalEvery int    `json:"eval_every"` // evaluate every N epochs (and after the last)

@@ -2,6 +2,8 @@ package train
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"runtime"
 	"slices"
 	"sort"
@@ -12,6 +14,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lwr-go/lwr/pkg/libtorch"
+	"github.com/lwr-go/lwr/pkg/pth"
 	"github.com/lwr-go/lwr/pkg/safetensors"
 )
 
@@ -110,8 +113,29 @@ func transpose(t safetensors.Tensor) safetensors.Tensor {
 	return out
 }
 
+// readWeights reads the tensors of a safetensors file or of a torch.save
+// .pth (told apart by their first bytes, not their names).
+func readWeights(path string) (map[string]safetensors.Tensor, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	head := make([]byte, 4)
+	_, err = io.ReadFull(f, head)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if pth.IsZip(head) {
+		return pth.Read(path)
+	}
+	tensors, _, err := safetensors.Read(path)
+	return tensors, err
+}
+
 // ImportWeights copies the tensors of path (safetensors in PyTorch's
-// names, as ExportWeights writes and torchvision's state dicts hold) into
+// names, as ExportWeights writes, or a PyTorch state dict saved by
+// torch.save — torchvision's .pth files — or a checkpoint holding one) into
 // the network variables of vs, strictly: every variable of the network (not
 // the LWR projection) must be in the file with its shape, and every tensor
 // of the file (but num_batches_tracked) must be a variable; the first that
@@ -124,7 +148,7 @@ func ImportWeights(vs *nn.VarStore, path string, normed bool) error {
 // (they keep their values, and the file's tensors of those names are
 // ignored): cRT's classifier, drawn anew.
 func importWeights(vs *nn.VarStore, path string, normed bool, keep func(name string) bool) error {
-	tensors, _, err := safetensors.Read(path)
+	tensors, err := readWeights(path)
 	if err != nil {
 		return err
 	}

@@ -70,7 +70,8 @@ func namedVars(vs *nn.VarStore) []ts.NamedTensor {
 // normalised classifier) and a ResNet-50 exported by lwr load into
 // PyTorch's networks — the LDAM-DRW layout and torchvision's resnet50 —
 // with load_state_dict(strict=True) and give lwr's logits (1e-5); a
-// network PyTorch initialised, imported, gives PyTorch's logits; import is
+// network PyTorch initialised, imported from safetensors and from the .pth
+// torch.save writes, gives PyTorch's logits; import is
 // strict, naming a missing key.
 func TestWeightsInPyTorch(t *testing.T) {
 	if testing.Short() {
@@ -131,15 +132,11 @@ func TestWeightsInPyTorch(t *testing.T) {
 				runtime.KeepAlive(vs)
 
 				// PyTorch's own network, into lwr.
-				if out, err := exec.Command(py, "testdata/check_weights.py", "make", k.model, strconv.FormatInt(k.classes, 10), flag, weights, batch).CombinedOutput(); err != nil {
+				// PyTorch's own network, into lwr: as safetensors and as the
+				// .pth torch.save writes.
+				pthFile := filepath.Join(dir, "w.pth")
+				if out, err := exec.Command(py, "testdata/check_weights.py", "make", k.model, strconv.FormatInt(k.classes, 10), flag, weights, batch, pthFile).CombinedOutput(); err != nil {
 					t.Fatalf("PyTorch's network: %v\n%s", err, out)
-				}
-				vs2, net2, _, err := weightsModel(k.model, k.classes, k.normed, 99)
-				if err != nil {
-					return err
-				}
-				if err := ImportWeights(vs2, weights, k.normed); err != nil {
-					return err
 				}
 				b, _, err := safetensors.Read(batch)
 				if err != nil {
@@ -147,14 +144,25 @@ func TestWeightsInPyTorch(t *testing.T) {
 				}
 				xb := ts.MustOfSlice(b["x"].F32).MustView(b["x"].Shape, true)
 				defer xb.MustDrop()
-				got, want := evalLogits(net2, xb), b["logits"].F32
-				var diff, top float64
-				for i := range want {
-					diff = math.Max(diff, math.Abs(float64(got[i]-want[i])))
-					top = math.Max(top, math.Abs(float64(want[i])))
-				}
-				if diff > 1e-5*top {
-					t.Errorf("PyTorch's network imported: logits differ by %.3g (relative %.3g)", diff, diff/top)
+				var vs2 *nn.VarStore
+				for seed, file := range []string{weights, pthFile} {
+					vs, net2, _, err := weightsModel(k.model, k.classes, k.normed, int64(99+seed))
+					if err != nil {
+						return err
+					}
+					if err := ImportWeights(vs, file, k.normed); err != nil {
+						return err
+					}
+					got, want := evalLogits(net2, xb), b["logits"].F32
+					var diff, top float64
+					for i := range want {
+						diff = math.Max(diff, math.Abs(float64(got[i]-want[i])))
+						top = math.Max(top, math.Abs(float64(want[i])))
+					}
+					if diff > 1e-5*top {
+						t.Errorf("PyTorch's network imported from %s: logits differ by %.3g (relative %.3g)", filepath.Base(file), diff, diff/top)
+					}
+					vs2 = vs
 				}
 
 				// Strict: a missing key is named.

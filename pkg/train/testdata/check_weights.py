@@ -6,10 +6,11 @@ python3-torch and python3-torchvision.
         or a ResNet-32 in LDAM-DRW's layout with load_state_dict(strict=True),
         runs it in eval mode on BATCH's "x" and compares with BATCH's
         "logits" (lwr's). Exit 1 beyond a relative difference of 1e-5.
-    check_weights.py make MODEL CLASSES NORMED WEIGHTS BATCH
+    check_weights.py make MODEL CLASSES NORMED WEIGHTS BATCH [PTH]
         Writes a network of PyTorch's own initialisation (batch-norm
         statistics moved by two training-mode passes) as WEIGHTS, and a batch
-        with PyTorch's eval logits as BATCH, for lwr to import and compare.
+        with PyTorch's eval logits as BATCH, for lwr to import and compare;
+        with PTH, the same state dict also as torch.save writes it.
 
 Safetensors are read and written with NumPy here (a few lines; the format is
 an 8-byte header length, a JSON header, the raw bytes). Written for this
@@ -121,7 +122,7 @@ def network(model, classes, normed):
 
 
 def main():
-    mode, model, classes, normed, weights, batch = sys.argv[1:]
+    mode, model, classes, normed, weights, batch = sys.argv[1:7]
     classes, normed = int(classes), normed == "1"
     torch.manual_seed(7)
     net = network(model, classes, normed)
@@ -146,6 +147,8 @@ def main():
         with torch.no_grad():
             logits = net(x)
         write_safetensors(weights, net.state_dict())
+        if len(sys.argv) > 7:
+            torch.save(net.state_dict(), sys.argv[7])
         write_safetensors(batch, {"x": x, "logits": logits})
         return
     raise SystemExit("mode: check or make")

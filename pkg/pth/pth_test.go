@@ -1,0 +1,187 @@
+package pth
+
+import (
+	"archive/zip"
+	"bytes"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// want is testdata/TAG.json: every tensor gen.py saved, values row-major.
+type want map[string]struct {
+	Shape  []int64
+	Values []float64
+}
+
+// TestReadTorchSave reads what PyTorch 1.13 and 2.11 wrote (gen.py): a
+// state dict of every dtype a checkpoint holds, strided and offset views
+// of one storage, and a training checkpoint with the state dict under
+// "model" saved from DDP ("module." names) beside an argparse.Namespace and
+// an optimizer state.
+func TestReadTorchSave(t *testing.T) {
+	for _, tag := range []string{"torch113", "torch211"} {
+		raw, err := os.ReadFile(filepath.Join("testdata", tag+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w want
+		if err := json.Unmarshal(raw, &w); err != nil {
+			t.Fatal(err)
+		}
+		for _, file := range []string{tag + "-state.pth", tag + "-checkpoint.pth"} {
+			t.Run(file, func(t *testing.T) {
+				got, err := Read(filepath.Join("testdata", file))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != len(w) {
+					t.Errorf("%d tensors, want %d", len(got), len(w))
+				}
+				for name, e := range w {
+					g, ok := got[name]
+					if !ok {
+						t.Errorf("no %q", name)
+						continue
+					}
+					if !slices.Equal(g.Shape, e.Shape) {
+						t.Errorf("%q: shape %v, want %v", name, g.Shape, e.Shape)
+					}
+					var vals []float64
+					for _, v := range g.F32 {
+						vals = append(vals, float64(v))
+					}
+					for _, v := range g.I64 {
+						vals = append(vals, float64(v))
+					}
+					if len(vals) != len(e.Values) {
+						t.Errorf("%q: %d values, want %d", name, len(vals), len(e.Values))
+						continue
+					}
+					for k, v := range e.Values {
+						// float64 tensors come back as float32.
+						if float32(v) != float32(vals[k]) {
+							t.Errorf("%q[%d] = %v, want %v", name, k, vals[k], v)
+							break
+						}
+					}
+				}
+				if g := got["bn.num_batches_tracked"]; g.DType != "I64" || got["conv.weight"].DType != "F32" {
+					t.Errorf("dtypes: num_batches_tracked %s, conv.weight %s; want I64, F32", g.DType, got["conv.weight"].DType)
+				}
+			})
+		}
+	}
+}
+
+func TestHalfToFloat(t *testing.T) {
+	for _, c := range []struct {
+		h    uint16
+		want float32
+	}{{0x3c00, 1}, {0xc000, -2}, {0x7bff, 65504}, {0x0001, float32(math.Ldexp(1, -24))}, {0x0200, float32(math.Ldexp(1, -15))},
+		{0x8000, float32(math.Copysign(0, -1))}, {0x7c00, float32(math.Inf(1))}} {
+		if got := halfToFloat(c.h); got != c.want || math.Signbit(float64(got)) != math.Signbit(float64(c.want)) {
+			t.Errorf("halfToFloat(%#04x) = %v, want %v", c.h, got, c.want)
+		}
+	}
+	if !math.IsNaN(float64(halfToFloat(0x7e00))) {
+		t.Error("halfToFloat(NaN) is not NaN")
+	}
+}
+
+// archive writes a torch.save-shaped zip: data.pkl and data/<key> records.
+func archive(t *testing.T, pkl []byte, records map[string][]byte) string {
+	t.Helper()
+	var buf bytes.Buffer
+	z := zip.NewWriter(&buf)
+	add := func(name string, b []byte) {
+		w, err := z.CreateHeader(&zip.FileHeader{Name: "w/" + name, Method: zip.Store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(b)
+	}
+	add("data.pkl", pkl)
+	for k, b := range records {
+		add("data/"+k, b)
+	}
+	if err := z.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "w.pth")
+	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// pickle is a protocol-2 program for {name: tensor} with one FloatStorage
+// of numel elements under key "0", the tensor of size and stride at offset.
+func pickle(name string, numel, offset int64, size, stride []int64) []byte {
+	var b bytes.Buffer
+	str := func(s string) {
+		b.WriteByte('X')
+		b.Write([]byte{byte(len(s)), 0, 0, 0})
+		b.WriteString(s)
+	}
+	num := func(v int64) {
+		b.WriteByte('J')
+		b.Write([]byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)})
+	}
+	b.WriteString("\x80\x02ccollections\nOrderedDict\n)R(")
+	str(name)
+	b.WriteString("ctorch._utils\n_rebuild_tensor_v2\n((")
+	str("storage")
+	b.WriteString("ctorch\nFloatStorage\n")
+	str("0")
+	str("cpu")
+	num(numel)
+	b.WriteString("tQ")
+	num(offset)
+	b.WriteByte('(')
+	for _, s := range size {
+		num(s)
+	}
+	b.WriteString("t(")
+	for _, s := range stride {
+		num(s)
+	}
+	b.WriteString("t\x89ccollections\nOrderedDict\n)RtRu.")
+	return b.Bytes()
+}
+
+// TestReadUntrusted: what a file claims is checked against what it holds;
+// each bad file is one error naming the file and what is wrong.
+func TestReadUntrusted(t *testing.T) {
+	six := make([]byte, 24)
+	ok := pickle("w", 6, 0, []int64{2, 3}, []int64{3, 1})
+	if got, err := Read(archive(t, ok, map[string][]byte{"0": six})); err != nil || len(got["w"].F32) != 6 {
+		t.Fatalf("the well-formed file: %v, %v", got, err)
+	}
+	legacy := filepath.Join(t.TempDir(), "old.pth")
+	os.WriteFile(legacy, []byte("\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.\x80\x02M\xe9\x03."), 0o644)
+	for _, c := range []struct {
+		name, file, want string
+	}{
+		{"storage claims more than its record", archive(t, pickle("w", 1<<40, 0, []int64{2, 3}, []int64{3, 1}), map[string][]byte{"0": six}), "the record holds 24 bytes"},
+		{"view beyond its storage", archive(t, pickle("w", 6, 1, []int64{2, 3}, []int64{3, 1}), map[string][]byte{"0": six}), "beyond its storage"},
+		{"huge sizes", archive(t, pickle("w", 6, 0, []int64{1 << 30, 1 << 30, 1 << 30}, []int64{0, 0, 0}), map[string][]byte{"0": six}), "beyond its storage"},
+		{"negative stride", archive(t, pickle("w", 6, 0, []int64{2, 3}, []int64{-3, 1}), map[string][]byte{"0": six}), "negative"},
+		{"record missing", archive(t, ok, nil), "no record data/0"},
+		{"truncated pickle", archive(t, ok[:len(ok)/2], map[string][]byte{"0": six}), "truncated"},
+		{"unknown opcode", archive(t, []byte("\x80\x02\xff."), nil), "opcode 0xff"},
+		{"no tensors", archive(t, []byte("\x80\x02}."), nil), "no tensors found"},
+		{"legacy format", legacy, "legacy format"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Read(c.file)
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.file) {
+				t.Errorf("err = %v, want it to name %s and say %q", err, c.file, c.want)
+			}
+		})
+	}
+}
