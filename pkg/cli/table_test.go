@@ -150,6 +150,45 @@ func TestTableSeeds(t *testing.T) {
 	if broken := records[3]; broken[col["n"]] != "0" || broken[col["failed"]] != "2" {
 		t.Errorf("broken row: n %s, failed %s; want 0 and 2", broken[col["n"]], broken[col["failed"]])
 	}
+	// The cosine distribution per row, from the checkpoints: its mean is
+	// the one each run logged for its final weights.
+	if _, err := os.Stat(filepath.Join(out, "tiny", "cosines.png")); err != nil {
+		t.Error(err)
+	}
+	results, err := experiment.Collect(plan.Table.Rows, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, row := range plan.Table.Rows[:2] {
+		var logged []float64
+		for _, seed := range []int64{0, 1} {
+			b, err := os.ReadFile(filepath.Join(experiment.SeedDir(row.Dir, seed), "log.jsonl"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			var last struct {
+				Weights struct {
+					CosMean float64 `json:"cos_mean"`
+				} `json:"classifier"`
+			}
+			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+				t.Fatal(err)
+			}
+			logged = append(logged, last.Weights.CosMean)
+		}
+		got := results[i]
+		if want := (logged[0] + logged[1]) / 2; got.CosMean.N != 2 || math.Abs(got.CosMean.Mean-want) > 1e-9 {
+			t.Errorf("%s: mean cosine %v over %d seeds, the logs' %v", row.Label, got.CosMean.Mean, got.CosMean.N, want)
+		}
+		var sum float64
+		for _, f := range got.CosFrac {
+			sum += f
+		}
+		if math.Abs(sum-1) > 1e-9 {
+			t.Errorf("%s: cosine distribution sums to %v", row.Label, sum)
+		}
+	}
 	md, err := os.ReadFile(filepath.Join(out, "tiny", "table.md"))
 	if err != nil || !strings.Contains(string(md), "Failed runs:") || !strings.Contains(string(md), "no-cifar") {
 		t.Errorf("table.md does not report the failures:\n%s", md)

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/lwr-go/lwr/pkg/data"
+	"github.com/lwr-go/lwr/pkg/lwr"
 	"github.com/lwr-go/lwr/pkg/report"
 	"github.com/lwr-go/lwr/pkg/train"
 )
@@ -83,6 +84,11 @@ type RowResult struct {
 	Missing                 []int64  // seeds without a summary.json (not run, or stopped)
 	PerClass                []Stat   // each class's accuracy over the seeds
 	Counts                  []int64  // training images per class (from the runs)
+	// CosFrac is the distribution of the final classifier's pairwise row
+	// cosines (report.CosineHistogram), averaged over the seeds whose
+	// checkpoint could be read; CosMean their mean cosine (over pairs i ≠ j).
+	CosFrac []float64
+	CosMean Stat
 }
 
 // Row is a table row to report: its label, folder, seeds and the paper's
@@ -103,6 +109,7 @@ func Collect(rows []Row, failed map[string]string) ([]RowResult, error) {
 		res := RowResult{Label: r.Label, Dir: r.Dir, Paper: r.Paper}
 		var top1, many, medium, few, ece []float64
 		var perClass [][]float64
+		var cosMean []float64
 		for _, seed := range r.Seeds {
 			dir := SeedDir(r.Dir, seed)
 			if why, ok := failed[dir]; ok {
@@ -134,7 +141,21 @@ func Collect(rows []Row, failed map[string]string) ([]RowResult, error) {
 			medium = append(medium, float64(s.Final.Medium))
 			few = append(few, float64(s.Final.Few))
 			ece = append(ece, float64(s.Final.ECE))
+			if ws, err := train.ClassifierStats(filepath.Join(dir, train.CheckpointFile), s.Config.LWRConfig.Theta); err == nil {
+				h := report.CosineHistogram(ws.Cos)
+				if res.CosFrac == nil {
+					res.CosFrac = make([]float64, len(h))
+				}
+				for b, f := range h {
+					res.CosFrac[b] += f
+				}
+				cosMean = append(cosMean, ws.CosMean)
+			}
 		}
+		for b := range res.CosFrac {
+			res.CosFrac[b] /= float64(len(cosMean))
+		}
+		res.CosMean = statOf(cosMean)
 		res.Top1, res.Many, res.Medium, res.Few, res.ECE = statOf(top1), statOf(many), statOf(medium), statOf(few), statOf(ece)
 		for _, vs := range perClass {
 			res.PerClass = append(res.PerClass, statOf(vs))
@@ -229,10 +250,23 @@ func WriteReport(dir, title string, rows []RowResult) error {
 		}
 		series = append(series, sr)
 	}
-	if len(series) == 0 || len(counts) == 0 {
+	if len(series) > 0 && len(counts) > 0 {
+		if err := report.CompareByCount(filepath.Join(dir, "by_count.png"), counts, series, title+": per-class accuracy by training count"); err != nil {
+			return err
+		}
+	}
+	// Every row's classifier-row cosines: what LWR is meant to change.
+	var dists []report.Distribution
+	for _, r := range rows {
+		if r.CosFrac != nil {
+			dists = append(dists, report.Distribution{Label: r.Label, Frac: r.CosFrac, Mean: r.CosMean.Mean})
+		}
+	}
+	if len(dists) == 0 {
 		return nil
 	}
-	return report.CompareByCount(filepath.Join(dir, "by_count.png"), counts, series, title+": per-class accuracy by training count")
+	return report.CosineDistributions(filepath.Join(dir, "cosines.png"), dists, lwr.DefaultConfig().Theta,
+		title+": classifier-row cosines, final weights")
 }
 
 // csvField quotes s when it holds a comma or a quote.

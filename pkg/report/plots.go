@@ -44,8 +44,10 @@ func accuracyByCountPlot(title, yLabel string) *plot.Plot {
 }
 
 // AccuracyByCount plots each class's test accuracy (%) against its number
-// of training images (log scale): the long tail's signature.
-func AccuracyByCount(path string, counts []int64, accuracy []float64, title string) error {
+// of training images (log scale): the long tail's signature. Points are
+// labelled with names[c] when the data set has at most 20 named classes,
+// else with the class index (up to 100 classes).
+func AccuracyByCount(path string, counts []int64, accuracy []float64, names []string, title string) error {
 	p := accuracyByCountPlot(title, "test accuracy (%)")
 	var pts plotter.XYs
 	for c, n := range counts {
@@ -97,17 +99,17 @@ func AccuracyByCount(path string, counts []int64, accuracy []float64, title stri
 		}
 		p.Add(l)
 	}
-	// Each point named by its class index.
-	var names plotter.XYLabels
+	// Each point named by its class.
+	var labels plotter.XYLabels
 	for c, n := range counts {
 		if c < len(accuracy) && accuracy[c] == accuracy[c] && n > 0 {
-			names.XYs = append(names.XYs, plotter.XY{X: float64(n), Y: accuracy[c]})
-			names.Labels = append(names.Labels, fmt.Sprint(c))
+			labels.XYs = append(labels.XYs, plotter.XY{X: float64(n), Y: accuracy[c]})
+			labels.Labels = append(labels.Labels, className(names, c, 20))
 		}
 	}
 	p.Add(s)
-	if len(names.XYs) <= 100 {
-		l, err := plotter.NewLabels(names)
+	if len(labels.XYs) <= 100 {
+		l, err := plotter.NewLabels(labels)
 		if err != nil {
 			return err
 		}
@@ -252,10 +254,20 @@ func (g unitGrid) Z(c, r int) float64 { return math.Max(0, math.Min(1, g[len(g)-
 func (g unitGrid) X(c int) float64    { return float64(c) }
 func (g unitGrid) Y(r int) float64    { return float64(r) }
 
+// className is names[c] when names has one for every class and there are
+// at most most of them, else c's index.
+func className(names []string, c, most int) string {
+	if c < len(names) && len(names) <= most {
+		return names[c]
+	}
+	return fmt.Sprint(c)
+}
+
 // ConfusionMatrix draws a confusion matrix with each true class's row
 // normalised to fractions in [0, 1] (white 0 to red 1), classes in index
-// order (head first).
-func ConfusionMatrix(path string, counts [][]int, title string) error {
+// order (head first); with at most 20 classes their names (names, or the
+// index where names is nil) label the axes.
+func ConfusionMatrix(path string, counts [][]int, names []string, title string) error {
 	if len(counts) < 2 {
 		return fmt.Errorf("plot %s: want at least 2 classes", path)
 	}
@@ -282,8 +294,20 @@ func ConfusionMatrix(path string, counts [][]int, title string) error {
 	p.X.Label.Text = "predicted class"
 	p.Y.Label.Text = "true class (top: 0, the head)"
 	p.Add(h)
-	p.HideAxes()
-	return save(p, path, 5*vg.Inch, 5*vg.Inch)
+	c := len(counts)
+	if c > 20 {
+		p.HideAxes()
+		return save(p, path, 5*vg.Inch, 5*vg.Inch)
+	}
+	var xt, yt []plot.Tick
+	for k := 0; k < c; k++ {
+		xt = append(xt, plot.Tick{Value: float64(k), Label: className(names, k, 20)})
+		yt = append(yt, plot.Tick{Value: float64(c - 1 - k), Label: className(names, k, 20)})
+	}
+	p.X.Tick.Marker, p.Y.Tick.Marker = plot.ConstantTicks(xt), plot.ConstantTicks(yt)
+	p.X.Tick.Label.Rotation, p.X.Tick.Label.XAlign, p.X.Tick.Label.YAlign = math.Pi/4, draw.XRight, draw.YCenter
+	p.X.Padding, p.Y.Padding = 0, 0
+	return save(p, path, 6*vg.Inch, 6*vg.Inch)
 }
 
 // TableBars draws a table's rows as groups of bars — top-1, many, medium,
@@ -416,5 +440,93 @@ func CompareByCount(path string, counts []int64, rows []Series, title string) er
 		}
 	}
 	p.Legend.Top, p.Legend.Left = false, false
+	return save(p, path, 7*vg.Inch, 4.5*vg.Inch)
+}
+
+// CosineBins is the number of equal bins over [-1, 1] of a Distribution.
+const CosineBins = 40
+
+// Distribution is one row's distribution of the pairwise cosines
+// cos(w_i, w_j), i < j, of its classifier rows: the fraction of pairs in
+// each of CosineBins bins over [-1, 1], averaged over seeds, and the mean
+// cosine over seeds.
+type Distribution struct {
+	Label string
+	Frac  []float64
+	Mean  float64
+}
+
+// CosineHistogram bins the pairs i < j of the C×C cosine matrix cos into
+// CosineBins bins over [-1, 1] and returns the fraction in each.
+func CosineHistogram(cos [][]float64) []float64 {
+	h := make([]float64, CosineBins)
+	var n float64
+	for i := range cos {
+		for j := i + 1; j < len(cos[i]); j++ {
+			v := cos[i][j]
+			if math.IsNaN(v) {
+				continue
+			}
+			b := int((math.Max(-1, math.Min(1, v)) + 1) / 2 * CosineBins)
+			h[min(b, CosineBins-1)]++
+			n++
+		}
+	}
+	for b := range h {
+		if n > 0 {
+			h[b] /= n
+		}
+	}
+	return h
+}
+
+// CosineDistributions draws each row's distribution of classifier-row
+// cosines as a step line (fraction of pairs per bin), θ marked: what LWR is
+// meant to change (pairs above θ pushed apart).
+func CosineDistributions(path string, rows []Distribution, theta float64, title string) error {
+	if len(rows) == 0 {
+		return fmt.Errorf("plot %s: no rows", path)
+	}
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "cos(w_i, w_j) of classifier rows, pairs i < j"
+	p.Y.Label.Text = "fraction of pairs, mean over seeds"
+	p.X.Min, p.X.Max = -1, 1
+	p.Add(plotter.NewGrid())
+	colors := []color.RGBA{{31, 119, 180, 255}, {255, 127, 14, 255}, {44, 160, 44, 255}, {214, 39, 40, 255},
+		{148, 103, 189, 255}, {140, 86, 75, 255}, {227, 119, 194, 255}, {127, 127, 127, 255}}
+	top := 0.0
+	for k, r := range rows {
+		if len(r.Frac) != CosineBins {
+			return fmt.Errorf("plot %s: row %q has %d bins, want %d", path, r.Label, len(r.Frac), CosineBins)
+		}
+		var pts plotter.XYs
+		for b, f := range r.Frac {
+			lo := -1 + 2*float64(b)/CosineBins
+			pts = append(pts, plotter.XY{X: lo, Y: f}, plotter.XY{X: lo + 2.0/CosineBins, Y: f})
+			top = math.Max(top, f)
+		}
+		l, err := plotter.NewLine(pts)
+		if err != nil {
+			return err
+		}
+		l.Color, l.Width = colors[k%len(colors)], vg.Points(1.5)
+		p.Add(l)
+		p.Legend.Add(fmt.Sprintf("%s (mean %.3f)", r.Label, r.Mean), l)
+	}
+	p.Y.Min, p.Y.Max = 0, math.Max(top*1.1, 0.01)
+	th, err := plotter.NewLine(plotter.XYs{{X: theta, Y: 0}, {X: theta, Y: p.Y.Max}})
+	if err != nil {
+		return err
+	}
+	th.Color, th.Dashes = color.RGBA{150, 150, 150, 255}, []vg.Length{vg.Points(4), vg.Points(3)}
+	p.Add(th)
+	lab, err := plotter.NewLabels(plotter.XYLabels{XYs: plotter.XYs{{X: theta, Y: p.Y.Max * 0.97}}, Labels: []string{fmt.Sprintf(" θ = %g", theta)}})
+	if err != nil {
+		return err
+	}
+	lab.TextStyle[0].Color = color.RGBA{150, 150, 150, 255}
+	p.Add(lab)
+	p.Legend.Top, p.Legend.Left = true, true
 	return save(p, path, 7*vg.Inch, 4.5*vg.Inch)
 }

@@ -26,7 +26,8 @@ func TestPlotsWritePNGs(t *testing.T) {
 	dir := t.TempDir()
 	counts := []int64{600, 359, 215, 129, 77, 46, 27, 16, 10, 6}
 	acc := []float64{95, 90, 88, 80, 70, 60, 40, math.NaN(), 20, 10}
-	if err := AccuracyByCount(filepath.Join(dir, "acc.png"), counts, acc, "t"); err != nil {
+	names := []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}
+	if err := AccuracyByCount(filepath.Join(dir, "acc.png"), counts, acc, names, "t"); err != nil {
 		t.Fatal(err)
 	}
 	cos := make([][]float64, 10)
@@ -43,7 +44,23 @@ func TestPlotsWritePNGs(t *testing.T) {
 	if err := Curves(filepath.Join(dir, "curves.png"), curves, "t"); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"acc.png", "cos.png", "curves.png"} {
+	conf := make([][]int, 10)
+	for i := range conf {
+		conf[i] = make([]int, 10)
+		conf[i][i], conf[i][(i+1)%10] = 8, 2
+	}
+	if err := ConfusionMatrix(filepath.Join(dir, "conf.png"), conf, names, "t"); err != nil {
+		t.Fatal(err)
+	}
+	big := make([][]int, 30) // too many classes to name: no axes
+	for i := range big {
+		big[i] = make([]int, 30)
+		big[i][i] = 1
+	}
+	if err := ConfusionMatrix(filepath.Join(dir, "big.png"), big, nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"acc.png", "cos.png", "curves.png", "conf.png", "big.png"} {
 		if w, h := decode(t, filepath.Join(dir, name)); w < 300 || h < 300 {
 			t.Errorf("%s is %d×%d", name, w, h)
 		}
@@ -86,5 +103,51 @@ func TestCompareByCount(t *testing.T) {
 	}
 	if err := CompareByCount(path, counts, nil, "t"); err == nil {
 		t.Error("a comparison without rows was drawn")
+	}
+}
+
+func TestCosineHistogram(t *testing.T) {
+	cos := [][]float64{
+		{1, 0.99, -1, 0.45},
+		{0.99, 1, 0, math.NaN()},
+		{-1, 0, 1, 0.46},
+		{0.45, math.NaN(), 0.46, 1},
+	}
+	h := CosineHistogram(cos)
+	// Pairs i < j: 0.99, -1, 0.45, 0, NaN (left out), 0.46 → 5 pairs.
+	want := map[int]float64{39: 0.2, 0: 0.2, 29: 0.4, 20: 0.2}
+	for b, f := range h {
+		if math.Abs(f-want[b]) > 1e-12 {
+			t.Errorf("bin %d [%.2f, %.2f): %g, want %g", b, -1+2*float64(b)/CosineBins, -1+2*float64(b+1)/CosineBins, f, want[b])
+		}
+	}
+}
+
+func TestCosineDistributions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cos.png")
+	a, b := make([]float64, CosineBins), make([]float64, CosineBins)
+	a[25], a[30], b[20], b[22] = 0.5, 0.5, 0.7, 0.3
+	if err := CosineDistributions(path, []Distribution{{Label: "BS", Frac: a, Mean: 0.4}, {Label: "BS + LWR", Frac: b, Mean: 0.05}}, 0.4, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if w, h := decode(t, path); w < 500 || h < 300 {
+		t.Errorf("cos.png is %dx%d", w, h)
+	}
+	if err := CosineDistributions(path, []Distribution{{Label: "x", Frac: a[:3]}}, 0.4, "t"); err == nil {
+		t.Error("a row of 3 bins was drawn")
+	}
+}
+
+func TestClassName(t *testing.T) {
+	names := []string{"a", "b", "c"}
+	for _, c := range []struct {
+		names []string
+		c     int
+		most  int
+		want  string
+	}{{names, 1, 20, "b"}, {names, 1, 2, "1"}, {nil, 7, 20, "7"}, {names, 5, 20, "5"}} {
+		if got := className(c.names, c.c, c.most); got != c.want {
+			t.Errorf("className(%v, %d, %d) = %q, want %q", c.names, c.c, c.most, got, c.want)
+		}
 	}
 }

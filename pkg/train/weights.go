@@ -14,6 +14,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lwr-go/lwr/pkg/libtorch"
+	"github.com/lwr-go/lwr/pkg/lwr"
 	"github.com/lwr-go/lwr/pkg/pth"
 	"github.com/lwr-go/lwr/pkg/safetensors"
 )
@@ -199,4 +200,27 @@ func importWeights(vs *nn.VarStore, path string, normed bool, keep func(name str
 		return fmt.Errorf("%s: %q is not a variable of the model (%d such keys; a different architecture or class count?)", path, extra[0], len(extra))
 	}
 	return nil
+}
+
+// ClassifierStats reads the classifier weights W [C,d] of the checkpoint
+// ckpt (ResNet-32's linear, ResNet-50's fc) and returns their statistics:
+// row norms and pairwise cosines, the fraction above theta.
+func ClassifierStats(ckpt string, theta float64) (lwr.Stats, error) {
+	var st lwr.Stats
+	err := libtorch.OnThread(func() error {
+		_, named, err := readCheckpointState(ckpt)
+		if err != nil {
+			return err
+		}
+		for _, nt := range named {
+			if nt.Name == "model.linear.weight" || nt.Name == "model.fc.weight" {
+				if sz := nt.Tensor.MustSize(); len(sz) != 2 || sz[0] < 2 {
+					return fmt.Errorf("checkpoint %s: %s has shape %v, want [classes ≥ 2, d]", ckpt, nt.Name, sz)
+				}
+				return libtorch.Catch(func() { st = lwr.WeightStats(nt.Tensor, theta) })
+			}
+		}
+		return fmt.Errorf("checkpoint %s: no classifier weights (model.linear.weight or model.fc.weight)", ckpt)
+	})
+	return st, err
 }
