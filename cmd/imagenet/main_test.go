@@ -91,6 +91,33 @@ func TestTrainOneEpoch(t *testing.T) {
 			t.Error(err)
 		}
 	}
+
+	// --eval on the run's test list, and on the val list (six of the
+	// images) with --test-split val, each in its own folder.
+	test, err := os.ReadFile(filepath.Join(root, "ImageNet_LT_test.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	val := strings.Join(strings.SplitAfter(string(test), "\n")[:6], "")
+	if err := os.WriteFile(filepath.Join(root, "ImageNet_LT_val.txt"), []byte(val), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args   []string
+		folder string
+		images int
+	}{{nil, "eval", 9}, {[]string{"--test-split", "val"}, "eval-val", 6}} {
+		if err := run(append([]string{"--eval", out, "--threads", "2"}, c.args...)); err != nil {
+			t.Fatalf("--eval %v: %v", c.args, err)
+		}
+		b, err := os.ReadFile(filepath.Join(out, c.folder, "predictions.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lines := strings.Count(string(b), "\n") - 1; lines != c.images {
+			t.Errorf("--eval %v: %d predictions in %s, want %d", c.args, lines, c.folder, c.images)
+		}
+	}
 }
 
 func TestMissingImages(t *testing.T) {

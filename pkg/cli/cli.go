@@ -83,7 +83,10 @@ func (cmd Command) Run(args []string) error {
 			run = filepath.Dir(run)
 		}
 		out := filepath.Join(run, "eval")
-		ev, err := train.EvaluateCheckpoint(context.Background(), plan.Eval, plan.Configs[0].Device, out)
+		if plan.EvalSplit != "" && plan.EvalSplit != "test" {
+			out += "-" + plan.EvalSplit // beside the test set's, not over it
+		}
+		ev, err := train.EvaluateCheckpoint(context.Background(), plan.Eval, plan.Configs[0].Device, plan.EvalSplit, out)
 		if err != nil {
 			return fmt.Errorf("--eval: %w", err)
 		}
@@ -215,13 +218,16 @@ func firstLine(s string) string {
 // Plan is what a command line asks for: the runs to train, with their
 // labels, and for a table its rows and report folder.
 type Plan struct {
-	Labels   []string       // one per run: the preset row's label (with the seed in a table)
-	Configs  []train.Config // one per run, validated, each with its own folder
-	Done     []bool         // one per run: a table run that already finished (summary.json), skipped
-	Table    *TablePlan     // nil unless the preset is a table
-	Export   string         // --export: write the run's network to this file instead of training
-	Eval     string         // --eval: evaluate this run folder or checkpoint instead of training
-	Parallel int            // --parallel: runs trained at once (1: one after the other)
+	Labels  []string       // one per run: the preset row's label (with the seed in a table)
+	Configs []train.Config // one per run, validated, each with its own folder
+	Done    []bool         // one per run: a table run that already finished (summary.json), skipped
+	Table   *TablePlan     // nil unless the preset is a table
+	Export  string         // --export: write the run's network to this file instead of training
+	Eval    string         // --eval: evaluate this run folder or checkpoint instead of training
+	// EvalSplit is the ImageNet-LT list --eval evaluates on when
+	// --test-split is given ("" : the run's own).
+	EvalSplit string
+	Parallel  int // --parallel: runs trained at once (1: one after the other)
 }
 
 // TablePlan is a table preset's rows and where its report goes.
@@ -280,7 +286,7 @@ func (cmd Command) Configs(args []string) (*Plan, error) {
 		fs.Var(newIntsValue(&seeds), "seeds", "run once per seed (comma-separated), each in its own folder; a table's rows × seeds go to DIR/<row>/seed<k> and are reported as mean ± std")
 		report := fs.Bool("report", false, "with a table preset: write table.md and table.csv from the runs already finished, train nothing")
 		parallel := fs.Int("parallel", 1, "train this many runs of a preset at once, the CPU threads split between them (--threads 0) and no progress line; on one GPU they share the card")
-		eval := fs.String("eval", "", "evaluate the checkpoint of a run folder (or a checkpoint file) on its test set and train nothing: the metrics, eval.json with per-class precision and recall, predictions.csv and confusion.png in RUN/eval")
+		eval := fs.String("eval", "", "evaluate the checkpoint of a run folder (or a checkpoint file) on its test set and train nothing: the metrics, eval.json with per-class precision and recall, predictions.csv and confusion.png in RUN/eval (ImageNet-LT: with --test-split val, on the val list, in RUN/eval-val)")
 		export := fs.String("export", "", "write the network of the run in --out (its checkpoint) to this .safetensors file, in PyTorch's names (torchvision's for ResNet-50, LDAM-DRW's for ResNet-32), and train nothing")
 		cmd.Bind(fs, &c)
 		fs.Usage = func() {
@@ -294,6 +300,9 @@ func (cmd Command) Configs(args []string) (*Plan, error) {
 			return nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
 		}
 		plan.Export, plan.Eval, plan.Parallel = *export, *eval, *parallel
+		if fs.Changed("test-split") {
+			plan.EvalSplit = c.TestSplit
+		}
 		if *parallel < 1 || *parallel > 64 {
 			return nil, fmt.Errorf("--parallel %d: want 1..64", *parallel)
 		}

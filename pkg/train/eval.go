@@ -24,8 +24,9 @@ type Evaluation struct {
 	Config      Config           `json:"config"`
 	TrainCounts []int64          `json:"train_counts"`
 	Metrics     metrics.Metrics  `json:"metrics"`
-	Precision   []metrics.Number `json:"precision"` // per class, %
-	Recall      []metrics.Number `json:"recall"`    // per class, %
+	Precision   []metrics.Number `json:"precision"`             // per class, %
+	Recall      []metrics.Number `json:"recall"`                // per class, %
+	ClassNames  []string         `json:"class_names,omitempty"` // by label, where the data set has names
 }
 
 // EvaluateCheckpoint evaluates the network of ckpt (a checkpoint.pt, or a
@@ -33,7 +34,10 @@ type Evaluation struct {
 // (cpu, cuda, auto), and writes into out: eval.json, predictions.csv
 // (index, label, prediction, top-5, confidence per test image) and
 // confusion.png. The architecture and data come from the checkpoint.
-func EvaluateCheckpoint(ctx context.Context, ckpt, device, out string) (Evaluation, error) {
+//
+// split, when not "", is the ImageNet-LT list to evaluate on instead of the
+// run's own (test or val).
+func EvaluateCheckpoint(ctx context.Context, ckpt, device, split, out string) (Evaluation, error) {
 	if st, err := os.Stat(ckpt); err == nil && st.IsDir() {
 		ckpt = filepath.Join(ckpt, CheckpointFile)
 	}
@@ -45,6 +49,15 @@ func EvaluateCheckpoint(ctx context.Context, ckpt, device, out string) (Evaluati
 		}
 		c := st.Config
 		c.Device = device
+		if split != "" {
+			if c.Dataset != "imagenet-lt" {
+				return fmt.Errorf("--test-split %s: only ImageNet-LT has lists to choose from; %s was trained on %s", split, ckpt, c.Dataset)
+			}
+			if split != "test" && split != "val" {
+				return fmt.Errorf("--test-split %q: want test or val", split)
+			}
+			c.TestSplit = split
+		}
 		dev, err := libtorch.ParseDevice(device)
 		if err != nil {
 			return fmt.Errorf("--device: %w", err)
@@ -71,6 +84,7 @@ func EvaluateCheckpoint(ctx context.Context, ckpt, device, out string) (Evaluati
 		}
 		ev = Evaluation{Checkpoint: ckpt, Epoch: st.Epoch, Config: c, TrainCounts: counts, Metrics: e.Metrics(counts)}
 		ev.Precision, ev.Recall = e.PrecisionRecall()
+		ev.ClassNames = data.ClassNames(c.Dataset)
 		if err := os.MkdirAll(out, 0o755); err != nil {
 			return err
 		}
@@ -90,7 +104,7 @@ func EvaluateCheckpoint(ctx context.Context, ckpt, device, out string) (Evaluati
 			return err
 		}
 		if e.Confusion != nil {
-			return report.ConfusionMatrix(filepath.Join(out, "confusion.png"), e.Confusion,
+			return report.ConfusionMatrix(filepath.Join(out, "confusion.png"), e.Confusion, data.ClassNames(c.Dataset),
 				fmt.Sprintf("%s, %s, epoch %d: confusion (rows sum to 1)", c.Dataset, c.Loss.Name, st.Epoch))
 		}
 		return nil

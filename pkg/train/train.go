@@ -517,7 +517,7 @@ func writePlots(c Config, sum Summary, ws lwr.Stats) error {
 	if c.LWR {
 		title += " + LWR"
 	}
-	if err := report.AccuracyByCount(filepath.Join(c.Out, "accuracy_by_count.png"), sum.TrainCounts, acc, title); err != nil {
+	if err := report.AccuracyByCount(filepath.Join(c.Out, "accuracy_by_count.png"), sum.TrainCounts, acc, data.ClassNames(c.Dataset), title); err != nil {
 		return err
 	}
 	if err := report.CosineMatrix(filepath.Join(c.Out, "cosine_matrix.png"), ws.Cos, "classifier rows: cos(w_i, w_j), "+title); err != nil {
