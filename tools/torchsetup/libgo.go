@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -36,6 +37,12 @@ func LibGo(lt Libtorch) string {
 	for _, inc := range lt.Includes {
 		if !isSystemDir(inc) {
 			cpp = append(cpp, "-I"+inc)
+		}
+	}
+	if lt.Gloo != "" { // c10d's Gloo headers sit behind this define
+		cpp = append(cpp, "-DUSE_C10D_GLOO")
+		if !isSystemDir(lt.Gloo) && !slices.Contains(lt.Includes, lt.Gloo) {
+			cpp = append(cpp, "-I"+lt.Gloo)
 		}
 	}
 	ld := []string{}

@@ -29,7 +29,7 @@ const (
 	gotchVersion = "v0.9.1"
 	// adapterVersion changes whenever what setup writes changes, so that
 	// an old adapted copy is rebuilt.
-	adapterVersion = "10"
+	adapterVersion = "11"
 	generatedFile  = "torch_api_generated.cpp.h"
 	stampFile      = ".lwr-setup.json"
 )
@@ -84,13 +84,31 @@ func run(out, python string, install, force bool, log func(string, ...any)) erro
 		return fmt.Errorf("copy %s: %w", pristine, err)
 	}
 	libtch := filepath.Join(tmp, "libtch")
-	if err := os.WriteFile(filepath.Join(libtch, "lib.go"), []byte(LibGo(lt)), 0o644); err != nil {
-		return err
-	}
-	for name, text := range map[string]string{"lwr_extra.go": extraGo, "lwr_extra.h": extraHeader, "lwr_extra.cpp": extraCpp} {
+	for name, text := range map[string]string{"lwr_extra.go": extraGo, "lwr_extra.h": extraHeader, "lwr_extra.cpp": extraCpp,
+		"lwr_dist.go": distGo, "lwr_dist.h": distHeader} {
 		if err := os.WriteFile(filepath.Join(libtch, name), []byte(text), 0o644); err != nil {
 			return err
 		}
+	}
+	// The c10d shim: against Gloo's headers when they are here and fit
+	// this libtorch, else the stub that says what to install.
+	dist := distStub
+	if lt.Gloo == "" {
+		log("distributed training: no Gloo headers (gloo/config.h); install libgloo-dev for it")
+	} else if msg, err := checkDist(libtch, lt); err != nil {
+		return err
+	} else if msg != "" {
+		log("distributed training: the c10d shim does not compile against libtorch %s with the Gloo headers in %s; left out:\n%s", lt.Version, lt.Gloo, msg)
+		lt.Gloo = ""
+	} else {
+		dist = distCpp
+		log("distributed training: c10d (Gloo) with the headers in %s", lt.Gloo)
+	}
+	if err := os.WriteFile(filepath.Join(libtch, "lwr_dist.cpp"), []byte(dist), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(libtch, "lib.go"), []byte(LibGo(lt)), 0o644); err != nil {
+		return err
 	}
 	bindings := filepath.Join(tmp, "ts", "tensor-generated.go")
 	b, err := os.ReadFile(bindings)
@@ -305,6 +323,33 @@ func syntaxCheck(libtch string, lt Libtorch, src string) (string, bool, error) {
 		ok = ok && oks[p]
 	}
 	return strings.Join(outs, "\n"), ok, nil
+}
+
+// checkDist compiles the c10d shim (syntax only) in libtch against lt
+// with its Gloo headers; it returns the first compiler error, "" when it
+// compiles.
+func checkDist(libtch string, lt Libtorch) (string, error) {
+	src := filepath.Join(libtch, "lwr_dist_check.cpp")
+	if err := os.WriteFile(src, []byte(distCpp), 0o644); err != nil {
+		return "", err
+	}
+	defer os.Remove(src)
+	args := append(compileFlags(lt, libtch), "-DUSE_C10D_GLOO")
+	if !isSystemDir(lt.Gloo) {
+		args = append(args, "-I"+lt.Gloo)
+	}
+	cmd := exec.Command("g++", append(args, "-fsyntax-only", "-w", src)...)
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return "", nil
+	case errors.As(err, &ee):
+		return FirstError(buf.String()), nil
+	}
+	return "", fmt.Errorf("run g++: %v", err)
 }
 
 // compileFlags are the g++ flags of the syntax check: the same defines and

@@ -1,0 +1,135 @@
+package dist
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+	"unsafe"
+
+	lib "github.com/sugarme/gotch/libtch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// BucketBytes is the size of the buckets gradients are averaged in
+// (DDP's bucket_cap_mb = 25).
+const BucketBytes = 25 << 20
+
+// Group is a process group: every rank of a job calls the same
+// collectives in the same order. Its methods return an error naming the
+// rank when a collective fails (a dead or hung peer, a timeout): the group
+// is then unusable, and the run should stop.
+type Group struct {
+	Env
+	Backend string
+	Timeout time.Duration
+	pg      unsafe.Pointer // nil for world size 1
+}
+
+// Single is the group of a run on its own: every collective is a no-op.
+func Single() *Group { return &Group{Env: Env{World: 1}} }
+
+// Join connects to the job env describes over backend ("gloo"; "auto"
+// picks gloo), each collective bounded by timeout. Rank 0 serves the store
+// unless torchrun's agent does.
+func Join(env Env, backend string, timeout time.Duration) (*Group, error) {
+	if backend == "auto" {
+		backend = "gloo"
+	}
+	g := &Group{Env: env, Backend: backend, Timeout: timeout}
+	if env.World == 1 {
+		return g, nil
+	}
+	if backend != "gloo" && backend != "nccl" {
+		return nil, fmt.Errorf("--backend %q: want gloo, nccl or auto", backend)
+	}
+	if !lib.LwrDistHas(backend) {
+		_, msg := lib.LwrDistInit(backend, env.Addr, env.Port, env.Rank, env.World, false, "", 1)
+		return nil, fmt.Errorf("--backend %s: %s", backend, msg)
+	}
+	server := env.Rank == 0 && !env.AgentStore
+	pg, msg := lib.LwrDistInit(backend, env.Addr, env.Port, env.Rank, env.World, server, env.Prefix, timeout.Milliseconds())
+	if msg != "" {
+		return nil, fmt.Errorf("rank %d of %d: joining the job at %s:%d (%s): %s", env.Rank, env.World, env.Addr, env.Port, backend, oneLine(msg))
+	}
+	g.pg = pg
+	return g, nil
+}
+
+// Close leaves the group.
+func (g *Group) Close() {
+	if g.pg != nil {
+		lib.LwrDistDestroy(g.pg)
+		g.pg = nil
+	}
+}
+
+// Distributed reports whether there are other ranks.
+func (g *Group) Distributed() bool { return g.World > 1 }
+
+func handles(t []*ts.Tensor) []lib.Ctensor {
+	out := make([]lib.Ctensor, len(t))
+	for i, x := range t {
+		out[i] = lib.Ctensor(x.Ctensor())
+	}
+	return out
+}
+
+func (g *Group) fail(what, msg string) error {
+	if msg == "" {
+		return nil
+	}
+	return fmt.Errorf("rank %d of %d: %s: %w: %s", g.Rank, g.World, what, ErrCollective, oneLine(msg))
+}
+
+// ErrCollective marks a failed collective: a peer died, hung past the
+// timeout, or the connection broke.
+var ErrCollective = errors.New("collective failed")
+
+// AllReduceMean replaces each tensor with its mean over the ranks, in
+// buckets of BucketBytes (divided by the world size, then summed, as DDP
+// does; Gloo has no average).
+func (g *Group) AllReduceMean(t []*ts.Tensor) error {
+	if g.pg == nil {
+		return nil
+	}
+	defer runtime.KeepAlive(t)
+	return g.fail("allreduce", lib.LwrDistAllreduce(g.pg, handles(t), true, BucketBytes))
+}
+
+// AllReduceSum replaces each tensor with its sum over the ranks.
+func (g *Group) AllReduceSum(t []*ts.Tensor) error {
+	if g.pg == nil {
+		return nil
+	}
+	defer runtime.KeepAlive(t)
+	return g.fail("allreduce", lib.LwrDistAllreduce(g.pg, handles(t), false, BucketBytes))
+}
+
+// Broadcast copies each tensor of rank root into the same tensor of every
+// other rank.
+func (g *Group) Broadcast(t []*ts.Tensor, root int) error {
+	if g.pg == nil {
+		return nil
+	}
+	defer runtime.KeepAlive(t)
+	return g.fail("broadcast", lib.LwrDistBroadcast(g.pg, handles(t), root, BucketBytes))
+}
+
+// Barrier returns when every rank has called it.
+func (g *Group) Barrier() error {
+	if g.pg == nil {
+		return nil
+	}
+	return g.fail("barrier", lib.LwrDistBarrier(g.pg))
+}
+
+// oneLine is the first line of a c10d message (they carry C++ backtraces).
+func oneLine(msg string) string {
+	for i, c := range msg {
+		if c == '\n' {
+			return msg[:i]
+		}
+	}
+	return msg
+}
