@@ -18,9 +18,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/lwr-go/lwr/pkg/dist"
 	"github.com/lwr-go/lwr/pkg/experiment"
 	"github.com/lwr-go/lwr/pkg/metrics"
 	"github.com/lwr-go/lwr/pkg/train"
@@ -74,6 +76,13 @@ func (cmd Command) Run(args []string) error {
 	if err != nil || plan.Configs == nil {
 		return err
 	}
+	env, worker, err := dist.FromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
+	if plan.NProc > 0 && !worker {
+		return launch(cmd.Name, args, plan.NProc, 10*time.Second)
+	}
 	if plan.Table != nil && plan.Table.Report {
 		return report(plan.Table, nil)
 	}
@@ -103,6 +112,22 @@ func (cmd Command) Run(args []string) error {
 		fmt.Printf("wrote the network of %s to %s\n", c.Out, plan.Export)
 		return nil
 	}
+	lead := true // prints and writes the table: a run on its own, or rank 0
+	if worker {
+		if plan.Parallel > 1 {
+			return errors.New("--parallel: a data-parallel worker trains one run at a time")
+		}
+		g, err := dist.Join(env, plan.Backend, plan.DistTimeout)
+		if err != nil {
+			return err
+		}
+		defer g.Close()
+		lead = env.Rank == 0
+		for i := range plan.Configs {
+			plan.Configs[i].Dist = g
+			plan.Configs[i].Quiet = plan.Configs[i].Quiet || !lead
+		}
+	}
 	ctx, sig := signalContext(cmd.Name)
 	n := len(plan.Configs)
 	summaries := make([]*train.Summary, n)
@@ -111,14 +136,17 @@ func (cmd Command) Run(args []string) error {
 	runOne := func(i int) {
 		c := plan.Configs[i]
 		mu.Lock()
-		if plan.Done[i] {
-			fmt.Printf("== %s (%d/%d): finished earlier, in %s\n", plan.Labels[i], i+1, n, c.Out)
+		switch {
+		case plan.Done[i]:
+			if lead {
+				fmt.Printf("== %s (%d/%d): finished earlier, in %s\n", plan.Labels[i], i+1, n, c.Out)
+			}
 			mu.Unlock()
 			return
-		}
-		if n > 1 {
+		case !lead:
+		case n > 1:
 			fmt.Printf("== %s (%d/%d): %s -> %s\n", plan.Labels[i], i+1, n, Describe(c), c.Out)
-		} else {
+		default:
 			fmt.Printf("== %s -> %s\n", Describe(c), c.Out)
 		}
 		mu.Unlock()
@@ -166,7 +194,7 @@ func (cmd Command) Run(args []string) error {
 	for i, err := range errs {
 		switch {
 		case errors.Is(err, train.ErrInterrupted):
-			if plan.Table != nil {
+			if plan.Table != nil && lead {
 				report(plan.Table, failed)
 			}
 			return &SignalError{Signal: sig(), Err: err}
@@ -178,6 +206,9 @@ func (cmd Command) Run(args []string) error {
 			results = append(results, *summaries[i])
 			labels = append(labels, plan.Labels[i])
 		}
+	}
+	if !lead {
+		return nil
 	}
 	if plan.Table != nil {
 		if err := report(plan.Table, failed); err != nil {
@@ -228,6 +259,11 @@ type Plan struct {
 	// --test-split is given ("" : the run's own).
 	EvalSplit string
 	Parallel  int // --parallel: runs trained at once (1: one after the other)
+	// Data-parallel training: NProc workers to launch on this machine (0:
+	// none), and the backend and timeout of a worker's process group.
+	NProc       int
+	Backend     string
+	DistTimeout time.Duration
 }
 
 // TablePlan is a table preset's rows and where its report goes.
@@ -287,6 +323,9 @@ func (cmd Command) Configs(args []string) (*Plan, error) {
 		report := fs.Bool("report", false, "with a table preset: write table.md and table.csv from the runs already finished, train nothing")
 		parallel := fs.Int("parallel", 1, "train this many runs of a preset at once, the CPU threads split between them (--threads 0) and no progress line; on one GPU they share the card")
 		eval := fs.String("eval", "", "evaluate the checkpoint of a run folder (or a checkpoint file) on its test set and train nothing: the metrics, eval.json with per-class precision and recall, predictions.csv and confusion.png in RUN/eval (ImageNet-LT: with --test-split val, on the val list, in RUN/eval-val)")
+		nproc := fs.Int("nproc-per-node", 0, "train data-parallel with this many worker processes on this machine (the global --batch-size split between them; with GPUs, one per GPU), as torchrun --nproc-per-node does; under torchrun itself, leave it out")
+		backend := fs.String("backend", "auto", "a data-parallel run's collectives: gloo, nccl (CUDA) or auto")
+		distTimeout := fs.Duration("dist-timeout", 3*time.Minute, "a data-parallel run stops when a worker has not answered a collective (or the start) for this long")
 		export := fs.String("export", "", "write the network of the run in --out (its checkpoint) to this .safetensors file, in PyTorch's names (torchvision's for ResNet-50, LDAM-DRW's for ResNet-32), and train nothing")
 		cmd.Bind(fs, &c)
 		fs.Usage = func() {
@@ -300,6 +339,16 @@ func (cmd Command) Configs(args []string) (*Plan, error) {
 			return nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
 		}
 		plan.Export, plan.Eval, plan.Parallel = *export, *eval, *parallel
+		plan.NProc, plan.Backend, plan.DistTimeout = *nproc, *backend, *distTimeout
+		if *nproc < 0 || *nproc > 256 {
+			return nil, fmt.Errorf("--nproc-per-node %d: want 1..256", *nproc)
+		}
+		if *distTimeout < time.Second {
+			return nil, fmt.Errorf("--dist-timeout %v: want at least 1s", *distTimeout)
+		}
+		if *nproc > 0 && (*parallel > 1 || *export != "" || *eval != "" || *report) {
+			return nil, errors.New("--nproc-per-node: trains one run after another; not with --parallel, --export, --eval or --report")
+		}
 		if fs.Changed("test-split") {
 			plan.EvalSplit = c.TestSplit
 		}

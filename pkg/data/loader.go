@@ -38,7 +38,7 @@ func NewLoader(d *Dataset, dev gotch.Device) (*Loader, error) {
 		return nil, err
 	}
 	stat := func(v []float64) *ts.Tensor {
-		return ts.MustOfSlice(v).MustTotype(gotch.Float, true).MustView([]int64{1, int64(len(v)), 1, 1}, true).MustTo(dev, true)
+		return ts.MustOfSlice(v).MustTotype(gotch.DefaultDType, true).MustView([]int64{1, int64(len(v)), 1, 1}, true).MustTo(dev, true)
 	}
 	return &Loader{
 		Data:   d,
@@ -66,7 +66,7 @@ func (l *Loader) Batch(idx []int64, aug *Augment) (x, y *ts.Tensor) {
 	index := s.Keep(ts.MustOfSlice(idx).MustTo(l.dev, true))
 	y = l.labels.MustIndexSelect(0, index, false)
 	raw := s.Keep(l.images.MustIndexSelect(0, index, false))
-	img := s.Keep(raw.MustTotype(gotch.Float, false).MustDivScalar(ts.FloatScalar(255), true))
+	img := s.Keep(raw.MustTotype(gotch.DefaultDType, false).MustDivScalar(ts.FloatScalar(255), true))
 	if aug != nil && aug.Pad > 0 {
 		img = s.Keep(l.crop(&s, img, aug.Pad, aug.Rand))
 	}

@@ -99,39 +99,61 @@ func NewEvaluation(classes int) *Evaluation {
 func (e *Evaluation) Add(probs []float64, labels []int64) {
 	for i, y := range labels {
 		row := probs[i*e.classes : (i+1)*e.classes]
-		e.total[y]++
-		if !finite(row) {
-			e.bad++
-			if e.Record {
-				e.Predictions = append(e.Predictions, Prediction{Index: len(e.Predictions), Label: y, Pred: -1, Confidence: math.NaN()})
-			}
-			continue
+		if e.Record && finite(row) {
+			e.record(row, y, Summarize(row, y).Best)
 		}
-		best := 0
-		for c, p := range row {
-			if p > row[best] {
-				best = c
-			}
+		e.AddResult(y, Summarize(row, y))
+	}
+}
+
+// Result is what an evaluation keeps of one image's softmax output.
+type Result struct {
+	Best   int     // the predicted class
+	PLabel float64 // the probability of the true class
+	Conf   float64 // the probability of Best
+	Finite bool    // false when an output is NaN or infinite (the rest is then unset)
+}
+
+// Summarize reduces one image's softmax row to its Result.
+func Summarize(row []float64, y int64) Result {
+	if !finite(row) {
+		return Result{}
+	}
+	best := 0
+	for c, p := range row {
+		if p > row[best] {
+			best = c
 		}
+	}
+	return Result{Best: best, PLabel: row[y], Conf: row[best], Finite: true}
+}
+
+// AddResult records one image of label y. Adding the Results of a set of
+// images in one order gives the same metrics, bit for bit, however they
+// were computed (one process, or shards of it).
+func (e *Evaluation) AddResult(y int64, r Result) {
+	e.total[y]++
+	if !r.Finite {
+		e.bad++
 		if e.Record {
-			e.record(row, y, best)
+			e.Predictions = append(e.Predictions, Prediction{Index: len(e.Predictions), Label: y, Pred: -1, Confidence: math.NaN()})
 		}
-		hit := best == int(y)
-		if hit {
-			e.correct[y]++
-		}
-		e.nll -= math.Log(math.Max(row[y], 1e-300))
-		e.n++
-		conf := row[best]
-		bin := int(conf * 15)
-		if bin > 14 {
-			bin = 14
-		}
-		e.binCount[bin]++
-		e.binConf[bin] += conf
-		if hit {
-			e.binAcc[bin]++
-		}
+		return
+	}
+	hit := r.Best == int(y)
+	if hit {
+		e.correct[y]++
+	}
+	e.nll -= math.Log(math.Max(r.PLabel, 1e-300))
+	e.n++
+	bin := int(r.Conf * 15)
+	if bin > 14 {
+		bin = 14
+	}
+	e.binCount[bin]++
+	e.binConf[bin] += r.Conf
+	if hit {
+		e.binAcc[bin]++
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/lwr-go/lwr/pkg/dist"
 	"github.com/lwr-go/lwr/pkg/imagenet"
 	"github.com/lwr-go/lwr/pkg/jpeg"
 	"github.com/lwr-go/lwr/pkg/losses"
@@ -74,6 +75,12 @@ type Config struct {
 	Resume    bool   `json:"-"`          // continue from Out's checkpoint
 	Force     bool   `json:"-"`          // move a run already in Out aside (to Out.old-TIME) and start anew
 	Quiet     bool   `json:"-"`          // no progress line
+
+	// Dist is the process group of a data-parallel run (a worker started
+	// by torchrun or --nproc-per-node), nil for a run on its own. Its rank
+	// 0 alone writes the run folder; BatchSize is the global batch, split
+	// over the ranks.
+	Dist *dist.Group `json:"-"`
 }
 
 // DefaultConfig is the paper's CIFAR recipe on Fashion-MNIST-LT IF 100:
@@ -143,6 +150,7 @@ func (c Config) Validate() error {
 		check(c.Prefetch >= 0 && c.Prefetch <= maxPrefetch, "--prefetch %d: want 0..%d", c.Prefetch, maxPrefetch),
 		check(c.Epochs >= 1, "--epochs %d: want ≥ 1", c.Epochs),
 		check(c.BatchSize >= 1 && c.BatchSize <= maxBatch, "--batch-size %d: want 1..%d", c.BatchSize, maxBatch),
+		check(c.Dist == nil || c.BatchSize%c.Dist.World == 0, "--batch-size %d: the global batch must divide by the %d workers", c.BatchSize, worldOf(c)),
 		check(c.LR > 0, "--lr %v: want > 0", c.LR),
 		check(c.Momentum >= 0 && c.Momentum < 1, "--momentum %v: want 0 ≤ μ < 1", c.Momentum),
 		check(c.WeightDecay >= 0, "--wd %v: want ≥ 0", c.WeightDecay),
@@ -300,6 +308,14 @@ func LearningRate(c Config, epoch int) float64 {
 		}
 	}
 	return lr
+}
+
+// worldOf is the number of workers of c's run (1 on its own).
+func worldOf(c Config) int {
+	if c.Dist == nil {
+		return 1
+	}
+	return c.Dist.World
 }
 
 // ShortSchedule shrinks the recipe's epochs to e, keeping the schedule's

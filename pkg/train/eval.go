@@ -79,7 +79,7 @@ func EvaluateCheckpoint(ctx context.Context, ckpt, device, split, out string) (E
 		counts := trainSrc.Counts()
 		e := metrics.NewEvaluation(testSrc.Classes())
 		e.Record = true
-		if err := evaluateInto(ctx, e, net, testSrc, c.BatchSize*2); err != nil {
+		if err := evaluateInto(ctx, e.Add, net, testSrc, nil, c.BatchSize*2); err != nil {
 			return err
 		}
 		ev = Evaluation{Checkpoint: ckpt, Epoch: st.Epoch, Config: c, TrainCounts: counts, Metrics: e.Metrics(counts)}

@@ -95,7 +95,7 @@ func newJPEGSource(d *imagenet.Dataset, c Config, dev gotch.Device) *jpegSource 
 	train.Train, train.Jitter = true, j
 	s.train, s.test = &train, &test
 	stat := func(v []float64) *ts.Tensor {
-		return ts.MustOfSlice(v).MustTotype(gotch.Float, true).MustView([]int64{1, 3, 1, 1}, true).MustTo(dev, true)
+		return ts.MustOfSlice(v).MustTotype(gotch.DefaultDType, true).MustView([]int64{1, 3, 1, 1}, true).MustTo(dev, true)
 	}
 	s.mean, s.std = stat(imageNetMean), stat(imageNetStd)
 	return s
@@ -152,7 +152,7 @@ func (s *jpegSource) Batches(ctx context.Context, order []int64, batch int, trai
 		if s.dev.IsCuda() {
 			raw = sc.Keep(raw.MustToDevice(s.dev, gotch.Uint8, false, false, false))
 		}
-		img := sc.Keep(raw.MustTotype(gotch.Float, false).MustDivScalar(ts.FloatScalar(255), true)) // a new tensor: the buffer is free
+		img := sc.Keep(raw.MustTotype(gotch.DefaultDType, false).MustDivScalar(ts.FloatScalar(255), true)) // a new tensor: the buffer is free
 		centred := sc.Keep(img.MustSub(s.mean, false))
 		return centred.MustDiv(s.std, false), ts.MustOfSlice(b.Labels).MustTo(s.dev, true), nil
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -21,6 +20,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lwr-go/lwr/pkg/data"
+	"github.com/lwr-go/lwr/pkg/dist"
 	"github.com/lwr-go/lwr/pkg/libtorch"
 	"github.com/lwr-go/lwr/pkg/losses"
 	"github.com/lwr-go/lwr/pkg/lwr"
@@ -89,6 +89,15 @@ func lastGood(ckptPath string) string {
 // before each training step with the epoch and the batch (from 0).
 var faultBeforeStep func(epoch, batch int)
 
+// afterStep, when set (by the data-parallel tests only), runs after each
+// completed training step with the run's variables.
+var afterStep func(epoch, batch int, vs *nn.VarStore)
+
+// bnTrain is the batch-norm mode of training steps: true but in a test
+// that compares data-parallel and single-process steps exactly (batch
+// statistics depend on how a batch is split).
+var bnTrain = true
+
 // warnf prints a warning line to stderr.
 func warnf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
 
@@ -111,18 +120,31 @@ type runner struct {
 	start             time.Time // this process's start
 	before            float64   // the run's seconds before this process
 	final             metrics.Metrics
-	weights           lwr.Stats // of the last evaluation
+	weights           lwr.Stats    // of the last evaluation
+	g                 *dist.Group  // the run's workers (dist.Single() on its own)
+	buffers           []*ts.Tensor // batch-norm statistics, broadcast from rank 0 before each step of a data-parallel run
 }
 
 // run is the whole of Run on the training thread: open, start or
 // restore, the epochs, the summary.
 func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
-	r, err := openRunner(c, progress)
-	if err != nil {
+	g := c.Dist
+	if g == nil {
+		g = dist.Single()
+	}
+	r, err := openRunner(c, g, progress)
+	if err := agree(g, err); err != nil {
+		if r != nil {
+			r.dir.close()
+		}
 		return Summary{Config: c}, err
 	}
 	defer r.dir.close()
-	if err := r.startOrRestore(); err != nil {
+	err = r.startOrRestore()
+	if err == nil {
+		err = r.broadcastState()
+	}
+	if err := agree(g, err); err != nil {
 		return r.summary(), err
 	}
 	for epoch := r.st.Epoch; epoch < c.Epochs; epoch++ {
@@ -148,9 +170,12 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 // openRunner sets up the device and its threads, the data, the run folder
 // (after the data: a data error leaves nothing behind) and the network,
 // regularizer, loss and optimiser, seeded.
-func openRunner(c Config, progress io.Writer) (*runner, error) {
-	r := &runner{c: c, progress: progress, start: time.Now(),
+func openRunner(c Config, g *dist.Group, progress io.Writer) (*runner, error) {
+	r := &runner{c: c, g: g, progress: progress, start: time.Now(),
 		ckptPath: filepath.Join(c.Out, CheckpointFile), logPath: filepath.Join(c.Out, LogFile)}
+	if !r.lead() {
+		r.progress = nil
+	}
 	dev, err := libtorch.ParseDevice(c.Device)
 	if err != nil {
 		return nil, fmt.Errorf("--device: %w", err)
@@ -163,8 +188,10 @@ func openRunner(c Config, progress io.Writer) (*runner, error) {
 	if r.train, r.test, r.subset, err = sources(c, dev); err != nil {
 		return nil, err
 	}
-	if r.dir, err = openRunDir(c, warnf); err != nil {
-		return nil, err
+	if r.lead() {
+		if r.dir, err = openRunDir(c, warnf); err != nil {
+			return nil, err
+		}
 	}
 	fail := func(err error) (*runner, error) {
 		r.dir.close()
@@ -182,6 +209,9 @@ func openRunner(c Config, progress io.Writer) (*runner, error) {
 		return fail(err)
 	}
 	r.st = State{ConfigHash: c.Hash(), Config: c}
+	if g.Distributed() {
+		_, r.buffers = sortedVars(r.vs)
+	}
 	return r, nil
 }
 
@@ -292,6 +322,9 @@ func (r *runner) startOrRestore() error {
 				return fmt.Errorf("--init-from: %w", err)
 			}
 		}
+		if !r.lead() {
+			return nil
+		}
 		if r.subset != nil {
 			// The subset as a list file, "index label" per line, like
 			// ImageNet-LT's: what other code (bench/torch_train.py) trains on.
@@ -317,6 +350,9 @@ func (r *runner) startOrRestore() error {
 	r.st = saved
 	r.st.Config = c
 	r.before = saved.Seconds
+	if !r.lead() {
+		return nil
+	}
 	// A kill between the log line and the checkpoint of an epoch leaves a
 	// line the resumed run writes again: keep the log in step.
 	return truncateLog(r.logPath, r.st.Epoch)
@@ -327,6 +363,9 @@ func (r *runner) elapsed() float64 { return r.before + time.Since(r.start).Secon
 
 // checkpoint writes the position after the last completed step.
 func (r *runner) checkpoint() error {
+	if !r.lead() {
+		return nil
+	}
 	r.st.Seconds = r.elapsed()
 	return saveCheckpoint(r.ckptPath, r.vs, r.opt, r.st)
 }
@@ -358,26 +397,27 @@ func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
 	if r.reg != nil {
 		lambda, _ = c.LWRSchedule.Weight(epoch, c.Epochs)
 	}
-	rng := rand.New(rand.NewPCG(uint64(c.Seed), uint64(epoch)))
-	order, err := data.Sampler(c.Sampler).Order(r.train.Labels(), r.train.Classes(), rng)
+	order, rng, err := r.epochOrder(epoch)
 	if err != nil {
 		return EpochLog{}, err
 	}
-	if len(order)%c.BatchSize == 1 && len(order) > 1 {
+	batch := c.BatchSize / r.g.World // this rank's share of the global batch
+	if len(order)%batch == 1 && len(order) > 1 {
 		// A last batch of one image would give batch norm a variance of
 		// 0/0 and NaN running statistics (PyTorch refuses such a batch):
 		// leave that image out of this epoch's random order.
 		order = order[:len(order)-1]
 	}
-	batches := (len(order) + c.BatchSize - 1) / c.BatchSize
+	batches := (len(order) + batch - 1) / batch
 	nTrain := len(r.train.Labels())
 	epochStart := time.Now()
 	seenAtStart := st.Seen
-	next, stop := r.train.Batches(ctx, order, c.BatchSize, c.Augment, rng, uint64(c.Seed), epoch, st.Step)
+	next, stop := r.train.Batches(ctx, order, batch, c.Augment, rng, uint64(c.Seed)^uint64(r.g.Rank)<<40, epoch, st.Step)
 	defer stop()
 	var wait time.Duration
+	_, params := trainableParams(r.vs)
 	for b := st.Step; b < batches; b++ {
-		lo, hi := b*c.BatchSize, min((b+1)*c.BatchSize, len(order))
+		lo, hi := b*batch, min((b+1)*batch, len(order))
 		t0 := time.Now()
 		var x, y *ts.Tensor
 		if cerr := libtorch.Catch(func() { x, y, err = next() }); cerr != nil { // the copy to the device can fail
@@ -400,7 +440,25 @@ func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
 			if faultBeforeStep != nil {
 				faultBeforeStep(epoch, b)
 			}
-			lb, rt := trainStep(r.net, r.loss, r.reg, r.opt, x, y, lambda)
+			var sync func() error
+			if r.g.Distributed() {
+				if err = r.g.Broadcast(r.buffers, 0); err != nil {
+					return
+				}
+				sync = func() error {
+					grads := gradients(params)
+					defer func() {
+						for _, g := range grads {
+							g.MustDrop()
+						}
+					}()
+					return r.g.AllReduceMean(grads)
+				}
+			}
+			var lb, rt *ts.Tensor
+			if lb, rt, err = trainStepSync(r.net, r.loss, r.reg, r.opt, x, y, lambda, sync); err != nil {
+				return
+			}
 			// Host sync: the loss values, to catch a divergence at once.
 			lv = lb.Float64Values(true)[0]
 			if rt != nil {
@@ -408,9 +466,16 @@ func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
 			}
 		})
 		if err != nil {
+			if errors.Is(err, dist.ErrCollective) { // the group is gone: no checkpoint of a half step
+				return EpochLog{}, fmt.Errorf("epoch %d step %d: %w; %s", epoch+1, b+1, err, lastGood(r.ckptPath))
+			}
 			return EpochLog{}, r.stopped(fmt.Errorf("epoch %d step %d: %w", epoch+1, b+1, err))
 		}
-		if math.IsNaN(lv) || math.IsInf(lv, 0) || math.IsNaN(rv) || math.IsInf(rv, 0) {
+		interrupted, diverged, ferr := r.stepFlags(ctx.Err() != nil, math.IsNaN(lv) || math.IsInf(lv, 0) || math.IsNaN(rv) || math.IsInf(rv, 0))
+		if ferr != nil {
+			return EpochLog{}, fmt.Errorf("epoch %d step %d: %w; %s", epoch+1, b+1, ferr, lastGood(r.ckptPath))
+		}
+		if diverged {
 			return EpochLog{}, fmt.Errorf("epoch %d step %d: loss is %v (R %v): %w; %s (lower --lr?)",
 				epoch+1, b+1, lv, rv, ErrDiverged, lastGood(r.ckptPath))
 		}
@@ -418,21 +483,29 @@ func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
 		st.RegSum += rv * float64(hi-lo)
 		st.Seen += hi - lo
 		st.Step = b + 1
+		if afterStep != nil {
+			afterStep(epoch, b, r.vs)
+		}
 		if r.progress != nil {
 			elapsed := time.Since(epochStart).Seconds()
-			rate := float64(st.Seen-seenAtStart) / elapsed
+			rate := float64(st.Seen-seenAtStart) * float64(r.g.World) / elapsed
 			left := float64((c.Epochs-epoch)*nTrain-st.Seen) / rate
 			fmt.Fprintf(r.progress, "\repoch %d/%d  step %d/%d  loss %.4f  %.0f img/s  ETA %s   ",
 				epoch+1, c.Epochs, b+1, batches, st.LossSum/float64(st.Seen), rate, (time.Duration(left) * time.Second).Round(time.Second))
 		}
-		if ctx.Err() != nil {
+		if interrupted {
 			return EpochLog{}, r.stopped(ErrInterrupted)
 		}
 	}
+	// The epoch's means over every rank's images.
+	sums, err := sumOver(r.g, []float64{st.LossSum, st.RegSum, float64(st.Seen), float64(st.Seen - seenAtStart)})
+	if err != nil {
+		return EpochLog{}, err
+	}
 	line := EpochLog{Epoch: epoch + 1, LR: r.opt.LR, Lambda: lambda,
-		LossBal: st.LossSum / float64(max(st.Seen, 1)), LossLWR: st.RegSum / float64(max(st.Seen, 1)),
+		LossBal: sums[0] / math.Max(sums[2], 1), LossLWR: sums[1] / math.Max(sums[2], 1),
 		Seconds: time.Since(epochStart).Seconds(), DataWait: wait.Seconds()}
-	line.ImagesSec = float64(st.Seen-seenAtStart) / line.Seconds
+	line.ImagesSec = sums[3] / line.Seconds
 	return line, nil
 }
 
@@ -440,7 +513,7 @@ func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
 // the metrics and the classifier's statistics to line. Non-finite outputs
 // stop the run (ErrDiverged) without a checkpoint.
 func (r *runner) evaluateEpoch(ctx context.Context, epoch int, line *EpochLog) error {
-	m, err := evaluate(ctx, r.net, r.test, r.c.BatchSize*2, r.counts)
+	m, err := evaluateOn(ctx, r.g, r.net, r.test, r.c.BatchSize*2, r.counts)
 	if errors.Is(err, ErrInterrupted) {
 		return r.stopped(err)
 	}
@@ -467,8 +540,10 @@ func (r *runner) evaluateEpoch(ctx context.Context, epoch int, line *EpochLog) e
 // endEpoch appends the epoch's log line, checkpoints the start of the next
 // epoch and prints the epoch's line.
 func (r *runner) endEpoch(epoch int, line EpochLog) error {
-	if err := appendJSONL(r.logPath, line); err != nil {
-		return err
+	if r.lead() {
+		if err := appendJSONL(r.logPath, line); err != nil {
+			return err
+		}
 	}
 	r.st = State{ConfigHash: r.st.ConfigHash, Config: r.c, Epoch: epoch + 1}
 	if err := r.checkpoint(); err != nil {
@@ -494,12 +569,15 @@ func (r *runner) summary() Summary {
 func (r *runner) finish(ctx context.Context) (Summary, error) {
 	if r.final.PerClass == nil {
 		var err error
-		if r.final, err = evaluate(ctx, r.net, r.test, r.c.BatchSize*2, r.counts); err != nil {
+		if r.final, err = evaluateOn(ctx, r.g, r.net, r.test, r.c.BatchSize*2, r.counts); err != nil {
 			return r.summary(), err
 		}
 		r.weights = lwr.WeightStats(r.net.Head().Weight, r.c.LWRConfig.Theta)
 	}
 	sum := r.summary()
+	if !r.lead() {
+		return sum, nil
+	}
 	if err := writeJSON(filepath.Join(r.c.Out, SummaryFile), sum); err != nil {
 		return sum, err
 	}
@@ -545,9 +623,17 @@ func writePlots(c Config, sum Summary, ws lwr.Stats) error {
 // trainStep runs forward, the loss L_bal + λ·R, backward and the SGD step,
 // and returns L_bal and R (nil without LWR), detached, for logging.
 func trainStep(net resnet.Net, loss losses.Loss, reg *lwr.Regularizer, opt *optim.SGD, x, y *ts.Tensor, lambda float64) (lb, r *ts.Tensor) {
+	lb, r, _ = trainStepSync(net, loss, reg, opt, x, y, lambda, nil)
+	return lb, r
+}
+
+// trainStepSync is trainStep with sync (when not nil) run between the
+// backward pass and the SGD step: a data-parallel run averages the
+// gradients there. An error from sync skips the step.
+func trainStepSync(net resnet.Net, loss losses.Loss, reg *lwr.Regularizer, opt *optim.SGD, x, y *ts.Tensor, lambda float64, sync func() error) (lb, r *ts.Tensor, err error) {
 	var s libtorch.Scope
 	defer s.Free()
-	logits, feat := net.ForwardT(x, true)
+	logits, feat := net.ForwardT(x, bnTrain)
 	s.Keep(logits)
 	s.Keep(feat)
 	var bal *ts.Tensor
@@ -565,8 +651,16 @@ func trainStep(net resnet.Net, loss losses.Loss, reg *lwr.Regularizer, opt *opti
 		}
 	}
 	total.MustBackward()
+	if sync != nil {
+		if err := sync(); err != nil {
+			if r != nil {
+				r.MustDrop()
+			}
+			return nil, nil, err
+		}
+	}
 	opt.Step()
-	return bal.MustDetach(false), r
+	return bal.MustDetach(false), r, nil
 }
 
 // evaluate classifies every image of src in eval mode and returns the
@@ -575,16 +669,18 @@ func trainStep(net resnet.Net, loss losses.Loss, reg *lwr.Regularizer, opt *opti
 // *libtorch.Error.
 func evaluate(ctx context.Context, net resnet.Net, src source, batch int, trainCounts []int64) (metrics.Metrics, error) {
 	ev := metrics.NewEvaluation(src.Classes())
-	err := evaluateInto(ctx, ev, net, src, batch)
+	err := evaluateInto(ctx, ev.Add, net, src, nil, batch)
 	return ev.Metrics(trainCounts), err
 }
 
-// evaluateInto adds the predictions of net on every image of src, in
-// order, to ev.
-func evaluateInto(ctx context.Context, ev *metrics.Evaluation, net resnet.Net, src source, batch int) error {
-	order := make([]int64, len(src.Labels()))
-	for i := range order {
-		order[i] = int64(i)
+// evaluateInto passes the softmax outputs of net on the images of src at
+// order (every image, in order, when nil) to add, batch by batch.
+func evaluateInto(ctx context.Context, add func(probs []float64, labels []int64), net resnet.Net, src source, order []int64, batch int) error {
+	if order == nil {
+		order = make([]int64, len(src.Labels()))
+		for i := range order {
+			order[i] = int64(i)
+		}
 	}
 	var err error
 	libtorch.NoGrad(func() {
@@ -604,7 +700,7 @@ func evaluateInto(ctx context.Context, ev *metrics.Evaluation, net resnet.Net, s
 				logits, feat := net.ForwardT(x, false)
 				feat.MustDrop()
 				probs := logits.MustSoftmax(1, gotch.Double, true).MustTo(gotch.CPU, true)
-				ev.Add(probs.Float64Values(true), y.MustTo(gotch.CPU, true).Int64Values(true)) // host sync
+				add(probs.Float64Values(true), y.MustTo(gotch.CPU, true).Int64Values(true)) // host sync
 			})
 			if err == nil && ctx.Err() != nil {
 				err = ErrInterrupted

@@ -1,0 +1,254 @@
+package train
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/nn"
+
+	"github.com/lwr-go/lwr/pkg/dist"
+	"github.com/lwr-go/lwr/pkg/libtorch"
+)
+
+// TestMain runs one worker of a data-parallel test when the test binary
+// is started as one (LWR_TRAIN_TEST_WORKER names what it does).
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("LWR_TRAIN_TEST_WORKER"); mode != "" {
+		if err := distWorker(mode, os.Getenv("LWR_TRAIN_TEST_OUT")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// distSteps is how many steps the data-parallel tests train.
+const distSteps = 5
+
+// paramValues are the trainable parameters of vs, in name order, as
+// float64.
+func paramValues(vs *nn.VarStore) []float64 {
+	names, params := trainableParams(vs)
+	_ = names
+	var out []float64
+	for _, p := range params {
+		out = append(out, p.MustTotype(gotch.Double, false).Float64Values(true)...)
+	}
+	return out
+}
+
+// distWorker is one rank: it joins the job of its environment and trains
+// (or evaluates) on the synthetic set, writing what the test compares
+// into out (rank 0; every rank for "steps").
+func distWorker(mode, out string) error {
+	env, _, err := dist.FromEnv(os.Getenv)
+	if err != nil {
+		return err
+	}
+	g, err := dist.Join(env, "gloo", 20*time.Second)
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	c := tinyConfig(filepath.Join(out, "run"))
+	c.Dist, c.BatchSize, c.Threads = g, 16, 1
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var lines []string
+	switch mode {
+	case "steps": // float32, augmented, BN in training mode: the parameters after each step
+		afterStep = func(epoch, batch int, vs *nn.VarStore) {
+			h := sha256.New()
+			for _, v := range paramValues(vs) {
+				binary.Write(h, binary.LittleEndian, math.Float64bits(v))
+			}
+			lines = append(lines, fmt.Sprintf("step %d %x", batch+1, h.Sum(nil)))
+			if batch+1 == distSteps {
+				cancel()
+			}
+		}
+		if _, err := Run(ctx, c, nil); err != ErrInterrupted {
+			return fmt.Errorf("run: %v, want it interrupted after %d steps", err, distSteps)
+		}
+		return os.WriteFile(filepath.Join(out, fmt.Sprintf("rank%d.txt", env.Rank)), []byte(strings.Join(lines, "\n")), 0o644)
+	case "equal": // float64, no augmentation, BN in eval mode: the parameters after the steps
+		gotch.DefaultDType = gotch.Double
+		bnTrain = false
+		c.Augment = false
+		c.LR = 1e-3 // without batch statistics the network blows up at 0.1
+		var final []float64
+		afterStep = func(epoch, batch int, vs *nn.VarStore) {
+			if batch+1 == distSteps {
+				final = paramValues(vs)
+				cancel()
+			}
+		}
+		if _, err := Run(ctx, c, nil); err != ErrInterrupted {
+			return fmt.Errorf("run: %v, want it interrupted after %d steps", err, distSteps)
+		}
+		if env.Rank != 0 {
+			return nil
+		}
+		b, _ := json.Marshal(final)
+		return os.WriteFile(filepath.Join(out, fmt.Sprintf("world%d.json", env.World)), b, 0o644)
+	case "eval": // one network, evaluated sharded and on its own
+		return libtorch.OnThread(func() error {
+			train, test, _, err := sources(c, gotch.CPU)
+			if err != nil {
+				return err
+			}
+			libtorch.ManualSeed(7)
+			vs := nn.NewVarStore(gotch.CPU)
+			net, err := buildNetwork(vs, c, train)
+			if err != nil {
+				return err
+			}
+			sharded, err := evaluateOn(context.Background(), g, net, test, 24, train.Counts())
+			if err != nil {
+				return err
+			}
+			alone, err := evaluate(context.Background(), net, test, 24, train.Counts())
+			if err != nil {
+				return err
+			}
+			a, _ := json.Marshal(sharded)
+			b, _ := json.Marshal(alone)
+			return os.WriteFile(filepath.Join(out, fmt.Sprintf("eval%d.txt", env.Rank)), []byte(string(a)+"\n"+string(b)), 0o644)
+		})
+	}
+	return fmt.Errorf("unknown worker mode %q", mode)
+}
+
+// runWorkers starts world workers of mode on the loopback and waits for
+// them; it fails the test with their output if one fails.
+func runWorkers(t *testing.T, mode string, world int, out string) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cmds := make([]*exec.Cmd, world)
+	outs := make([]strings.Builder, world)
+	for r := range cmds {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "LWR_TRAIN_TEST_WORKER="+mode, "LWR_TRAIN_TEST_OUT="+out, "WORLD_SIZE="+strconv.Itoa(world),
+			"RANK="+strconv.Itoa(r), "MASTER_ADDR=127.0.0.1", "MASTER_PORT="+strconv.Itoa(port))
+		cmd.Stdout, cmd.Stderr = &outs[r], &outs[r]
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds[r] = cmd
+	}
+	for r, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("%s worker, rank %d of %d: %v\n%s", mode, r, world, err, outs[r].String())
+		}
+	}
+}
+
+// TestDataParallelRanksIdentical (issue 11): two processes over loopback
+// (Gloo), each with half of a batch of 16, augmenting differently: after
+// each of 5 steps both hold bit-identical parameters.
+func TestDataParallelRanksIdentical(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two training processes")
+	}
+	out := t.TempDir()
+	runWorkers(t, "steps", 2, out)
+	var ranks [2][]string
+	for r := range ranks {
+		b, err := os.ReadFile(filepath.Join(out, fmt.Sprintf("rank%d.txt", r)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ranks[r] = strings.Split(string(b), "\n")
+	}
+	// Cancelled after step 5, the ranks stop together at the end of the
+	// next step.
+	if len(ranks[0]) != distSteps+1 || len(ranks[1]) != distSteps+1 {
+		t.Fatalf("steps recorded: %d and %d, want %d", len(ranks[0]), len(ranks[1]), distSteps+1)
+	}
+	for k := range ranks[0] {
+		if ranks[0][k] != ranks[1][k] {
+			t.Errorf("after step %d the ranks differ: %s vs %s", k+1, ranks[0][k], ranks[1][k])
+		}
+	}
+	if ranks[0][0] == ranks[0][distSteps-1] {
+		t.Error("the parameters did not change over the steps")
+	}
+	// Rank 0 alone wrote the run folder.
+	if _, err := os.Stat(filepath.Join(out, "run", CheckpointFile)); err != nil {
+		t.Errorf("rank 0's checkpoint of the interrupted run: %v", err)
+	}
+}
+
+// TestDataParallelEqualsOneProcess (issue 11): in float64 with batch norm in
+// eval mode, 2 processes × half the batch train the same parameters as 1
+// process × the whole batch (to 1e-10): the gradient average over ranks is
+// the whole batch's gradient.
+func TestDataParallelEqualsOneProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three training processes")
+	}
+	out := t.TempDir()
+	runWorkers(t, "equal", 1, filepath.Join(out))
+	os.RemoveAll(filepath.Join(out, "run"))
+	runWorkers(t, "equal", 2, filepath.Join(out))
+	var w [2][]float64
+	for k, world := range []int{1, 2} {
+		b, err := os.ReadFile(filepath.Join(out, fmt.Sprintf("world%d.json", world)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &w[k]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(w[0]) != len(w[1]) || len(w[0]) < 400000 {
+		t.Fatalf("%d and %d parameters", len(w[0]), len(w[1]))
+	}
+	var worst float64
+	for i := range w[0] {
+		worst = math.Max(worst, math.Abs(w[0][i]-w[1][i]))
+	}
+	t.Logf("largest difference over %d parameters: %.3g", len(w[0]), worst)
+	if worst > 1e-10 {
+		t.Errorf("2 processes × half batch vs 1 × whole batch: parameters differ by %.3g", worst)
+	}
+}
+
+// TestShardedEvaluation (issue 11): an evaluation sharded over 2 ranks
+// gives the single-process evaluation's metrics exactly.
+func TestShardedEvaluation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two processes")
+	}
+	out := t.TempDir()
+	runWorkers(t, "eval", 2, out)
+	for r := 0; r < 2; r++ {
+		b, err := os.ReadFile(filepath.Join(out, fmt.Sprintf("eval%d.txt", r)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		both := strings.Split(string(b), "\n")
+		if both[0] != both[1] || !strings.Contains(both[0], "per_class") {
+			t.Errorf("rank %d: sharded %s\nalone   %s", r, both[0], both[1])
+		}
+	}
+}
