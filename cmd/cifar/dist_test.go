@@ -11,7 +11,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lwr-go/lwr/pkg/dist"
 )
+
+// needGloo skips a test when this build has no data-parallel backend.
+func needGloo(t *testing.T) {
+	if !dist.Available() {
+		t.Skip("this build has no Gloo backend: install libgloo-dev and run make setup")
+	}
+}
 
 // ddpRun is smallRun trained by two worker processes.
 func ddpRun(out, epochs string, extra ...string) []string {
@@ -40,6 +49,7 @@ func TestDataParallelResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs cmd/cifar with two workers three times")
 	}
+	needGloo(t)
 	bin := binary(t)
 	dir := t.TempDir()
 	whole := filepath.Join(dir, "whole")
@@ -71,6 +81,7 @@ func TestDataParallelWorkerKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs cmd/cifar with two workers")
 	}
+	needGloo(t)
 	out := filepath.Join(t.TempDir(), "run")
 	cmd, stderr := startDDP(t, ddpRun(out, "50"))
 	var pids [2]int
@@ -115,6 +126,7 @@ func TestDataParallelStartErrors(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs cmd/cifar")
 	}
+	needGloo(t)
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,10 @@ type Group struct {
 	pg      unsafe.Pointer // nil for world size 1
 }
 
+// Available reports whether this build has a backend for more than one
+// process: setup found Gloo's headers (libgloo-dev) when it adapted gotch.
+func Available() bool { return lib.LwrDistHas("gloo") }
+
 // Single is the group of a run on its own: every collective is a no-op.
 func Single() *Group { return &Group{Env: Env{World: 1}} }
 

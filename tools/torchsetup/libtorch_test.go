@@ -70,6 +70,8 @@ func TestLibGo(t *testing.T) {
 		LibDir: "/opt/torch/lib", CUDA: true, CXX11ABI: false, CXXStd: "c++17"}
 	newest := pip
 	newest.Version, newest.CXXStd = "2.15.0", "c++20"
+	sysGloo, pipGloo := sys, pip
+	sysGloo.Gloo, pipGloo.Gloo = "/usr/include", "/opt/gloo/include"
 	cases := []struct {
 		name          string
 		lt            Libtorch
@@ -83,6 +85,9 @@ func TestLibGo(t *testing.T) {
 				"-Wl,--no-as-needed -ltorch_cuda -lc10_cuda", "-std=c++17"},
 			nil},
 		{"c++20", newest, []string{"-std=c++20"}, []string{"-std=c++17"}},
+		{"no gloo", sys, nil, []string{"USE_C10D_GLOO"}},
+		{"system gloo", sysGloo, []string{"-DUSE_C10D_GLOO"}, []string{"-I/usr/include "}},
+		{"gloo elsewhere", pipGloo, []string{"-DUSE_C10D_GLOO -I/opt/gloo/include"}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -110,7 +115,9 @@ func TestIdentityChangesWithLibtorch(t *testing.T) {
 	b.Root, b.LibDir = "/b", "/b/lib"
 	c := a
 	c.CUDA = true
-	if a.Identity() == b.Identity() || a.Identity() == c.Identity() {
+	d := a
+	d.Gloo = "/usr/include" // libgloo-dev installed since: the shim is built
+	if a.Identity() == b.Identity() || a.Identity() == c.Identity() || a.Identity() == d.Identity() {
 		t.Error("identity does not change with the libtorch")
 	}
 	if a.Identity() != a.Identity() {
@@ -125,5 +132,29 @@ func TestCXXStandard(t *testing.T) {
 		if got := cxxStandard(filepath.Join("testdata", "std", dir)); got != want {
 			t.Errorf("%s: %s, want %s", dir, got, want)
 		}
+	}
+}
+
+// TestGlooInclude: Gloo's headers are found in the libtorch's include
+// folders first.
+func TestGlooInclude(t *testing.T) {
+	dir := t.TempDir()
+	own := Libtorch{Includes: []string{dir}}
+	if err := os.MkdirAll(filepath.Join(dir, "gloo"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "gloo", "config.h"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := glooInclude(own); got != dir {
+		t.Errorf("glooInclude = %q, want the libtorch's own %s", got, dir)
+	}
+	_, err := os.Stat("/usr/include/gloo/config.h")
+	want := ""
+	if err == nil {
+		want = "/usr/include"
+	}
+	if got := glooInclude(Libtorch{Includes: []string{t.TempDir()}}); got != want {
+		t.Errorf("glooInclude without headers of its own = %q, want %q (the system's, if any)", got, want)
 	}
 }
