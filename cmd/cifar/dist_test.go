@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -156,4 +157,44 @@ func TestDataParallelStartErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTorchrun (issue 11): PyTorch's own launcher (Debian's python3-torch:
+// torchrun with its agent store) starts two workers of cifar, which train
+// together; rank 0 writes the run.
+func TestTorchrun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs torchrun")
+	}
+	needGloo(t)
+	const py = "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import torch.distributed.run").Run(); err != nil {
+		t.Skipf("needs Debian's python3-torch (torchrun): %v", err)
+	}
+	out := filepath.Join(t.TempDir(), "run")
+	// --redirects/--tee: Debian's torchrun 1.13 does not start under
+	// Python 3.11 without them.
+	args := append([]string{"-m", "torch.distributed.run", "--redirects=1", "--tee=1", "--nnodes", "1", "--nproc_per_node", "2",
+		"--master_port", strconv.Itoa(freePort(t)), "--no_python", binary(t)}, smallRun(out, "2")...)
+	cmd := exec.Command(py, args...)
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("torchrun: %v\n%s", err, b)
+	}
+	s := summaryFinal(t, out)
+	if !strings.Contains(s, "top1") {
+		t.Errorf("summary: %s", s)
+	}
+	if strings.Count(string(b), "== synthetic") != 1 {
+		t.Errorf("want one run line (rank 0's):\n%s", b)
+	}
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

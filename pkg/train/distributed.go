@@ -178,7 +178,7 @@ func evaluateOn(ctx context.Context, g *dist.Group, net resnet.Net, src source, 
 	}
 	labels := src.Labels()
 	n, classes := len(labels), src.Classes()
-	var order []int64
+	order := []int64{} // not nil: a rank may have no batch at all
 	for b := g.Rank; b*batch < n; b += g.World {
 		for i := b * batch; i < min((b+1)*batch, n); i++ {
 			order = append(order, int64(i))

@@ -117,17 +117,23 @@ func distWorker(mode, out string) error {
 			if err != nil {
 				return err
 			}
-			sharded, err := evaluateOn(context.Background(), g, net, test, 24, train.Counts())
-			if err != nil {
-				return err
+			// Batches of 24 (several per rank), and one batch of them all
+			// (rank 1 has none).
+			var lines []string
+			for _, batch := range []int{24, len(test.Labels())} {
+				sharded, err := evaluateOn(context.Background(), g, net, test, batch, train.Counts())
+				if err != nil {
+					return err
+				}
+				alone, err := evaluate(context.Background(), net, test, batch, train.Counts())
+				if err != nil {
+					return err
+				}
+				a, _ := json.Marshal(sharded)
+				b, _ := json.Marshal(alone)
+				lines = append(lines, string(a)+"\n"+string(b))
 			}
-			alone, err := evaluate(context.Background(), net, test, 24, train.Counts())
-			if err != nil {
-				return err
-			}
-			a, _ := json.Marshal(sharded)
-			b, _ := json.Marshal(alone)
-			return os.WriteFile(filepath.Join(out, fmt.Sprintf("eval%d.txt", env.Rank)), []byte(string(a)+"\n"+string(b)), 0o644)
+			return os.WriteFile(filepath.Join(out, fmt.Sprintf("eval%d.txt", env.Rank)), []byte(strings.Join(lines, "\n")), 0o644)
 		})
 	}
 	return fmt.Errorf("unknown worker mode %q", mode)
@@ -249,9 +255,14 @@ func TestShardedEvaluation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		both := strings.Split(string(b), "\n")
-		if both[0] != both[1] || !strings.Contains(both[0], "per_class") {
-			t.Errorf("rank %d: sharded %s\nalone   %s", r, both[0], both[1])
+		lines := strings.Split(string(b), "\n")
+		if len(lines) != 4 {
+			t.Fatalf("rank %d: %d lines", r, len(lines))
+		}
+		for k := 0; k < 4; k += 2 {
+			if lines[k] != lines[k+1] || !strings.Contains(lines[k], "per_class") {
+				t.Errorf("rank %d: sharded %s\nalone   %s", r, lines[k], lines[k+1])
+			}
 		}
 	}
 }
