@@ -105,6 +105,12 @@ func distWorker(mode, out string) error {
 		}
 		b, _ := json.Marshal(final)
 		return os.WriteFile(filepath.Join(out, fmt.Sprintf("world%d.json", env.World)), b, 0o644)
+	case "failone": // rank 1 cannot read its data: every rank stops, saying why
+		if env.Rank == 1 {
+			c.Dataset, c.DataDir = "cifar10", filepath.Join(out, "no-such-folder")
+		}
+		_, err := Run(ctx, c, nil)
+		return os.WriteFile(filepath.Join(out, fmt.Sprintf("fail%d.txt", env.Rank)), []byte(fmt.Sprint(err)), 0o644)
 	case "eval": // one network, evaluated sharded and on its own
 		return libtorch.OnThread(func() error {
 			train, test, _, err := sources(c, gotch.CPU)
@@ -264,5 +270,32 @@ func TestShardedEvaluation(t *testing.T) {
 				t.Errorf("rank %d: sharded %s\nalone   %s", r, lines[k], lines[k+1])
 			}
 		}
+	}
+}
+
+// TestDataParallelOneRankFails (issue 11): a rank that fails before
+// training (its data unreadable) stops every rank at once: the others say
+// another rank failed, and nothing is written.
+func TestDataParallelOneRankFails(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two processes")
+	}
+	out := t.TempDir()
+	began := time.Now()
+	runWorkers(t, "failone", 2, out)
+	if d := time.Since(began); d > 15*time.Second {
+		t.Errorf("took %v (timeout 20 s): the ranks did not agree at once", d)
+	}
+	for r, want := range []string{"rank 0 of 2: stopping: another rank failed", "no-such-folder"} {
+		b, err := os.ReadFile(filepath.Join(out, fmt.Sprintf("fail%d.txt", r)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), want) {
+			t.Errorf("rank %d: %q, want %q in it", r, b, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "run", ConfigFile)); err == nil {
+		t.Error("rank 0 wrote the run's config.json although rank 1 could not start")
 	}
 }
