@@ -32,16 +32,19 @@ import (
 
 // EpochLog is one line of log.jsonl.
 type EpochLog struct {
-	Epoch     int              `json:"epoch"` // counting from 1
-	LR        float64          `json:"lr"`
-	Lambda    float64          `json:"lambda"`   // λ(t) of R (0 without LWR)
-	LossBal   float64          `json:"loss_bal"` // mean balanced loss over the epoch's batches
-	LossLWR   float64          `json:"loss_lwr"` // mean R (before λ)
-	ImagesSec float64          `json:"images_per_sec"`
-	DataWait  float64          `json:"data_wait_seconds"` // time spent getting batches: JPEG decoding not keeping up, or in-memory augmentation
-	Seconds   float64          `json:"seconds"`
-	Test      *metrics.Metrics `json:"test,omitempty"`
-	Weights   *lwr.Stats       `json:"classifier,omitempty"`
+	Epoch     int     `json:"epoch"` // counting from 1
+	LR        float64 `json:"lr"`
+	Lambda    float64 `json:"lambda"`   // λ(t) of R (0 without LWR)
+	LossBal   float64 `json:"loss_bal"` // mean balanced loss over the epoch's batches
+	LossLWR   float64 `json:"loss_lwr"` // mean R (before λ)
+	ImagesSec float64 `json:"images_per_sec"`
+	DataWait  float64 `json:"data_wait_seconds"` // time spent getting batches: JPEG decoding not keeping up, or in-memory augmentation
+	Seconds   float64 `json:"seconds"`
+	// CommSeconds is rank 0's time in collectives (a data-parallel run:
+	// the buffers' broadcast, the gradients' allreduce, the step's flags).
+	CommSeconds float64          `json:"comm_seconds,omitempty"`
+	Test        *metrics.Metrics `json:"test,omitempty"`
+	Weights     *lwr.Stats       `json:"classifier,omitempty"`
 }
 
 // Summary is summary.json: the final result of a run.
@@ -414,7 +417,7 @@ func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
 	seenAtStart := st.Seen
 	next, stop := r.train.Batches(ctx, order, batch, c.Augment, rng, uint64(c.Seed)^uint64(r.g.Rank)<<40, epoch, st.Step)
 	defer stop()
-	var wait time.Duration
+	var wait, comm time.Duration
 	_, params := trainableParams(r.vs)
 	for b := st.Step; b < batches; b++ {
 		lo, hi := b*batch, min((b+1)*batch, len(order))
@@ -442,9 +445,11 @@ func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
 			}
 			var sync func() error
 			if r.g.Distributed() {
+				t0 := time.Now()
 				if err = r.g.Broadcast(r.buffers, 0); err != nil {
 					return
 				}
+				comm += time.Since(t0)
 				sync = func() error {
 					grads := gradients(params)
 					defer func() {
@@ -452,6 +457,8 @@ func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
 							g.MustDrop()
 						}
 					}()
+					t0 := time.Now()
+					defer func() { comm += time.Since(t0) }()
 					return r.g.AllReduceMean(grads)
 				}
 			}
@@ -471,9 +478,13 @@ func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
 			}
 			return EpochLog{}, r.stopped(fmt.Errorf("epoch %d step %d: %w", epoch+1, b+1, err))
 		}
+		t1 := time.Now()
 		interrupted, diverged, ferr := r.stepFlags(ctx.Err() != nil, math.IsNaN(lv) || math.IsInf(lv, 0) || math.IsNaN(rv) || math.IsInf(rv, 0))
 		if ferr != nil {
 			return EpochLog{}, fmt.Errorf("epoch %d step %d: %w; %s", epoch+1, b+1, ferr, lastGood(r.ckptPath))
+		}
+		if r.g.Distributed() {
+			comm += time.Since(t1)
 		}
 		if diverged {
 			return EpochLog{}, fmt.Errorf("epoch %d step %d: loss is %v (R %v): %w; %s (lower --lr?)",
@@ -504,7 +515,7 @@ func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
 	}
 	line := EpochLog{Epoch: epoch + 1, LR: r.opt.LR, Lambda: lambda,
 		LossBal: sums[0] / math.Max(sums[2], 1), LossLWR: sums[1] / math.Max(sums[2], 1),
-		Seconds: time.Since(epochStart).Seconds(), DataWait: wait.Seconds()}
+		Seconds: time.Since(epochStart).Seconds(), DataWait: wait.Seconds(), CommSeconds: comm.Seconds()}
 	line.ImagesSec = sums[3] / line.Seconds
 	return line, nil
 }
