@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/lwr-go/lwr/internal/steps"
+	"github.com/lwr-go/lwr/pkg/dist"
 )
 
 func TestLearningRate(t *testing.T) {
@@ -47,6 +48,7 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{func(c *Config) { *c = ImageNetConfig(); c.ImageSize = 100000 }, "--image-size 100000: want 32..1024"},
 		{func(c *Config) { *c = ImageNetConfig(); c.MaxPixels = 0 }, "--max-image-pixels 0"},
 		{func(c *Config) { *c = ImageNetConfig(); c.SkipCorrupt = true }, "--skip-corrupt: needs --check-images"},
+		{func(c *Config) { c.Dist = &dist.Group{Env: dist.Env{World: 3}} }, "--batch-size 128: the global batch must divide by the 3 workers"},
 	}
 	for _, k := range cases {
 		c := DefaultConfig()
