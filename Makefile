@@ -39,8 +39,11 @@ demo: setup
 	@scripts/fashion_mnist.sh
 	$(GO) run ./cmd/cifar --preset demo --force
 
+# Forward + backward and memory (run.sh), then whole training steps in
+# both memory formats (speed.sh), each beside PyTorch.
 bench: setup
 	bench/run.sh
+	bench/speed.sh
 
 # JPEG decoding + augmentation per core, beside torchvision + PIL.
 bench-decode: setup

@@ -71,7 +71,10 @@ def rss_kib():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", default="fwdbwd", choices=["fwdbwd", "train"])
+    ap.add_argument("--mode", default="fwdbwd", choices=["fwdbwd", "train", "step"])
+    ap.add_argument("--channels-last", action="store_true", help="step: the model and input in torch.channels_last")
+    ap.add_argument("--side", type=int, default=32, help="step: image side")
+    ap.add_argument("--model", default="resnet32", choices=["resnet32", "resnet50"], help="step: torchvision's resnet50 or ResNet-32")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
@@ -84,9 +87,12 @@ def main():
     torch.manual_seed(0)
     dev = torch.device(a.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    y = torch.randint(a.classes, (a.batch,), device=dev)
+    if a.mode == "step":
+        step(a, dev, y)
+        return
     net = ResNet32(a.classes).to(dev)
     x = torch.randn(a.batch, 3, 32, 32, device=dev)
-    y = torch.randint(a.classes, (a.batch,), device=dev)
     if a.mode == "fwdbwd":
         times = []
         for i in range(a.warmup + a.iters):
@@ -122,6 +128,43 @@ def main():
             first = first or mean
             print("steps %5d-%5d  mean rss %7.1f MiB  vs first window %+.2f%%  (%.1f steps/s)"
                   % (i - window + 1, i, mean, 100 * (mean - first) / first, i / (time.perf_counter() - t0)))
+
+def step(a, dev, y):
+    """Times whole training steps — forward, Balanced Softmax + LWR,
+    backward, SGD with momentum and weight decay — as bench/resnet --mode
+    step does."""
+    if a.model == "resnet50":
+        import torchvision
+        net = torchvision.models.resnet50(num_classes=a.classes).to(dev)
+        head, dim = lambda: net.fc.weight, 2048
+        forward = net
+    else:
+        net = ResNet32(a.classes).to(dev)
+        head, dim = lambda: net.linear.weight, 64
+        forward = lambda x: net(x)[0]
+    proj = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim)).to(dev)
+    x = torch.randn(a.batch, 3, a.side, a.side, device=dev)
+    if a.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    counts = torch.tensor([500 - 4 * c for c in range(a.classes)], dtype=torch.float, device=dev)
+    opt = torch.optim.SGD(list(net.parameters()) + list(proj.parameters()), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    times = []
+    for i in range(a.warmup + a.iters):
+        t0 = time.perf_counter()
+        logits = forward(x)
+        loss = F.cross_entropy(logits + counts.log(), y) + 0.5 * lwr_loss(head(), proj)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        loss.item()
+        if i >= a.warmup:
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    print("torch %s step %s batch=%d side=%d threads=%d format=%s: median %.1f ms, min %.1f ms over %d iterations"
+          % (torch.__version__, a.model, a.batch, a.side, torch.get_num_threads(), "channels-last" if a.channels_last else "contiguous",
+             1000 * times[len(times) // 2], 1000 * times[0], len(times)))
+
 
 if __name__ == "__main__":
     main()

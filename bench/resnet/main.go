@@ -26,13 +26,16 @@ import (
 )
 
 func main() {
-	mode := pflag.String("mode", "fwdbwd", "fwdbwd: time forward+backward; train: resident memory over SGD steps")
+	mode := pflag.String("mode", "fwdbwd", "fwdbwd: time forward+backward; step: time a whole training step (BS + LWR, SGD); train: resident memory over SGD steps")
 	batch := pflag.Int64("batch", 128, "batch size")
 	iters := pflag.Int("iters", 20, "timed iterations (fwdbwd) or training steps (train)")
 	warmup := pflag.Int("warmup", 3, "untimed iterations first")
 	classes := pflag.Int64("classes", 100, "classes")
 	threads := pflag.Int("threads", 0, "libtorch intra-op threads (0: libtorch's default)")
 	device := pflag.String("device", "cpu", "cpu, cuda or auto")
+	format := pflag.String("memory-format", "contiguous", "step: contiguous or channels-last")
+	side := pflag.Int64("side", 32, "step: image side in pixels (32 for ResNet-32)")
+	model := pflag.String("model", "resnet32", "step: resnet32 or resnet50")
 	pflag.Parse()
 	err := libtorch.OnThread(func() error {
 		dev, err := libtorch.ParseDevice(*device)
@@ -46,6 +49,8 @@ func main() {
 			return fwdbwd(dev, *batch, *classes, *iters, *warmup)
 		case "train":
 			return train(dev, *batch, *classes, *iters, *warmup)
+		case "step":
+			return step(dev, *model, *batch, *side, *classes, *iters, *warmup, *format)
 		}
 		return fmt.Errorf("--mode %q: want fwdbwd or train", *mode)
 	})
@@ -148,6 +153,75 @@ func train(dev gotch.Device, batch, classes int64, steps, warmup int) error {
 				i-window+1, i, mean, 100*(mean-firstMean)/firstMean, len(ts.ExistingTensors), float64(i)/time.Since(start).Seconds())
 		}
 	}
+	return nil
+}
+
+// step times whole training steps (forward, Balanced Softmax + LWR,
+// backward, SGD with momentum and weight decay) on one batch, in the
+// trainer's code, with the weights and inputs in format.
+func step(dev gotch.Device, model string, batch, side, classes int64, iters, warmup int, format string) error {
+	vs := nn.NewVarStore(dev)
+	o := resnet.Options{Classes: classes, InChannels: 3}
+	var net resnet.Net
+	var err error
+	if model == "resnet50" {
+		net, err = resnet.ResNet50(vs.Root(), o)
+	} else {
+		net, err = resnet.ResNet32(vs.Root(), o)
+	}
+	if err != nil {
+		return err
+	}
+	reg, err := lwr.New(vs.Root().Sub("lwr"), net.Head().Weight.MustSize()[1], lwr.DefaultConfig())
+	if err != nil {
+		return err
+	}
+	counts := make([]int64, classes)
+	for c := range counts {
+		counts[c] = 500 - int64(c)*4
+	}
+	loss, err := losses.New(losses.DefaultConfig("balanced-softmax", 200), counts)
+	if err != nil {
+		return err
+	}
+	params := vs.TrainableVariables()
+	x := ts.MustRandn([]int64{batch, 3, side, side}, gotch.Float, dev)
+	if format == libtorch.ChannelsLast {
+		if err := libtorch.SetChannelsLast(params); err != nil {
+			return err
+		}
+		if x, err = libtorch.ToChannelsLast(x); err != nil {
+			return err
+		}
+	} else if format != libtorch.Contiguous {
+		return fmt.Errorf("--memory-format %q: want contiguous or channels-last", format)
+	}
+	opt, err := optim.NewSGD(params, 0.01, 0.9, 5e-4, false)
+	if err != nil {
+		return err
+	}
+	y := ts.MustRandint(classes, []int64{batch}, gotch.Int64, dev)
+	var times []float64
+	for i := 0; i < warmup+iters; i++ {
+		start := time.Now()
+		var s libtorch.Scope
+		logits, feat := net.ForwardT(x, true)
+		s.Keep(logits)
+		s.Keep(feat)
+		lb := s.Keep(loss.Loss(logits, y))
+		r := s.Keep(reg.Loss(net.Head().Weight))
+		total := s.Keep(lb.MustAdd(s.Keep(r.MustMulScalar(ts.FloatScalar(0.5), false)), false))
+		total.MustBackward()
+		opt.Step()
+		total.Float64Values() // host sync
+		s.Free()
+		if i >= warmup {
+			times = append(times, time.Since(start).Seconds())
+		}
+	}
+	sort.Float64s(times)
+	fmt.Printf("go step %s batch=%d side=%d threads=%d format=%s: median %.1f ms, min %.1f ms over %d iterations\n",
+		model, batch, side, libtorch.NumThreads(), format, 1000*times[len(times)/2], 1000*times[0], len(times))
 	return nil
 }
 

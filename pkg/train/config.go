@@ -16,9 +16,12 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/sugarme/gotch"
+
 	"github.com/lwr-go/lwr/pkg/dist"
 	"github.com/lwr-go/lwr/pkg/imagenet"
 	"github.com/lwr-go/lwr/pkg/jpeg"
+	"github.com/lwr-go/lwr/pkg/libtorch"
 	"github.com/lwr-go/lwr/pkg/losses"
 	"github.com/lwr-go/lwr/pkg/lwr"
 )
@@ -71,10 +74,13 @@ type Config struct {
 	EvalEvery int    `json:"eval_every"` // evaluate every N epochs (and after the last)
 	Device    string `json:"device"`     // cpu, cuda, cuda:N, auto
 	Threads   int    `json:"threads"`    // libtorch CPU threads; 0: all cores
-	Out       string `json:"out"`        // output folder
-	Resume    bool   `json:"-"`          // continue from Out's checkpoint
-	Force     bool   `json:"-"`          // move a run already in Out aside (to Out.old-TIME) and start anew
-	Quiet     bool   `json:"-"`          // no progress line
+	// MemoryFormat of images and convolution weights: channels-last,
+	// contiguous (NCHW), or "" / auto: the faster one for the device.
+	MemoryFormat string `json:"memory_format,omitempty"`
+	Out          string `json:"out"` // output folder
+	Resume       bool   `json:"-"`   // continue from Out's checkpoint
+	Force        bool   `json:"-"`   // move a run already in Out aside (to Out.old-TIME) and start anew
+	Quiet        bool   `json:"-"`   // no progress line
 
 	// Dist is the process group of a data-parallel run (a worker started
 	// by torchrun or --nproc-per-node), nil for a run on its own. Its rank
@@ -165,6 +171,8 @@ func (c Config) Validate() error {
 		check(!usesIB(c.Loss.Name) || c.Loss.IBEpoch < c.Epochs,
 			"--ib-epoch %d: want below --epochs %d, or --loss %s never switches to IB", c.Loss.IBEpoch, c.Epochs, c.Loss.Name),
 		check(c.Sampler == "instance" || c.Sampler == "class" || c.Sampler == "sqrt", "--sampler %q: want instance, class or sqrt", c.Sampler),
+		check(c.MemoryFormat == "" || c.MemoryFormat == "auto" || c.MemoryFormat == libtorch.ChannelsLast || c.MemoryFormat == libtorch.Contiguous,
+			"--memory-format %q: want auto, channels-last or contiguous", c.MemoryFormat),
 		check(c.EvalEvery >= 1, "--eval-every %d: want ≥ 1", c.EvalEvery),
 	} {
 		if err != nil {
@@ -251,7 +259,7 @@ func (c Config) Hash() string {
 
 // resultRelevant is c without the settings that do not change the result.
 func (c Config) resultRelevant() Config {
-	c.Out, c.Device, c.Threads, c.EvalEvery, c.Workers, c.Prefetch = "", "", 0, 0, 0, 0
+	c.Out, c.Device, c.Threads, c.EvalEvery, c.Workers, c.Prefetch, c.MemoryFormat = "", "", 0, 0, 0, 0, ""
 	c.MaxPixels, c.MaxBytes, c.CheckImages = 0, 0, false
 	return c
 }
@@ -308,6 +316,19 @@ func LearningRate(c Config, epoch int) float64 {
 		}
 	}
 	return lr
+}
+
+// memoryFormat is the memory format c's run uses on dev: as asked, or for
+// auto channels-last on CPUs (oneDNN's blocked convolutions; BENCHMARKS.md)
+// and contiguous on GPUs.
+func (c Config) memoryFormat(dev gotch.Device) string {
+	if c.MemoryFormat == libtorch.ChannelsLast || c.MemoryFormat == libtorch.Contiguous {
+		return c.MemoryFormat
+	}
+	if dev.IsCuda() {
+		return libtorch.Contiguous
+	}
+	return libtorch.ChannelsLast
 }
 
 // worldOf is the number of workers of c's run (1 on its own).

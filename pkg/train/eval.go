@@ -76,6 +76,9 @@ func EvaluateCheckpoint(ctx context.Context, ckpt, device, split, out string) (E
 		if err := loadCheckpoint(ckpt, named, vs, nil); err != nil {
 			return err
 		}
+		if net, err = inMemoryFormat(c.memoryFormat(dev), vs, nil, net); err != nil {
+			return err
+		}
 		counts := trainSrc.Counts()
 		e := metrics.NewEvaluation(testSrc.Classes())
 		e.Record = true

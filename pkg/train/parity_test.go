@@ -116,107 +116,118 @@ func TestTrainStepParity(t *testing.T) {
 		t.Fatal(err)
 	}
 	libtorch.SetNumThreads(1)
-	for _, k := range p.Cases {
-		name := k.DType + "/" + k.Loss
-		if k.LWR {
-			name += "+lwr"
-		}
-		tol, ok := parityTolerances[k.DType]
-		if !ok {
-			t.Fatalf("%s: dtype %q has no tolerance", name, k.DType)
-		}
-		dtype := gotch.Float
-		if k.DType == "float64" {
-			dtype = gotch.Double
-		}
-		t.Run(name, func(t *testing.T) {
-			err := libtorch.OnThread(func() error {
-				prev := gotch.SetDefaultDType(dtype) // the parameters' dtype
-				defer gotch.SetDefaultDType(prev)
-				vs := nn.NewVarStore(gotch.CPU)
-				net, err := resnet.ResNet32(vs.Root(), resnet.Options{Classes: int64(p.Classes), InChannels: 1})
-				if err != nil {
-					return err
-				}
-				var reg *lwr.Regularizer
-				if k.LWR {
-					if reg, err = lwr.New(vs.Root().Sub("lwr"), 64, lwr.DefaultConfig()); err != nil {
+	for _, format := range []string{libtorch.Contiguous, libtorch.ChannelsLast} {
+		for _, k := range p.Cases {
+			name := format + "/" + k.DType + "/" + k.Loss
+			if k.LWR {
+				name += "+lwr"
+			}
+			tol, ok := parityTolerances[k.DType]
+			if !ok {
+				t.Fatalf("%s: dtype %q has no tolerance", name, k.DType)
+			}
+			dtype := gotch.Float
+			if k.DType == "float64" {
+				dtype = gotch.Double
+			}
+			t.Run(name, func(t *testing.T) {
+				err := libtorch.OnThread(func() error {
+					prev := gotch.SetDefaultDType(dtype) // the parameters' dtype
+					defer gotch.SetDefaultDType(prev)
+					vs := nn.NewVarStore(gotch.CPU)
+					net, err := resnet.ResNet32(vs.Root(), resnet.Options{Classes: int64(p.Classes), InChannels: 1})
+					if err != nil {
 						return err
 					}
-				}
-				names, params := trainableParams(vs)
-				libtorch.NoGrad(func() {
-					for i, name := range names {
-						v := ts.MustOfSlice(parityInit(i, name, params[i].MustSize())).MustTotype(dtype, true).MustView(params[i].MustSize(), true)
-						params[i].Copy_(v)
-						v.MustDrop()
+					var reg *lwr.Regularizer
+					if k.LWR {
+						if reg, err = lwr.New(vs.Root().Sub("lwr"), 64, lwr.DefaultConfig()); err != nil {
+							return err
+						}
 					}
+					names, params := trainableParams(vs)
+					libtorch.NoGrad(func() {
+						for i, name := range names {
+							v := ts.MustOfSlice(parityInit(i, name, params[i].MustSize())).MustTotype(dtype, true).MustView(params[i].MustSize(), true)
+							params[i].Copy_(v)
+							v.MustDrop()
+						}
+					})
+					var trained resnet.Net = net
+					if format == libtorch.ChannelsLast {
+						if trained, err = inMemoryFormat(format, vs, nil, net); err != nil {
+							return err
+						}
+						if w := vs.Variables()["conv1.weight"]; !libtorch.IsChannelsLast(&w) {
+							return fmt.Errorf("conv1.weight is not channels-last")
+						}
+					}
+					loss, err := losses.New(losses.DefaultConfig(k.Loss, 1), p.Counts)
+					if err != nil {
+						return err
+					}
+					opt, err := optim.NewSGD(params, k.LRs[0], p.Momentum, p.WeightDecay, false)
+					if err != nil {
+						return err
+					}
+					var worst parityTolerance // the largest differences seen, for -v
+					defer func() {
+						t.Logf("largest relative differences: losses %.2g, norms %.2g, sums %.2g", worst.loss, worst.norm, worst.sum)
+					}()
+					x, y := parityBatch(p, dtype)
+					if len(k.Steps) != len(k.LRs) {
+						return fmt.Errorf("%d steps, %d learning rates", len(k.Steps), len(k.LRs))
+					}
+					for i, want := range k.Steps {
+						opt.LR = k.LRs[i]
+						lb, r := trainStep(trained, loss, reg, opt, x, y, p.Lambda)
+						if lb.DType() != dtype {
+							return fmt.Errorf("the loss is %v, want %v", lb.DType(), dtype)
+						}
+						got := lb.Float64Values(true)[0]
+						closeTo(t, fmt.Sprintf("step %d loss", i+1), got, want.LossBal, tol.loss)
+						worst.loss = math.Max(worst.loss, math.Abs(got-want.LossBal)/math.Abs(want.LossBal))
+						if want.LWR != nil {
+							got := r.Float64Values(true)[0]
+							closeTo(t, fmt.Sprintf("step %d R", i+1), got, *want.LWR, tol.loss)
+							worst.loss = math.Max(worst.loss, math.Abs(got-*want.LWR)/math.Abs(*want.LWR))
+						}
+					}
+					vars := vs.Variables()
+					keys := make([]string, 0, len(k.Sums))
+					for name := range k.Sums {
+						keys = append(keys, name)
+					}
+					sort.Strings(keys)
+					for _, name := range keys {
+						v, ok := vars[name]
+						if !ok {
+							t.Errorf("%s: no such variable here", name)
+							continue
+						}
+						d := v.MustTotype(gotch.Double, false)
+						sum := d.MustSum(gotch.Double, false)
+						norm := d.MustNorm(true)
+						// A sum can cancel to near zero: compare it on the scale of the norm.
+						gs, gn := sum.Float64Values(true)[0], norm.Float64Values(true)[0]
+						closeTo(t, name+" sum", gs, k.Sums[name], tol.sum*math.Max(1, k.Norms[name])/math.Max(1e-9, math.Abs(k.Sums[name])))
+						closeTo(t, name+" norm", gn, k.Norms[name], tol.norm)
+						worst.sum = math.Max(worst.sum, math.Abs(gs-k.Sums[name])/math.Max(1, k.Norms[name]))
+						worst.norm = math.Max(worst.norm, math.Abs(gn-k.Norms[name])/k.Norms[name])
+					}
+					if len(keys) != len(vars) {
+						t.Errorf("%d variables here, %d in the reference", len(vars), len(keys))
+					}
+					// vars holds copies: the store must outlive them, or the
+					// finalizers of its tensors free what they point to.
+					runtime.KeepAlive(vs)
+					return nil
 				})
-				loss, err := losses.New(losses.DefaultConfig(k.Loss, 1), p.Counts)
 				if err != nil {
-					return err
+					t.Fatal(err)
 				}
-				opt, err := optim.NewSGD(params, k.LRs[0], p.Momentum, p.WeightDecay, false)
-				if err != nil {
-					return err
-				}
-				var worst parityTolerance // the largest differences seen, for -v
-				defer func() {
-					t.Logf("largest relative differences: losses %.2g, norms %.2g, sums %.2g", worst.loss, worst.norm, worst.sum)
-				}()
-				x, y := parityBatch(p, dtype)
-				if len(k.Steps) != len(k.LRs) {
-					return fmt.Errorf("%d steps, %d learning rates", len(k.Steps), len(k.LRs))
-				}
-				for i, want := range k.Steps {
-					opt.LR = k.LRs[i]
-					lb, r := trainStep(net, loss, reg, opt, x, y, p.Lambda)
-					if lb.DType() != dtype {
-						return fmt.Errorf("the loss is %v, want %v", lb.DType(), dtype)
-					}
-					got := lb.Float64Values(true)[0]
-					closeTo(t, fmt.Sprintf("step %d loss", i+1), got, want.LossBal, tol.loss)
-					worst.loss = math.Max(worst.loss, math.Abs(got-want.LossBal)/math.Abs(want.LossBal))
-					if want.LWR != nil {
-						got := r.Float64Values(true)[0]
-						closeTo(t, fmt.Sprintf("step %d R", i+1), got, *want.LWR, tol.loss)
-						worst.loss = math.Max(worst.loss, math.Abs(got-*want.LWR)/math.Abs(*want.LWR))
-					}
-				}
-				vars := vs.Variables()
-				keys := make([]string, 0, len(k.Sums))
-				for name := range k.Sums {
-					keys = append(keys, name)
-				}
-				sort.Strings(keys)
-				for _, name := range keys {
-					v, ok := vars[name]
-					if !ok {
-						t.Errorf("%s: no such variable here", name)
-						continue
-					}
-					d := v.MustTotype(gotch.Double, false)
-					sum := d.MustSum(gotch.Double, false)
-					norm := d.MustNorm(true)
-					// A sum can cancel to near zero: compare it on the scale of the norm.
-					gs, gn := sum.Float64Values(true)[0], norm.Float64Values(true)[0]
-					closeTo(t, name+" sum", gs, k.Sums[name], tol.sum*math.Max(1, k.Norms[name])/math.Max(1e-9, math.Abs(k.Sums[name])))
-					closeTo(t, name+" norm", gn, k.Norms[name], tol.norm)
-					worst.sum = math.Max(worst.sum, math.Abs(gs-k.Sums[name])/math.Max(1, k.Norms[name]))
-					worst.norm = math.Max(worst.norm, math.Abs(gn-k.Norms[name])/k.Norms[name])
-				}
-				if len(keys) != len(vars) {
-					t.Errorf("%d variables here, %d in the reference", len(vars), len(keys))
-				}
-				// vars holds copies: the store must outlive them, or the
-				// finalizers of its tensors free what they point to.
-				runtime.KeepAlive(vs)
-				return nil
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-		})
+		}
 	}
 }
 

@@ -147,6 +147,9 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 	if err == nil {
 		err = r.broadcastState()
 	}
+	if err == nil {
+		r.net, err = inMemoryFormat(c.memoryFormat(r.vs.Device()), r.vs, r.opt, r.net)
+	}
 	if err := agree(g, err); err != nil {
 		return r.summary(), err
 	}

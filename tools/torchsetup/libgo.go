@@ -123,6 +123,17 @@ func LwrAutocastCUDA(on, bf16 bool) int {
 // float16, -1 otherwise.
 func LwrAutocastCUDABF16() int { return int(C.lwr_autocast_cuda_bf16()) }
 
+// LwrChannelsLast returns t in the channels-last (NHWC) memory format: t
+// itself (a new handle) when it already is one or is not 4-d.
+func LwrChannelsLast(t Ctensor) Ctensor { return C.lwr_channels_last(t) }
+
+// LwrSetChannelsLast switches a 4-d variable's storage to channels-last in
+// place, keeping its identity (what module.to(memory_format=...) does).
+func LwrSetChannelsLast(t Ctensor) { C.lwr_set_channels_last(t) }
+
+// LwrIsChannelsLast reports whether t is 4-d and channels-last.
+func LwrIsChannelsLast(t Ctensor) bool { return C.lwr_is_channels_last(t) == 1 }
+
 // AtManualSeed seeds libtorch's default generators (CPU and, when present, CUDA).
 func AtManualSeed(seed int64) { C.at_manual_seed(C.int64_t(seed)) }
 
@@ -177,6 +188,15 @@ void lwr_sgd_step(tensor *params, tensor *bufs, int n, double lr, double momentu
 int lwr_autocast_cuda(int on, int bf16);
 // The type CUDA autocast casts to: 1 bfloat16, 0 float16, -1 another or an error.
 int lwr_autocast_cuda_bf16(void);
+// t in the channels-last (NHWC) memory format, as t.contiguous(
+// memory_format=torch.channels_last); tensors that are not 4-d come back
+// as they are (a new handle). NULL on error.
+tensor lwr_channels_last(tensor t);
+// Switches a 4-d tensor's storage to channels-last in place (set_data:
+// parameters keep their identity, gradients follow); others are left.
+void lwr_set_channels_last(tensor t);
+// 1 when t is 4-d and channels-last, else 0.
+int lwr_is_channels_last(tensor t);
 #ifdef __cplusplus
 }
 #endif
@@ -234,6 +254,35 @@ int lwr_autocast_cuda(int on, int bf16) {
   } catch (const std::exception &e) {
     torch_last_err = strdup(e.what());
     return -1;
+  }
+}
+
+tensor lwr_channels_last(tensor t) {
+  try {
+    if (t->dim() != 4) return new torch::Tensor(*t);
+    return new torch::Tensor(t->contiguous(at::MemoryFormat::ChannelsLast));
+  } catch (const std::exception &e) {
+    torch_last_err = strdup(e.what());
+    return nullptr;
+  }
+}
+
+void lwr_set_channels_last(tensor t) {
+  try {
+    if (t->dim() != 4) return;
+    torch::NoGradGuard no_grad;
+    t->set_data(t->contiguous(at::MemoryFormat::ChannelsLast));
+  } catch (const std::exception &e) {
+    torch_last_err = strdup(e.what());
+  }
+}
+
+int lwr_is_channels_last(tensor t) {
+  try {
+    return t->dim() == 4 && t->is_contiguous(at::MemoryFormat::ChannelsLast) ? 1 : 0;
+  } catch (const std::exception &e) {
+    torch_last_err = strdup(e.what());
+    return 0;
   }
 }
 

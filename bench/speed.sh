@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Training-step speed on this CPU, ours beside PyTorch in the same run:
+# whole training steps (forward, Balanced Softmax + LWR, backward, SGD with
+# momentum and weight decay) with the weights and input in the default NCHW
+# layout and in channels-last, for ResNet-32 (batch 128 at 2 threads, batch
+# 16 at 1 thread) and ResNet-50 (224 px, batch 32, 2 threads). Rounds
+# alternate the four sides; each figure is the median over rounds of a
+# round's median step time.
+#   usage: bench/speed.sh [rounds] [resnet50 rounds]   (defaults: 5, 2; 0: skip ResNet-50)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-5}
+r50=${2:-2}
+PY=${PYTHON:-/usr/bin/python3}
+make -s setup
+tmp=$(mktemp -d -t lwr-speed.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/resnet" ./bench/resnet
+echo "# $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), torch $($PY -c 'import torch; print(torch.__version__)')"
+log=$tmp/log
+case_() { # case_ NAME ROUNDS THREADS ITERS WARMUP ARGS...
+  local name=$1 n=$2 threads=$3 iters=$4 warm=$5
+  shift 5
+  for r in $(seq "$n"); do
+    for f in contiguous channels-last; do
+      "$tmp/resnet" --mode step --threads "$threads" --iters "$iters" --warmup "$warm" --memory-format "$f" "$@" | sed "s/^/$name /" | tee -a "$log"
+      cl=""
+      [ "$f" = channels-last ] && cl=--channels-last
+      $PY bench/torch_resnet32.py --mode step --threads "$threads" --iters "$iters" --warmup "$warm" $cl "$@" | sed "s/^/$name /" | tee -a "$log"
+    done
+  done
+}
+median() { sed 's/.*median \([0-9.]*\) ms.*/\1/' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+case_ r32-b128-t2 "$rounds" 2 5 2 --batch 128
+case_ r32-b16-t1 "$rounds" 1 20 5 --batch 16
+[ "$r50" -gt 0 ] && case_ r50-b32-t2 "$r50" 2 2 1 --model resnet50 --side 224 --batch 32 --classes 1000
+echo
+echo "| case | ours NCHW | ours channels-last | PyTorch NCHW | PyTorch channels-last | ours (auto: channels-last) vs PyTorch NCHW | vs PyTorch channels-last |"
+echo "|---|---|---|---|---|---|---|"
+for c in r32-b128-t2 r32-b16-t1 r50-b32-t2; do
+  grep -q "^$c " "$log" || continue
+  gn=$(grep "^$c go .*format=contiguous" "$log" | median)
+  gc=$(grep "^$c go .*format=channels-last" "$log" | median)
+  tn=$(grep "^$c torch .*format=contiguous" "$log" | median)
+  tc=$(grep "^$c torch .*format=channels-last" "$log" | median)
+  awk -v c="$c" -v gn="$gn" -v gc="$gc" -v tn="$tn" -v tc="$tc" 'BEGIN {
+    printf "| %s | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.2f× | %.2f× |\n", c, gn, gc, tn, tc, tn / gc, tc / gc }'
+done
