@@ -99,15 +99,7 @@ func train(dev gotch.Device, batch, classes int64, steps, warmup int) error {
 	if err != nil {
 		return err
 	}
-	reg, err := lwr.New(vs.Root().Sub("lwr"), 64, lwr.DefaultConfig())
-	if err != nil {
-		return err
-	}
-	counts := make([]int64, classes)
-	for c := range counts {
-		counts[c] = 500 - int64(c)*4
-	}
-	loss, err := losses.New(losses.DefaultConfig("balanced-softmax", 200), counts)
+	reg, loss, err := objective(vs, net, classes)
 	if err != nil {
 		return err
 	}
@@ -156,6 +148,21 @@ func train(dev gotch.Device, batch, classes int64, steps, warmup int) error {
 	return nil
 }
 
+// objective is the benchmarks' loss: Balanced Softmax over made-up
+// long-tailed counts (500, 496, … per class) and LWR on net's classifier.
+func objective(vs *nn.VarStore, net resnet.Net, classes int64) (*lwr.Regularizer, losses.Loss, error) {
+	reg, err := lwr.New(vs.Root().Sub("lwr"), net.Head().Weight.MustSize()[1], lwr.DefaultConfig())
+	if err != nil {
+		return nil, nil, err
+	}
+	counts := make([]int64, classes)
+	for c := range counts {
+		counts[c] = 500 - int64(c)*4
+	}
+	loss, err := losses.New(losses.DefaultConfig("balanced-softmax", 200), counts)
+	return reg, loss, err
+}
+
 // step times whole training steps (forward, Balanced Softmax + LWR,
 // backward, SGD with momentum and weight decay) on one batch, in the
 // trainer's code, with the weights and inputs in format.
@@ -172,15 +179,7 @@ func step(dev gotch.Device, model string, batch, side, classes int64, iters, war
 	if err != nil {
 		return err
 	}
-	reg, err := lwr.New(vs.Root().Sub("lwr"), net.Head().Weight.MustSize()[1], lwr.DefaultConfig())
-	if err != nil {
-		return err
-	}
-	counts := make([]int64, classes)
-	for c := range counts {
-		counts[c] = 500 - int64(c)*4
-	}
-	loss, err := losses.New(losses.DefaultConfig("balanced-softmax", 200), counts)
+	reg, loss, err := objective(vs, net, classes)
 	if err != nil {
 		return err
 	}
