@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -36,7 +37,19 @@ func main() {
 	format := pflag.String("memory-format", "contiguous", "step: contiguous or channels-last")
 	side := pflag.Int64("side", 32, "step: image side in pixels (32 for ResNet-32)")
 	model := pflag.String("model", "resnet32", "step: resnet32 or resnet50")
+	cpuprofile := pflag.String("cpuprofile", "", "write a Go CPU profile here (cgo calls show as runtime.cgocall)")
 	pflag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "resnet:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	err := libtorch.OnThread(func() error {
 		dev, err := libtorch.ParseDevice(*device)
 		if err != nil {
@@ -55,6 +68,7 @@ func main() {
 		return fmt.Errorf("--mode %q: want fwdbwd or train", *mode)
 	})
 	if err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "resnet:", err)
 		os.Exit(1)
 	}

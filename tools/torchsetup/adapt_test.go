@@ -257,3 +257,14 @@ func TestPatchTorchErr(t *testing.T) {
 		t.Error("a file without gotch's TorchErr was patched without error")
 	}
 }
+
+func TestPatchBallast(t *testing.T) {
+	src := "type bigStruct struct {\n\t" + ballastOriginal + "\n}\n"
+	got, err := PatchBallast(src)
+	if err != nil || !strings.Contains(got, "lots [4 << 10]byte") || strings.Contains(got, "1e5") {
+		t.Errorf("PatchBallast = %q, %v", got, err)
+	}
+	if _, err := PatchBallast("type bigStruct struct{}"); err == nil {
+		t.Error("a file without gotch's ballast was patched")
+	}
+}

@@ -29,7 +29,7 @@ const (
 	gotchVersion = "v0.9.1"
 	// adapterVersion changes whenever what setup writes changes, so that
 	// an old adapted copy is rebuilt.
-	adapterVersion = "12"
+	adapterVersion = "13"
 	generatedFile  = "torch_api_generated.cpp.h"
 	stampFile      = ".lwr-setup.json"
 )
@@ -187,6 +187,12 @@ func patchFatalCalls(root string) (int, error) {
 			src, k := PatchFatal(string(b))
 			if filepath.Base(f) == "error.go" && dir == "ts" {
 				if src, err = PatchTorchErr(src); err != nil {
+					return 0, fmt.Errorf("%s: %w", f, err)
+				}
+				k++
+			}
+			if filepath.Base(f) == "tensor.go" && dir == "ts" {
+				if src, err = PatchBallast(src); err != nil {
 					return 0, fmt.Errorf("%s: %w", f, err)
 				}
 				k++
