@@ -1,6 +1,7 @@
 package train
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -49,11 +50,24 @@ func ExportWeights(ckpt, path string) error {
 
 // exportNamed writes the network tensors of named (variable names; those
 // under lwr. are left out) to path.
+//
+// An LWS run's class scales s are folded into the classifier (row c of
+// the weight and bias times s_c), so that the exported network's logits
+// are the LWS logits.
 func exportNamed(named []ts.NamedTensor, normed bool, path string, meta map[string]string) error {
 	out := map[string]safetensors.Tensor{}
+	var scale *safetensors.Tensor
 	for _, nt := range named {
-		if strings.HasPrefix(nt.Name, "lws.") {
-			return fmt.Errorf("export %s: an LWS run's class scales are not part of a PyTorch network; export the network it started from", path)
+		if nt.Name == "lws.scale" {
+			if normed {
+				return fmt.Errorf("export %s: LWS's class scales cannot be folded into LDAM's normalised classifier; export the network it started from", path)
+			}
+			t, err := toSafetensor(nt.Tensor)
+			if err != nil {
+				return fmt.Errorf("export %s: %w", nt.Name, err)
+			}
+			scale = &t
+			continue
 		}
 		if notNetwork(nt.Name) {
 			continue
@@ -73,7 +87,45 @@ func exportNamed(named []ts.NamedTensor, normed bool, path string, meta map[stri
 	if len(out) == 0 {
 		return fmt.Errorf("export %s: no network variables", path)
 	}
+	if scale != nil {
+		if err := foldScales(out, scale.F32); err != nil {
+			return fmt.Errorf("export %s: %w", path, err)
+		}
+	}
 	return safetensors.Write(path, out, meta)
+}
+
+// foldScales multiplies row c of the classifier's weight and bias in
+// tensors (ResNet-32's linear, ResNet-50's fc) by scale[c].
+func foldScales(tensors map[string]safetensors.Tensor, scale []float32) error {
+	for _, head := range []string{"linear", "fc"} {
+		w, ok := tensors[head+".weight"]
+		if !ok {
+			continue
+		}
+		if len(w.Shape) != 2 || w.Shape[0] != int64(len(scale)) || w.DType != "F32" {
+			return fmt.Errorf("LWS: %s.weight %v %s, %d class scales", head, w.Shape, w.DType, len(scale))
+		}
+		d := int(w.Shape[1])
+		rows := append([]float32(nil), w.F32...)
+		for c, s := range scale {
+			for k := 0; k < d; k++ {
+				rows[c*d+k] *= s
+			}
+		}
+		w.F32 = rows
+		tensors[head+".weight"] = w
+		if b, ok := tensors[head+".bias"]; ok && len(b.F32) == len(scale) {
+			bias := append([]float32(nil), b.F32...)
+			for c, s := range scale {
+				bias[c] *= s
+			}
+			b.F32 = bias
+			tensors[head+".bias"] = b
+		}
+		return nil
+	}
+	return errors.New("LWS: no classifier (linear or fc) to fold the class scales into")
 }
 
 // notNetwork reports variables that are lwr's additions, not the network's:

@@ -240,6 +240,7 @@ func TestStage2(t *testing.T) {
 	if _, err := Run(context.Background(), lws, nil); err != nil {
 		t.Fatal(err)
 	}
+	var scales []float32
 	err = libtorch.OnThread(func() error {
 		_, named, err := readCheckpointState(filepath.Join(lws.Out, CheckpointFile))
 		if err != nil {
@@ -255,6 +256,7 @@ func TestStage2(t *testing.T) {
 				return err
 			}
 			if name == "lws.scale" {
+				scales = got.F32
 				moved := false
 				for _, v := range got.F32 {
 					moved = moved || v != 1
@@ -273,7 +275,29 @@ func TestStage2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ExportWeights(filepath.Join(lws.Out, CheckpointFile), filepath.Join(dir, "lws.safetensors")); err == nil || !strings.Contains(err.Error(), "LWS") {
-		t.Errorf("export of an LWS run: err = %v, want it refused", err)
+	// Exported, the LWS scales are folded into the classifier: row c of
+	// linear.weight and linear.bias is stage one's times s_c.
+	exported := filepath.Join(dir, "lws.safetensors")
+	if err := ExportWeights(filepath.Join(lws.Out, CheckpointFile), exported); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := safetensors.Read(exported)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got["lws.scale"]; ok {
+		t.Error("the export holds lws.scale")
+	}
+	w, w1 := got["linear.weight"], stage1["linear.weight"]
+	b, b1 := got["linear.bias"], stage1["linear.bias"]
+	d := int(w.Shape[1])
+	for c := range b.F32 {
+		s := scales[c]
+		if math.Abs(float64(b.F32[c]-b1.F32[c]*s)) > 1e-6 || math.Abs(float64(w.F32[c*d]-w1.F32[c*d]*s)) > 1e-6 {
+			t.Errorf("class %d: bias %v, weight[0] %v; want stage one's × %v (%v, %v)", c, b.F32[c], w.F32[c*d], s, b1.F32[c]*s, w1.F32[c*d]*s)
+		}
+	}
+	if !same(got["conv1.weight"].F32, stage1["conv1.weight"].F32) {
+		t.Error("the backbone changed in the export")
 	}
 }
