@@ -6,7 +6,7 @@
 # 16 at 1 thread) and ResNet-50 (224 px, batch 32, 2 threads). Rounds
 # alternate the four sides; each figure is the median over rounds of a
 # round's median step time.
-#   usage: bench/speed.sh [rounds] [resnet50 rounds]   (defaults: 5, 2; 0: skip ResNet-50)
+#   usage: bench/speed.sh [rounds] [resnet50 rounds]   (defaults: 5, 2; 0 skips those cases)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
@@ -31,8 +31,10 @@ case_() { # case_ NAME ROUNDS THREADS ITERS WARMUP ARGS...
   done
 }
 median() { sed 's/.*median \([0-9.]*\) ms.*/\1/' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-case_ r32-b128-t2 "$rounds" 2 5 2 --batch 128
-case_ r32-b16-t1 "$rounds" 1 20 5 --batch 16
+if [ "$rounds" -gt 0 ]; then
+  case_ r32-b128-t2 "$rounds" 2 5 2 --batch 128
+  case_ r32-b16-t1 "$rounds" 1 20 5 --batch 16
+fi
 [ "$r50" -gt 0 ] && case_ r50-b32-t2 "$r50" 2 2 1 --model resnet50 --side 224 --batch 32 --classes 1000
 echo
 echo "| case | ours NCHW | ours channels-last | PyTorch NCHW | PyTorch channels-last | ours (auto: channels-last) vs PyTorch NCHW | vs PyTorch channels-last |"

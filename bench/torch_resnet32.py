@@ -111,7 +111,7 @@ def main():
               % (torch.__version__, a.batch, torch.get_num_threads(), a.device, 1000 * times[len(times) // 2], 1000 * times[0], len(times)))
         return
     proj = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64)).to(dev)
-    counts = torch.tensor([500 - 4 * c for c in range(a.classes)], dtype=torch.float, device=dev)
+    counts = torch.tensor([max(1, 500 - 4 * c) for c in range(a.classes)], dtype=torch.float, device=dev)
     opt = torch.optim.SGD(list(net.parameters()) + list(proj.parameters()), lr=0.1, momentum=0.9, weight_decay=5e-4)
     window, samples, first, t0 = a.iters // 10, [], 0.0, time.perf_counter()
     for i in range(1, a.iters + 1):
@@ -147,7 +147,7 @@ def step(a, dev, y):
     if a.channels_last:
         net = net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    counts = torch.tensor([500 - 4 * c for c in range(a.classes)], dtype=torch.float, device=dev)
+    counts = torch.tensor([max(1, 500 - 4 * c) for c in range(a.classes)], dtype=torch.float, device=dev)
     opt = torch.optim.SGD(list(net.parameters()) + list(proj.parameters()), lr=0.01, momentum=0.9, weight_decay=5e-4)
     times = []
     for i in range(a.warmup + a.iters):

@@ -171,7 +171,7 @@ func objective(vs *nn.VarStore, net resnet.Net, classes int64) (*lwr.Regularizer
 	}
 	counts := make([]int64, classes)
 	for c := range counts {
-		counts[c] = 500 - int64(c)*4
+		counts[c] = max(1, 500-int64(c)*4)
 	}
 	loss, err := losses.New(losses.DefaultConfig("balanced-softmax", 200), counts)
 	return reg, loss, err
