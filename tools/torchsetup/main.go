@@ -146,7 +146,7 @@ func run(out, python string, install, force bool, log func(string, ...any)) erro
 	if err != nil {
 		return err
 	}
-	log("patched %d log.Fatal calls into panics that lwr returns as errors", fatals)
+	log("patched gotch's Go in %d places: log.Fatal calls into panics that lwr returns as errors, TorchErr's message, the per-tensor ballast", fatals)
 	adapted, total, err := adapt(libtch, lt, log)
 	if err != nil {
 		return err
