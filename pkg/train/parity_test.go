@@ -55,9 +55,15 @@ type parityTolerance struct{ loss, norm, sum float64 }
 // most: losses 2.1e-7, norms 9.4e-5, sums 5.2e-3 (layer3.3.conv2.weight:
 // 36,864 entries whose gradients carry the kernels' rounding). The
 // tolerances are about four times those.
+//
+// In channels-last (the CPU default) float32 runs other oneDNN kernels than
+// PyTorch's NCHW reference; ours under the three ISAs against the file
+// differed by at most losses 1.0e-6 (SSE4.1), norms 9e-5, sums 5.2e-3
+// (2026-11-29): its loss tolerance is four times that, the rest as above.
 var parityTolerances = map[string]parityTolerance{
-	"float64": {loss: 1e-10, norm: 1e-10, sum: 1e-10},
-	"float32": {loss: 1e-6, norm: 4e-4, sum: 2e-2},
+	"float64":               {loss: 1e-10, norm: 1e-10, sum: 1e-10},
+	"float32":               {loss: 1e-6, norm: 4e-4, sum: 2e-2},
+	"float32/channels-last": {loss: 4e-6, norm: 4e-4, sum: 2e-2},
 }
 
 // parityInit is gen_parity.py's init_value: the values of parameter
@@ -122,7 +128,10 @@ func TestTrainStepParity(t *testing.T) {
 			if k.LWR {
 				name += "+lwr"
 			}
-			tol, ok := parityTolerances[k.DType]
+			tol, ok := parityTolerances[k.DType+"/"+format]
+			if !ok {
+				tol, ok = parityTolerances[k.DType]
+			}
 			if !ok {
 				t.Fatalf("%s: dtype %q has no tolerance", name, k.DType)
 			}
