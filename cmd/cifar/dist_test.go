@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"net"
 	"os"
 	"os/exec"
@@ -167,10 +168,7 @@ func TestTorchrun(t *testing.T) {
 		t.Skip("runs torchrun")
 	}
 	needGloo(t)
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import torch.distributed.run").Run(); err != nil {
-		t.Skipf("needs Debian's python3-torch (torchrun): %v", err)
-	}
+	py := torchrunPython(t)
 	out := filepath.Join(t.TempDir(), "run")
 	// --redirects/--tee: Debian's torchrun 1.13 does not start under
 	// Python 3.11 without them.
@@ -188,6 +186,35 @@ func TestTorchrun(t *testing.T) {
 	if strings.Count(string(b), "== synthetic") != 1 {
 		t.Errorf("want one run line (rank 0's):\n%s", b)
 	}
+}
+
+// torchrunPython is a python3 whose PyTorch is the one this build links
+// (torchrun's store and ours must speak the same version): the pip
+// environment the libtorch came from, or Debian's python3-torch for
+// Debian's libtorch. It skips the test when there is none.
+func torchrunPython(t *testing.T) string {
+	b, err := os.ReadFile("../../third_party/gotch/.lwr-setup.json")
+	if err != nil {
+		t.Skipf("no setup stamp: %v", err)
+	}
+	var stamp struct {
+		Libtorch struct{ Root, Version string }
+	}
+	if err := json.Unmarshal(b, &stamp); err != nil {
+		t.Fatal(err)
+	}
+	want := stamp.Libtorch.Version
+	if i := strings.LastIndex(want, "."); i > 0 {
+		want = want[:i] // major.minor
+	}
+	for _, py := range []string{filepath.Join(stamp.Libtorch.Root, "..", "..", "..", "..", "bin", "python3"), "/usr/bin/python3"} {
+		out, err := exec.Command(py, "-c", "import torch.distributed.run, torch; print(torch.__version__)").Output()
+		if err == nil && strings.HasPrefix(strings.TrimSpace(string(out)), want) {
+			return py
+		}
+	}
+	t.Skipf("no python3 with torchrun of PyTorch %s, the libtorch of this build", want)
+	return ""
 }
 
 func freePort(t *testing.T) int {

@@ -57,8 +57,8 @@ func launch(name string, args []string, n int, grace time.Duration) error {
 	var out sync.WaitGroup
 	for r := 0; r < n; r++ {
 		cmd := exec.Command(exe, child...)
-		cmd.Env = append(os.Environ(), "RANK="+strconv.Itoa(r), "LOCAL_RANK="+strconv.Itoa(r), "WORLD_SIZE="+strconv.Itoa(n),
-			"MASTER_ADDR="+addr, "MASTER_PORT="+port, "TORCHELASTIC_USE_AGENT_STORE=")
+		cmd.Env = append(workerEnviron(), "RANK="+strconv.Itoa(r), "LOCAL_RANK="+strconv.Itoa(r), "WORLD_SIZE="+strconv.Itoa(n),
+			"MASTER_ADDR="+addr, "MASTER_PORT="+port)
 		cmd.Stdin = nil
 		if r == 0 {
 			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
@@ -130,6 +130,22 @@ func launch(name string, args []string, n int, grace time.Duration) error {
 		return &SignalError{Signal: signalled, Err: train.ErrInterrupted}
 	}
 	return nil
+}
+
+// workerEnviron is this process's environment without the variables the
+// launcher sets, nor torchrun's agent-store flag (rank 0 serves the store;
+// libtorch 2.x refuses the flag set empty).
+func workerEnviron() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch name {
+		case "RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_USE_AGENT_STORE", "TORCHELASTIC_RESTART_COUNT":
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
 }
 
 // freePort is a TCP port of the loopback nobody listens on (for now).
