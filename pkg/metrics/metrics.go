@@ -99,10 +99,11 @@ func NewEvaluation(classes int) *Evaluation {
 func (e *Evaluation) Add(probs []float64, labels []int64) {
 	for i, y := range labels {
 		row := probs[i*e.classes : (i+1)*e.classes]
-		if e.Record && finite(row) {
-			e.record(row, y, Summarize(row, y).Best)
+		r := Summarize(row, y)
+		if e.Record && r.Finite {
+			e.record(row, y, r.Best)
 		}
-		e.AddResult(y, Summarize(row, y))
+		e.AddResult(y, r)
 	}
 }
 

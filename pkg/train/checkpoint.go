@@ -251,10 +251,7 @@ func loadCheckpoint(path string, named []ts.NamedTensor, vs *nn.VarStore, opt *o
 // the pointers the model holds (gotch's TrainableVariables has no names and
 // a random order, which would mismatch momentum buffers across runs).
 func trainableParams(vs *nn.VarStore) ([]string, []*ts.Tensor) {
-	byHandle := map[uintptr]*ts.Tensor{}
-	for _, p := range vs.TrainableVariables() {
-		byHandle[uintptr(p.Ctensor())] = p
-	}
+	byHandle := trainableByHandle(vs)
 	var names []string
 	for name, v := range vs.Variables() {
 		if _, ok := byHandle[uintptr(v.Ctensor())]; ok {
@@ -269,6 +266,16 @@ func trainableParams(vs *nn.VarStore) ([]string, []*ts.Tensor) {
 		params[i] = byHandle[uintptr(v.Ctensor())]
 	}
 	return names, params
+}
+
+// trainableByHandle maps the C handle of each trainable variable of vs to
+// the pointer the model holds (Variables returns copies).
+func trainableByHandle(vs *nn.VarStore) map[uintptr]*ts.Tensor {
+	byHandle := map[uintptr]*ts.Tensor{}
+	for _, p := range vs.TrainableVariables() {
+		byHandle[uintptr(p.Ctensor())] = p
+	}
+	return byHandle
 }
 
 // describeDiff says which settings differ between a checkpoint and a run.

@@ -32,32 +32,34 @@ func (r *runner) lead() bool { return r.g.Rank == 0 }
 // when this rank is fine but another is not, an error saying so. Every
 // rank must call it at the same point.
 func agree(g *dist.Group, err error) error {
-	if !g.Distributed() {
-		return err
-	}
-	bad := 0.0
-	if err != nil {
-		bad = 1
-	}
-	var n float64
-	cerr := libtorch.Catch(func() {
-		t := ts.MustOfSlice([]float64{bad})
-		defer t.MustDrop()
-		if e := g.AllReduceSum([]*ts.Tensor{t}); e != nil {
-			err = errors.Join(err, e)
-			return
-		}
-		n = t.Float64Values()[0]
-	})
+	failed, cerr := anyRank(g, err != nil)
 	switch {
+	case err != nil && cerr != nil:
+		return errors.Join(err, cerr)
 	case err != nil:
 		return err
 	case cerr != nil:
 		return cerr
-	case n > 0:
+	case failed[0]:
 		return fmt.Errorf("rank %d of %d: stopping: another rank failed (its message above)", g.Rank, g.World)
 	}
 	return nil
+}
+
+// anyRank tells every rank, flag by flag, whether any rank set it.
+func anyRank(g *dist.Group, flags ...bool) ([]bool, error) {
+	vals := make([]float64, len(flags))
+	for i, f := range flags {
+		if f {
+			vals[i] = 1
+		}
+	}
+	sums, err := sumOver(g, vals)
+	out := make([]bool, len(flags))
+	for i, v := range sums {
+		out[i] = v > 0
+	}
+	return out, err
 }
 
 // sortedVars are vs's variables in name order (the same order on every
@@ -69,14 +71,11 @@ func sortedVars(vs *nn.VarStore) (all, buffers []*ts.Tensor) {
 		names = append(names, name)
 	}
 	sort.Strings(names)
-	trainable := map[uintptr]bool{}
-	for _, p := range vs.TrainableVariables() {
-		trainable[uintptr(p.Ctensor())] = true
-	}
+	trainable := trainableByHandle(vs)
 	for _, name := range names {
 		v := vars[name]
 		all = append(all, &v)
-		if !trainable[uintptr(v.Ctensor())] {
+		if _, ok := trainable[uintptr(v.Ctensor())]; !ok {
 			buffers = append(buffers, &v)
 		}
 	}
@@ -119,33 +118,6 @@ func (r *runner) epochOrder(epoch int) ([]int64, *rand.Rand, error) {
 		rng = rand.New(rand.NewPCG(uint64(c.Seed), uint64(epoch)|uint64(r.g.Rank)<<32))
 	}
 	return order, rng, nil
-}
-
-// stepFlags tells every rank whether any rank was interrupted or saw a
-// non-finite loss in the step just taken: (interrupted, diverged).
-func (r *runner) stepFlags(interrupted, diverged bool) (bool, bool, error) {
-	if !r.g.Distributed() {
-		return interrupted, diverged, nil
-	}
-	f := []float64{0, 0}
-	if interrupted {
-		f[0] = 1
-	}
-	if diverged {
-		f[1] = 1
-	}
-	var err error
-	cerr := libtorch.Catch(func() {
-		t := ts.MustOfSlice(f)
-		defer t.MustDrop()
-		if err = r.g.AllReduceSum([]*ts.Tensor{t}); err == nil {
-			f = t.Float64Values()
-		}
-	})
-	if err == nil {
-		err = cerr
-	}
-	return f[0] > 0, f[1] > 0, err
 }
 
 // sumOver adds vals over the ranks (a log line's sums).
@@ -207,9 +179,9 @@ func evaluateOn(ctx context.Context, g *dist.Group, net resnet.Net, src source, 
 		v := res[4*i : 4*i+4]
 		ev.AddResult(y, metrics.Result{Best: int(v[0]), PLabel: v[1], Conf: v[2], Finite: v[3] == 1})
 	}
-	if stop, _, err := (&runner{g: g}).stepFlags(ctx.Err() != nil, false); err != nil {
+	if stop, err := anyRank(g, ctx.Err() != nil); err != nil {
 		return metrics.Metrics{}, err
-	} else if stop {
+	} else if stop[0] {
 		return ev.Metrics(trainCounts), ErrInterrupted
 	}
 	return ev.Metrics(trainCounts), nil

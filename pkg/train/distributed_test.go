@@ -7,11 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -42,8 +40,7 @@ const distSteps = 5
 // paramValues are the trainable parameters of vs, in name order, as
 // float64.
 func paramValues(vs *nn.VarStore) []float64 {
-	names, params := trainableParams(vs)
-	_ = names
+	_, params := trainableParams(vs)
 	var out []float64
 	for _, p := range params {
 		out = append(out, p.MustTotype(gotch.Double, false).Float64Values(true)...)
@@ -152,18 +149,16 @@ func runWorkers(t *testing.T, mode string, world int, out string) {
 	if !dist.Available() {
 		t.Skip("this build has no Gloo backend: install libgloo-dev and run make setup")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := dist.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	cmds := make([]*exec.Cmd, world)
 	outs := make([]strings.Builder, world)
 	for r := range cmds {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "LWR_TRAIN_TEST_WORKER="+mode, "LWR_TRAIN_TEST_OUT="+out, "WORLD_SIZE="+strconv.Itoa(world),
-			"RANK="+strconv.Itoa(r), "MASTER_ADDR=127.0.0.1", "MASTER_PORT="+strconv.Itoa(port))
+		env := dist.Env{Rank: r, LocalRank: r, World: world, Addr: "127.0.0.1", Port: port}
+		cmd.Env = append(append(os.Environ(), "LWR_TRAIN_TEST_WORKER="+mode, "LWR_TRAIN_TEST_OUT="+out), env.Environ()...)
 		cmd.Stdout, cmd.Stderr = &outs[r], &outs[r]
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -421,7 +421,6 @@ func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
 	next, stop := r.train.Batches(ctx, order, batch, c.Augment, rng, uint64(c.Seed)^uint64(r.g.Rank)<<40, epoch, st.Step)
 	defer stop()
 	var wait, comm time.Duration
-	_, params := trainableParams(r.vs)
 	for b := st.Step; b < batches; b++ {
 		lo, hi := b*batch, min((b+1)*batch, len(order))
 		t0 := time.Now()
@@ -454,7 +453,7 @@ func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
 				}
 				comm += time.Since(t0)
 				sync = func() error {
-					grads := gradients(params)
+					grads := gradients(r.opt.Params)
 					defer func() {
 						for _, g := range grads {
 							g.MustDrop()
@@ -482,7 +481,10 @@ func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
 			return EpochLog{}, r.stopped(fmt.Errorf("epoch %d step %d: %w", epoch+1, b+1, err))
 		}
 		t1 := time.Now()
-		interrupted, diverged, ferr := r.stepFlags(ctx.Err() != nil, math.IsNaN(lv) || math.IsInf(lv, 0) || math.IsNaN(rv) || math.IsInf(rv, 0))
+		// Every rank stops after the same step: when any was interrupted
+		// or saw a non-finite loss.
+		flags, ferr := anyRank(r.g, ctx.Err() != nil, math.IsNaN(lv) || math.IsInf(lv, 0) || math.IsNaN(rv) || math.IsInf(rv, 0))
+		interrupted, diverged := flags[0], flags[1]
 		if ferr != nil {
 			return EpochLog{}, fmt.Errorf("epoch %d step %d: %w; %s", epoch+1, b+1, ferr, lastGood(r.ckptPath))
 		}
