@@ -170,10 +170,14 @@ func TestTorchrun(t *testing.T) {
 	needGloo(t)
 	py := torchrunPython(t)
 	out := filepath.Join(t.TempDir(), "run")
+	port, err := dist.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	// --redirects/--tee: Debian's torchrun 1.13 does not start under
 	// Python 3.11 without them.
 	args := append([]string{"-m", "torch.distributed.run", "--redirects=1", "--tee=1", "--nnodes", "1", "--nproc_per_node", "2",
-		"--master_port", strconv.Itoa(freePort(t)), "--no_python", binary(t)}, smallRun(out, "2")...)
+		"--master_port", strconv.Itoa(port), "--no_python", binary(t)}, smallRun(out, "2")...)
 	cmd := exec.Command(py, args...)
 	b, err := cmd.CombinedOutput()
 	if err != nil {
@@ -215,13 +219,4 @@ func torchrunPython(t *testing.T) string {
 	}
 	t.Skipf("no python3 with torchrun of PyTorch %s, the libtorch of this build", want)
 	return ""
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -16,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lwr-go/lwr/pkg/dist"
 	"github.com/lwr-go/lwr/pkg/train"
 )
 
@@ -31,13 +31,13 @@ func launch(name string, args []string, n int, grace time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("--nproc-per-node: %w", err)
 	}
-	port := os.Getenv("MASTER_PORT")
-	if port == "" {
-		p, err := freePort()
-		if err != nil {
-			return fmt.Errorf("--nproc-per-node: no free port on the loopback for the store: %w", err)
+	var port int
+	if v := os.Getenv("MASTER_PORT"); v != "" {
+		if port, err = strconv.Atoi(v); err != nil || port < 1 || port > 65535 {
+			return fmt.Errorf("MASTER_PORT=%q: want an integer in 1..65535", v)
 		}
-		port = strconv.Itoa(p)
+	} else if port, err = dist.FreePort(); err != nil {
+		return fmt.Errorf("--nproc-per-node: no free port on the loopback for the store: %w", err)
 	}
 	addr := cmp.Or(os.Getenv("MASTER_ADDR"), "127.0.0.1")
 	child := withoutFlag(args, "nproc-per-node")
@@ -57,8 +57,7 @@ func launch(name string, args []string, n int, grace time.Duration) error {
 	var out sync.WaitGroup
 	for r := 0; r < n; r++ {
 		cmd := exec.Command(exe, child...)
-		cmd.Env = append(workerEnviron(), "RANK="+strconv.Itoa(r), "LOCAL_RANK="+strconv.Itoa(r), "WORLD_SIZE="+strconv.Itoa(n),
-			"MASTER_ADDR="+addr, "MASTER_PORT="+port)
+		cmd.Env = append(workerEnviron(), dist.Env{Rank: r, LocalRank: r, World: n, Addr: addr, Port: port}.Environ()...)
 		cmd.Stdin = nil
 		if r == 0 {
 			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
@@ -83,7 +82,7 @@ func launch(name string, args []string, n int, grace time.Duration) error {
 			return fmt.Errorf("--nproc-per-node: starting rank %d: %w", r, err)
 		}
 		cmds[r] = cmd
-		fmt.Fprintf(os.Stderr, "%s: rank %d of %d is pid %d (store %s:%s)\n", name, r, n, cmd.Process.Pid, addr, port)
+		fmt.Fprintf(os.Stderr, "%s: rank %d of %d is pid %d (store %s:%d)\n", name, r, n, cmd.Process.Pid, addr, port)
 		go func(r int, cmd *exec.Cmd) {
 			if r > 0 {
 				out.Wait() // the pipe drained before Wait closes it
@@ -146,16 +145,6 @@ func workerEnviron() []string {
 		out = append(out, kv)
 	}
 	return out
-}
-
-// freePort is a TCP port of the loopback nobody listens on (for now).
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // withoutFlag is args without --name (as "--name V" or "--name=V").

@@ -7,6 +7,7 @@ package dist
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 )
 
@@ -68,4 +69,22 @@ func FromEnv(getenv func(string) string) (env Env, ok bool, err error) {
 		}
 	}
 	return env, true, nil
+}
+
+// Environ is e as the environment variables FromEnv reads (torchrun's
+// names), to start a worker with.
+func (e Env) Environ() []string {
+	return []string{"RANK=" + strconv.Itoa(e.Rank), "LOCAL_RANK=" + strconv.Itoa(e.LocalRank),
+		"WORLD_SIZE=" + strconv.Itoa(e.World), "MASTER_ADDR=" + e.Addr, "MASTER_PORT=" + strconv.Itoa(e.Port)}
+}
+
+// FreePort is a TCP port of the loopback nobody listens on at the moment
+// of asking (for a job's store).
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }

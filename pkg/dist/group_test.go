@@ -2,10 +2,8 @@ package dist
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,17 +25,6 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
-}
-
-// FreePort is a TCP port on the loopback nobody listens on (for a moment).
-func FreePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // worker is one rank: it checks the collectives on tensors whose values
@@ -98,12 +85,15 @@ func start(t *testing.T, mode string, world int) []*exec.Cmd {
 	if !Available() {
 		t.Skip("this build has no Gloo backend: install libgloo-dev and run make setup")
 	}
-	port := FreePort(t)
+	port, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var cmds []*exec.Cmd
 	for r := 0; r < world; r++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "LWR_DIST_TEST_WORKER="+mode, "WORLD_SIZE="+strconv.Itoa(world), "RANK="+strconv.Itoa(r),
-			"MASTER_ADDR=127.0.0.1", "MASTER_PORT="+strconv.Itoa(port))
+		env := Env{Rank: r, LocalRank: r, World: world, Addr: "127.0.0.1", Port: port}
+		cmd.Env = append(append(os.Environ(), "LWR_DIST_TEST_WORKER="+mode), env.Environ()...)
 		var out strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Start(); err != nil {

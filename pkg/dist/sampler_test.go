@@ -91,3 +91,18 @@ func TestFromEnv(t *testing.T) {
 		})
 	}
 }
+
+// TestEnvironRoundTrip: the variables a launcher sets from an Env are read
+// back by FromEnv as the same Env.
+func TestEnvironRoundTrip(t *testing.T) {
+	want := Env{Rank: 2, LocalRank: 0, World: 3, Addr: "10.1.2.3", Port: 29601}
+	vars := map[string]string{}
+	for _, kv := range want.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	got, ok, err := FromEnv(func(k string) string { return vars[k] })
+	if !ok || err != nil || got != want {
+		t.Errorf("FromEnv(Environ(%+v)) = %+v, %v, %v", want, got, ok, err)
+	}
+}
