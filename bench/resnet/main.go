@@ -132,16 +132,7 @@ func train(dev gotch.Device, batch, classes int64, steps, warmup int) error {
 	var firstMean float64
 	start := time.Now()
 	for i := 1; i <= steps; i++ {
-		var s libtorch.Scope
-		logits, feat := net.ForwardT(x, true)
-		s.Keep(logits)
-		s.Keep(feat)
-		lb := s.Keep(loss.Loss(logits, y))
-		r := s.Keep(reg.Loss(net.Head().Weight))
-		total := s.Keep(lb.MustAdd(s.Keep(r.MustMulScalar(ts.FloatScalar(0.5), false)), false))
-		total.MustBackward()
-		opt.Step()
-		s.Free()
+		sgdStep(net, loss, reg, opt, x, y)
 		if i > warmup && i%10 == 0 {
 			samples = append(samples, float64(rssKB())/1024)
 		}
@@ -160,6 +151,22 @@ func train(dev gotch.Device, batch, classes int64, steps, warmup int) error {
 		}
 	}
 	return nil
+}
+
+// sgdStep is one training step of the benchmarks: forward, L_bal + 0.5·R,
+// backward, SGD; it returns after the loss reached the host.
+func sgdStep(net resnet.Net, loss losses.Loss, reg *lwr.Regularizer, opt *optim.SGD, x, y *ts.Tensor) {
+	var s libtorch.Scope
+	defer s.Free()
+	logits, feat := net.ForwardT(x, true)
+	s.Keep(logits)
+	s.Keep(feat)
+	lb := s.Keep(loss.Loss(logits, y))
+	r := s.Keep(reg.Loss(net.Head().Weight))
+	total := s.Keep(lb.MustAdd(s.Keep(r.MustMulScalar(ts.FloatScalar(0.5), false)), false))
+	total.MustBackward()
+	opt.Step()
+	total.Float64Values() // host sync
 }
 
 // objective is the benchmarks' loss: Balanced Softmax over made-up
@@ -217,17 +224,7 @@ func step(dev gotch.Device, model string, batch, side, classes int64, iters, war
 	var times []float64
 	for i := 0; i < warmup+iters; i++ {
 		start := time.Now()
-		var s libtorch.Scope
-		logits, feat := net.ForwardT(x, true)
-		s.Keep(logits)
-		s.Keep(feat)
-		lb := s.Keep(loss.Loss(logits, y))
-		r := s.Keep(reg.Loss(net.Head().Weight))
-		total := s.Keep(lb.MustAdd(s.Keep(r.MustMulScalar(ts.FloatScalar(0.5), false)), false))
-		total.MustBackward()
-		opt.Step()
-		total.Float64Values() // host sync
-		s.Free()
+		sgdStep(net, loss, reg, opt, x, y)
 		if i >= warmup {
 			times = append(times, time.Since(start).Seconds())
 		}

@@ -170,15 +170,24 @@ func (r *reader) entry(f *zip.File, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-// elemSize is the bytes per element of each storage class torch.save
-// names, and whether it holds floating-point values.
+// elemSize is, for each storage class torch.save names, its bytes per
+// element and how one element reads: as a float32 (floating-point
+// storages) or an int64 (integer and bool ones).
 var elemSize = map[string]struct {
-	size  int64
-	float bool
+	size int64
+	f32  func([]byte) float32
+	i64  func([]byte) int64
 }{
-	"FloatStorage": {4, true}, "DoubleStorage": {8, true}, "HalfStorage": {2, true}, "BFloat16Storage": {2, true},
-	"LongStorage": {8, false}, "IntStorage": {4, false}, "ShortStorage": {2, false}, "CharStorage": {1, false},
-	"ByteStorage": {1, false}, "BoolStorage": {1, false},
+	"FloatStorage":    {size: 4, f32: func(b []byte) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(b)) }},
+	"DoubleStorage":   {size: 8, f32: func(b []byte) float32 { return float32(math.Float64frombits(binary.LittleEndian.Uint64(b))) }},
+	"HalfStorage":     {size: 2, f32: func(b []byte) float32 { return halfToFloat(binary.LittleEndian.Uint16(b)) }},
+	"BFloat16Storage": {size: 2, f32: func(b []byte) float32 { return math.Float32frombits(uint32(binary.LittleEndian.Uint16(b)) << 16) }},
+	"LongStorage":     {size: 8, i64: func(b []byte) int64 { return int64(binary.LittleEndian.Uint64(b)) }},
+	"IntStorage":      {size: 4, i64: func(b []byte) int64 { return int64(int32(binary.LittleEndian.Uint32(b))) }},
+	"ShortStorage":    {size: 2, i64: func(b []byte) int64 { return int64(int16(binary.LittleEndian.Uint16(b))) }},
+	"CharStorage":     {size: 1, i64: func(b []byte) int64 { return int64(int8(b[0])) }},
+	"ByteStorage":     {size: 1, i64: func(b []byte) int64 { return int64(b[0]) }},
+	"BoolStorage":     {size: 1, i64: func(b []byte) int64 { return int64(b[0]) }},
 }
 
 // tensor reads t's elements out of its storage record.
@@ -244,7 +253,7 @@ func (r *reader) tensor(t *tensorRef) (safetensors.Tensor, error) {
 		r.cache[t.storage.key] = raw
 	}
 	out := safetensors.Tensor{Shape: append([]int64{}, t.size...)}
-	if es.float {
+	if es.f32 != nil {
 		out.DType, out.F32 = "F32", make([]float32, n)
 	} else {
 		out.DType, out.I64 = "I64", make([]int64, n)
@@ -256,25 +265,10 @@ func (r *reader) tensor(t *tensorRef) (safetensors.Tensor, error) {
 			at += idx[i] * t.stride[i]
 		}
 		b := raw[at*es.size : (at+1)*es.size]
-		switch t.storage.class {
-		case "FloatStorage":
-			out.F32[k] = math.Float32frombits(binary.LittleEndian.Uint32(b))
-		case "DoubleStorage":
-			out.F32[k] = float32(math.Float64frombits(binary.LittleEndian.Uint64(b)))
-		case "HalfStorage":
-			out.F32[k] = halfToFloat(binary.LittleEndian.Uint16(b))
-		case "BFloat16Storage":
-			out.F32[k] = math.Float32frombits(uint32(binary.LittleEndian.Uint16(b)) << 16)
-		case "LongStorage":
-			out.I64[k] = int64(binary.LittleEndian.Uint64(b))
-		case "IntStorage":
-			out.I64[k] = int64(int32(binary.LittleEndian.Uint32(b)))
-		case "ShortStorage":
-			out.I64[k] = int64(int16(binary.LittleEndian.Uint16(b)))
-		case "CharStorage":
-			out.I64[k] = int64(int8(b[0]))
-		default: // ByteStorage, BoolStorage
-			out.I64[k] = int64(b[0])
+		if es.f32 != nil {
+			out.F32[k] = es.f32(b)
+		} else {
+			out.I64[k] = es.i64(b)
 		}
 		for i := len(idx) - 1; i >= 0; i-- { // next row-major index
 			if idx[i]++; idx[i] < t.size[i] {

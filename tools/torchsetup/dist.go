@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // glooInclude returns the folder holding gloo/config.h for lt — its own
@@ -16,6 +17,17 @@ func glooInclude(lt Libtorch) string {
 		}
 	}
 	return ""
+}
+
+// glooFlags are the preprocessor flags of c10d's Gloo headers in lt.Gloo:
+// the define they sit behind, and their folder unless the compiler
+// searches it already.
+func glooFlags(lt Libtorch) []string {
+	flags := []string{"-DUSE_C10D_GLOO"}
+	if !isSystemDir(lt.Gloo) && !slices.Contains(lt.Includes, lt.Gloo) {
+		flags = append(flags, "-I"+lt.Gloo)
+	}
+	return flags
 }
 
 // distHeader is the C face of the c10d shim: process groups of libtorch's

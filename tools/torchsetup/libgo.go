@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 )
 
@@ -39,11 +38,8 @@ func LibGo(lt Libtorch) string {
 			cpp = append(cpp, "-I"+inc)
 		}
 	}
-	if lt.Gloo != "" { // c10d's Gloo headers sit behind this define
-		cpp = append(cpp, "-DUSE_C10D_GLOO")
-		if !isSystemDir(lt.Gloo) && !slices.Contains(lt.Includes, lt.Gloo) {
-			cpp = append(cpp, "-I"+lt.Gloo)
-		}
+	if lt.Gloo != "" {
+		cpp = append(cpp, glooFlags(lt)...)
 	}
 	ld := []string{}
 	if !isSystemDir(lt.LibDir) {

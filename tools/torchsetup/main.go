@@ -340,10 +340,7 @@ func checkDist(libtch string, lt Libtorch) (string, error) {
 		return "", err
 	}
 	defer os.Remove(src)
-	args := append(compileFlags(lt, libtch), "-DUSE_C10D_GLOO")
-	if !isSystemDir(lt.Gloo) {
-		args = append(args, "-I"+lt.Gloo)
-	}
+	args := append(compileFlags(lt, libtch), glooFlags(lt)...)
 	cmd := exec.Command("g++", append(args, "-fsyntax-only", "-w", src)...)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
