@@ -2,7 +2,9 @@
 # Side-by-side training on Fashion-MNIST-LT IF 100 (ResNet-32, batch 128,
 # SGD, 1 warm-up epoch, lr ×0.1 at 70% and 85%): ours (cmd/cifar) and the
 # same recipe in PyTorch (bench/torch_train.py, on the subset our run wrote),
-# for CE, Balanced Softmax and BS + LWR, one line of results per run.
+# for CE, Balanced Softmax and BS + LWR, one line of results per run: the
+# final accuracy, the median training epoch and the final evaluation (10,000
+# test images) in seconds.
 #   usage: bench/compare.sh [epochs] [seeds...]      (defaults: 30, seeds 0 1)
 #   RUNS="ce bs+lwr" bench/compare.sh ... runs a subset of the three.
 set -euo pipefail
@@ -16,7 +18,7 @@ tmp=$(mktemp -d -t lwr-compare.XXXXXX) # this run's own folder: nothing fixed in
 trap 'rm -rf "$tmp"' EXIT
 go build -o "$tmp/cifar" ./cmd/cifar
 echo "# $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $epochs epochs"
-printf '%-6s %-5s %-9s %7s %7s %7s %7s %10s\n' side seed run top1 many medium few "s/epoch"
+printf '%-6s %-5s %-9s %7s %7s %7s %7s %10s %8s\n' side seed run top1 many medium few "s/epoch" "eval s"
 for seed in $seeds; do
   for run in ${RUNS:-ce bs bs+lwr}; do
     loss=ce; lwr=false; pyflags=""
@@ -31,13 +33,14 @@ for seed in $seeds; do
 import json, sys
 out, seed, run = sys.argv[1:]
 s = json.load(open(out + "/summary.json"))["final"]
-t = sorted(json.loads(l)["seconds"] for l in open(out + "/log.jsonl"))
-print("%-6s %-5s %-9s %7.2f %7.2f %7.2f %7.2f %10.2f" % ("go", seed, run, s["top1"], s["many"], s["medium"], s["few"], t[len(t) // 2]))
+log = [json.loads(l) for l in open(out + "/log.jsonl")]
+t = sorted(l["seconds"] for l in log)
+print("%-6s %-5s %-9s %7.2f %7.2f %7.2f %7.2f %10.2f %8.2f" % ("go", seed, run, s["top1"], s["many"], s["medium"], s["few"], t[len(t) // 2], log[-1]["eval_seconds"]))
 PYEOF
     (cd bench && $PY torch_train.py --list "../$out/train_subset.txt" --loss "$loss" $pyflags --epochs "$epochs" \
       --seed "$seed" --threads 2) | $PY -c '
 import json, sys
 r = json.loads(sys.stdin.read())
-print("%-6s %-5s %-9s %7.2f %7.2f %7.2f %7.2f %10.2f" % ("torch", sys.argv[1], sys.argv[2], r["top1"], r["many"], r["medium"], r["few"], r["epoch_seconds_median"]))' "$seed" "$run"
+print("%-6s %-5s %-9s %7.2f %7.2f %7.2f %7.2f %10.2f %8.2f" % ("torch", sys.argv[1], sys.argv[2], r["top1"], r["many"], r["medium"], r["few"], r["epoch_seconds_median"], r["eval_seconds"]))' "$seed" "$run"
   done
 done

@@ -32,7 +32,7 @@ case_() { # case_ NAME ROUNDS THREADS ITERS WARMUP ARGS...
 }
 median() { sed 's/.*median \([0-9.]*\) ms.*/\1/' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 if [ "$rounds" -gt 0 ]; then
-  case_ r32-b128-t2 "$rounds" 2 5 2 --batch 128
+  case_ r32-b128-t2 "$rounds" 2 8 5 --batch 128
   case_ r32-b16-t1 "$rounds" 1 20 5 --batch 16
 fi
 [ "$r50" -gt 0 ] && case_ r50-b32-t2 "$r50" 2 2 1 --model resnet50 --side 224 --batch 32 --classes 1000

@@ -149,6 +149,7 @@ def main():
             opt.step()
         times.append(time.perf_counter() - t0)
         losses.append(loss_sum / n)
+    t0 = time.perf_counter()
     net.eval()
     correct = torch.zeros(10)
     total = torch.zeros(10)
@@ -160,6 +161,7 @@ def main():
             total += torch.bincount(y, minlength=10).float()
             correct += torch.bincount(y[pred == y], minlength=10).float()
     acc = 100 * correct / total
+    eval_seconds = time.perf_counter() - t0
 
     def group(sel):
         v = [acc[c].item() for c in range(10) if sel(counts[c].item())]
@@ -171,6 +173,7 @@ def main():
         "top1": 100 * correct.sum().item() / total.sum().item(),
         "many": group(lambda k: k > 100), "medium": group(lambda k: 20 <= k <= 100), "few": group(lambda k: k < 20),
         "epoch_seconds_median": sorted(times)[len(times) // 2], "train_seconds": sum(times),
+        "eval_seconds": eval_seconds,
         "epoch_loss_bal": losses,
     }))
 

@@ -64,6 +64,8 @@ func main() {
 			return train(dev, *batch, *classes, *iters, *warmup)
 		case "step":
 			return step(dev, *model, *batch, *side, *classes, *iters, *warmup, *format)
+		case "eval":
+			return eval(dev, *batch, *side, *classes, *iters, *warmup, *format)
 		}
 		return fmt.Errorf("--mode %q: want fwdbwd or train", *mode)
 	})
@@ -232,6 +234,43 @@ func step(dev gotch.Device, model string, batch, side, classes int64, iters, war
 	sort.Float64s(times)
 	fmt.Printf("go step %s batch=%d side=%d threads=%d format=%s: median %.1f ms, min %.1f ms over %d iterations\n",
 		model, batch, side, libtorch.NumThreads(), format, 1000*times[len(times)/2], 1000*times[0], len(times))
+	return nil
+}
+
+// eval times evaluation: ResNet-32 forward passes in eval mode without
+// gradients over iters batches, in format, and prints the time per image.
+func eval(dev gotch.Device, batch, side, classes int64, iters, warmup int, format string) error {
+	vs := nn.NewVarStore(dev)
+	net, err := resnet.ResNet32(vs.Root(), resnet.Options{Classes: classes, InChannels: 3})
+	if err != nil {
+		return err
+	}
+	x := ts.MustRandn([]int64{batch, 3, side, side}, gotch.Float, dev)
+	if format == libtorch.ChannelsLast {
+		if err := libtorch.SetChannelsLast(vs.TrainableVariables()); err != nil {
+			return err
+		}
+		if x, err = libtorch.ToChannelsLast(x); err != nil {
+			return err
+		}
+	}
+	var times []float64
+	for i := 0; i < warmup+iters; i++ {
+		start := time.Now()
+		libtorch.NoGrad(func() {
+			var s libtorch.Scope
+			defer s.Free()
+			logits, feat := net.ForwardT(x, false)
+			s.Keep(feat)
+			s.Keep(s.Keep(logits).MustSoftmax(1, gotch.Double, false)).Float64Values() // host sync
+		})
+		if i >= warmup {
+			times = append(times, time.Since(start).Seconds())
+		}
+	}
+	sort.Float64s(times)
+	fmt.Printf("go eval resnet32 batch=%d side=%d threads=%d format=%s: median %.3f ms/image over %d batches\n",
+		batch, side, libtorch.NumThreads(), format, 1000*times[len(times)/2]/float64(batch), len(times))
 	return nil
 }
 

@@ -331,6 +331,21 @@ func (c Config) memoryFormat(dev gotch.Device) string {
 	return libtorch.ChannelsLast
 }
 
+// cpuEvalBatch is the evaluation batch on a CPU: small batches keep the
+// activations in cache and are faster per image (ResNet-32 forward in
+// eval mode at 28 px, 2 threads, channels-last: 0.30 ms an image at batch
+// 64, 0.33 at 128, 0.36 at 256, 0.47 at 1,024; `bench/resnet --mode eval`).
+const cpuEvalBatch = 64
+
+// evalBatch is the batch size of evaluation on dev: cpuEvalBatch on a CPU,
+// twice the training batch on a GPU (no gradients to keep: room for more).
+func (c Config) evalBatch(dev gotch.Device) int {
+	if dev.IsCuda() {
+		return 2 * c.BatchSize
+	}
+	return cpuEvalBatch
+}
+
 // worldOf is the number of workers of c's run (1 on its own).
 func worldOf(c Config) int {
 	if c.Dist == nil {

@@ -82,7 +82,7 @@ func EvaluateCheckpoint(ctx context.Context, ckpt, device, split, out string) (E
 		counts := trainSrc.Counts()
 		e := metrics.NewEvaluation(testSrc.Classes())
 		e.Record = true
-		if err := evaluateInto(ctx, e.Add, net, testSrc, nil, c.BatchSize*2); err != nil {
+		if err := evaluateInto(ctx, e.Add, net, testSrc, nil, c.evalBatch(dev)); err != nil {
 			return err
 		}
 		ev = Evaluation{Checkpoint: ckpt, Epoch: st.Epoch, Config: c, TrainCounts: counts, Metrics: e.Metrics(counts)}

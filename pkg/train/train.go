@@ -39,7 +39,10 @@ type EpochLog struct {
 	LossLWR   float64 `json:"loss_lwr"` // mean R (before λ)
 	ImagesSec float64 `json:"images_per_sec"`
 	DataWait  float64 `json:"data_wait_seconds"` // time spent getting batches: JPEG decoding not keeping up, or in-memory augmentation
-	Seconds   float64 `json:"seconds"`
+	Seconds   float64 `json:"seconds"`           // the epoch's training, evaluation excluded
+	// EvalSeconds is the time of the epoch's evaluation on the test set
+	// (epochs that evaluate, see --eval-every).
+	EvalSeconds float64 `json:"eval_seconds,omitempty"`
 	// CommSeconds is rank 0's time in collectives (a data-parallel run:
 	// the buffers' broadcast, the gradients' allreduce, the step's flags).
 	CommSeconds float64          `json:"comm_seconds,omitempty"`
@@ -529,7 +532,9 @@ func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
 // the metrics and the classifier's statistics to line. Non-finite outputs
 // stop the run (ErrDiverged) without a checkpoint.
 func (r *runner) evaluateEpoch(ctx context.Context, epoch int, line *EpochLog) error {
-	m, err := evaluateOn(ctx, r.g, r.net, r.test, r.c.BatchSize*2, r.counts)
+	start := time.Now()
+	m, err := evaluateOn(ctx, r.g, r.net, r.test, r.c.evalBatch(r.vs.Device()), r.counts)
+	line.EvalSeconds = time.Since(start).Seconds()
 	if errors.Is(err, ErrInterrupted) {
 		return r.stopped(err)
 	}
@@ -585,7 +590,7 @@ func (r *runner) summary() Summary {
 func (r *runner) finish(ctx context.Context) (Summary, error) {
 	if r.final.PerClass == nil {
 		var err error
-		if r.final, err = evaluateOn(ctx, r.g, r.net, r.test, r.c.BatchSize*2, r.counts); err != nil {
+		if r.final, err = evaluateOn(ctx, r.g, r.net, r.test, r.c.evalBatch(r.vs.Device()), r.counts); err != nil {
 			return r.summary(), err
 		}
 		r.weights = lwr.WeightStats(r.net.Head().Weight, r.c.LWRConfig.Theta)
