@@ -74,6 +74,7 @@ func bindCommon(fs *pflag.FlagSet, c *train.Config) {
 	fs.Float64Var(&c.Gamma, "lr-gamma", c.Gamma, "lr decay factor at each milestone")
 	fs.StringVar(&c.Sampler, "sampler", c.Sampler, "instance (each image once), class (class-balanced), sqrt (square-root)")
 
+	fs.BoolVar(&c.SyncBN, "sync-bn", c.SyncBN, "data-parallel runs: batch norm uses the statistics of the whole global batch (SyncBatchNorm), not each worker's share")
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "seed of initialisation, order and augmentation")
 	fs.StringVar(&c.Stage2, "stage2", c.Stage2, "decoupled classifier retraining of the --init-from network (backbone frozen): crt (classifier re-trained from scratch) or lws (per-class logit scales learned); class-balanced sampling unless --sampler")
 	fs.StringVar(&c.InitFrom, "init-from", c.InitFrom, "start from the weights of a .safetensors file in PyTorch's names (--export's) or a PyTorch .pth saved by torch.save (a state dict such as torchvision's, or a checkpoint holding one under \"model\" or \"state_dict\"); every key and shape must match")

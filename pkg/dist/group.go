@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -90,6 +91,17 @@ func (g *Group) fail(what, msg string) error {
 // timeout, or the connection broke.
 var ErrCollective = errors.New("collective failed")
 
+// backwardMarker starts the message of a collective that failed inside
+// autograd's backward pass (SumGrad's gradient; lwr_dist.cpp throws it).
+const backwardMarker = "lwr_dist collective failed: "
+
+// IsCollective reports whether err is a failed collective: one of Group's
+// errors (ErrCollective), or libtorch's error from the backward pass of a
+// SumGrad result, whose message the shim marks.
+func IsCollective(err error) bool {
+	return err != nil && (errors.Is(err, ErrCollective) || strings.Contains(err.Error(), backwardMarker))
+}
+
 // AllReduceMean replaces each tensor with its mean over the ranks, in
 // buckets of BucketBytes (divided by the world size, then summed, as DDP
 // does; Gloo has no average).
@@ -118,6 +130,24 @@ func (g *Group) Broadcast(t []*ts.Tensor, root int) error {
 	}
 	defer runtime.KeepAlive(t)
 	return g.fail("broadcast", lib.LwrDistBroadcast(g.pg, handles(t), root, BucketBytes))
+}
+
+// SumGrad returns the sum of t over the ranks as a new tensor that
+// autograd can differentiate: the gradient reaching the result is summed
+// over the ranks again on its way back to t, since every rank's loss
+// depends on every rank's t (synchronised batch norm's statistics). Every
+// rank must call it, and run the backward pass, in the same order. On its
+// own (world size 1) the result is t under a new handle.
+func (g *Group) SumGrad(t *ts.Tensor) (*ts.Tensor, error) {
+	if g.pg == nil {
+		return t.ShallowClone()
+	}
+	defer runtime.KeepAlive(t)
+	out, msg := lib.LwrDistSumGrad(g.pg, lib.Ctensor(t.Ctensor()))
+	if err := g.fail("allreduce of batch statistics", msg); err != nil {
+		return nil, err
+	}
+	return ts.New(out), nil
 }
 
 // Barrier returns when every rank has called it.

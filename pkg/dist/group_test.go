@@ -149,3 +149,46 @@ func TestPeerFailure(t *testing.T) {
 		})
 	}
 }
+
+func TestIsCollective(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{fmt.Errorf("rank 1 of 2: allreduce: %w: connection closed", ErrCollective), true},
+		{fmt.Errorf("epoch 1 step 3: %w", fmt.Errorf("rank 0 of 2: barrier: %w: timed out", ErrCollective)), true},
+		// A collective in autograd's backward pass reaches Go as libtorch's error.
+		{fmt.Errorf("libtorch: backward: lwr_dist collective failed: Connection closed by peer"), true},
+		{fmt.Errorf("libtorch: backward: shapes do not match"), false},
+	} {
+		if got := IsCollective(c.err); got != c.want {
+			t.Errorf("IsCollective(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
+// TestSumGradOnItsOwn: a group of one sums over itself: the result is t,
+// and the gradient flows back unchanged.
+func TestSumGradOnItsOwn(t *testing.T) {
+	err := libtorch.OnThread(func() error {
+		x := ts.MustOfSlice([]float64{1, 2, 3}).MustSetRequiresGrad(true, true)
+		s, err := Single().SumGrad(x)
+		if err != nil {
+			return err
+		}
+		loss := s.MustMul(s, false).MustSum(gotch.Double, true) // Σ s²: gradient 2x
+		loss.MustBackward()
+		got := x.MustGrad(false).Float64Values(true)
+		for i, want := range []float64{2, 4, 6} {
+			if got[i] != want {
+				t.Errorf("gradient %v, want [2 4 6]", got)
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -109,6 +109,10 @@ func OnThread(fn func() error) error {
 func Catch(fn func()) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
+			if x, ok := r.(raised); ok {
+				err = x.err
+				return
+			}
 			e := recovered(r)
 			var le *Error
 			if !errors.As(e, &le) {
@@ -120,6 +124,15 @@ func Catch(fn func()) (err error) {
 	fn()
 	return nil
 }
+
+// Raise panics with err so that Catch and OnThread return err itself: for
+// an error that arises deep inside a chain of gotch's Must calls (a
+// collective inside a forward pass) and must keep its identity for
+// errors.Is.
+func Raise(err error) { panic(raised{err}) }
+
+// raised is Raise's panic value.
+type raised struct{ err error }
 
 // Error is an error raised by libtorch: Msg is its first line, Detail the
 // rest (the C++ backtrace, the Go stack), shown only with LWR_DEBUG=1.
@@ -156,6 +169,9 @@ func Short(err error) error {
 // function's name: "View() failed: libtorch: shape ..."), a "panic:" error
 // with the stack for the rest.
 func recovered(r any) error {
+	if x, ok := r.(raised); ok {
+		return x.err
+	}
 	if err, ok := r.(error); ok {
 		if op, msg, found := strings.Cut(err.Error(), "libtorch: "); found {
 			return shorten(strings.TrimSuffix(strings.TrimSuffix(op, " failed: "), "()"), msg, string(debug.Stack()))

@@ -244,3 +244,16 @@ func TestAutocastCUDA(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRaiseKeepsTheError: an error raised inside a chain of Must calls
+// comes back from Catch and OnThread as itself, for errors.Is.
+func TestRaiseKeepsTheError(t *testing.T) {
+	base := errors.New("peer gone")
+	wrapped := fmt.Errorf("rank 1: %w", base)
+	if err := Catch(func() { Raise(wrapped) }); !errors.Is(err, base) {
+		t.Errorf("Catch: %v, want %v", err, wrapped)
+	}
+	if err := OnThread(func() error { Raise(wrapped); return nil }); !errors.Is(err, base) {
+		t.Errorf("OnThread: %v, want %v", err, wrapped)
+	}
+}

@@ -67,6 +67,11 @@ type Config struct {
 	Gamma       float64 `json:"gamma"`      // 0.1
 	Sampler     string  `json:"sampler"`    // instance, class, sqrt
 	Augment     bool    `json:"augment"`    // random crop (pad 4) + flip
+	// SyncBN normalises each batch norm layer in training with the
+	// statistics of the whole global batch of a data-parallel run
+	// (PyTorch's SyncBatchNorm) instead of each worker's share; nothing
+	// changes for a run on its own.
+	SyncBN bool `json:"sync_bn,omitempty"`
 
 	InitFrom  string `json:"init_from,omitempty"` // safetensors or torch.save .pth file (PyTorch names) whose weights the network starts from
 	Stage2    string `json:"stage2,omitempty"`    // crt or lws: decoupled classifier retraining of InitFrom's network (Kang et al. 2020)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/nn"
+	"github.com/sugarme/gotch/ts"
 
 	"github.com/lwr-go/lwr/pkg/dist"
 	"github.com/lwr-go/lwr/pkg/libtorch"
@@ -41,11 +42,43 @@ const distSteps = 5
 // float64.
 func paramValues(vs *nn.VarStore) []float64 {
 	_, params := trainableParams(vs)
+	return doubles(params)
+}
+
+// allValues are every variable of vs (parameters and batch-norm
+// statistics), in name order, as float64.
+func allValues(vs *nn.VarStore) []float64 {
+	all, _ := sortedVars(vs)
+	return doubles(all)
+}
+
+// doubles are the values of vars, one after another, as float64.
+func doubles(vars []*ts.Tensor) []float64 {
 	var out []float64
-	for _, p := range params {
-		out = append(out, p.MustTotype(gotch.Double, false).Float64Values(true)...)
+	for _, t := range vars {
+		out = append(out, t.MustTotype(gotch.Double, false).Float64Values(true)...)
 	}
 	return out
+}
+
+// valuesAfterSteps trains c for distSteps steps and has rank 0 write
+// values of the variables then into path, as JSON.
+func valuesAfterSteps(ctx context.Context, cancel func(), c Config, values func(*nn.VarStore) []float64, path string) error {
+	var final []float64
+	afterStep = func(epoch, batch int, vs *nn.VarStore) {
+		if batch+1 == distSteps {
+			final = values(vs)
+			cancel()
+		}
+	}
+	if _, err := Run(ctx, c, nil); err != ErrInterrupted {
+		return fmt.Errorf("run: %v, want it interrupted after %d steps", err, distSteps)
+	}
+	if c.Dist.Rank != 0 {
+		return nil
+	}
+	b, _ := json.Marshal(final)
+	return os.WriteFile(path, b, 0o644)
 }
 
 // distWorker is one rank: it joins the job of its environment and trains
@@ -87,21 +120,12 @@ func distWorker(mode, out string) error {
 		bnTrain = false
 		c.Augment = false
 		c.LR = 1e-3 // without batch statistics the network blows up at 0.1
-		var final []float64
-		afterStep = func(epoch, batch int, vs *nn.VarStore) {
-			if batch+1 == distSteps {
-				final = paramValues(vs)
-				cancel()
-			}
-		}
-		if _, err := Run(ctx, c, nil); err != ErrInterrupted {
-			return fmt.Errorf("run: %v, want it interrupted after %d steps", err, distSteps)
-		}
-		if env.Rank != 0 {
-			return nil
-		}
-		b, _ := json.Marshal(final)
-		return os.WriteFile(filepath.Join(out, fmt.Sprintf("world%d.json", env.World)), b, 0o644)
+		return valuesAfterSteps(ctx, cancel, c, paramValues, filepath.Join(out, fmt.Sprintf("world%d.json", env.World)))
+	case "syncbn", "nosync": // float64, no augmentation, BN in training mode, with and without --sync-bn: every variable after the steps
+		gotch.DefaultDType = gotch.Double
+		c.Augment = false
+		c.SyncBN = mode == "syncbn"
+		return valuesAfterSteps(ctx, cancel, c, allValues, filepath.Join(out, fmt.Sprintf("%s%d.json", mode, env.World)))
 	case "failone": // rank 1 cannot read its data: every rank stops, saying why
 		if env.Rank == 1 {
 			c.Dataset, c.DataDir = "cifar10", filepath.Join(out, "no-such-folder")
@@ -240,6 +264,56 @@ func TestDataParallelEqualsOneProcess(t *testing.T) {
 	t.Logf("largest difference over %d parameters: %.3g", len(w[0]), worst)
 	if worst > 1e-10 {
 		t.Errorf("2 processes × half batch vs 1 × whole batch: parameters differ by %.3g", worst)
+	}
+}
+
+// TestSyncBatchNorm (issue 11): in float64 with batch norm in training
+// mode, 2 processes × half the batch with --sync-bn train the same
+// parameters and running statistics as 1 process × the whole batch (to
+// 1e-10): each layer normalises with the whole batch's mean and variance,
+// and their gradients flow back across the ranks. Without --sync-bn the
+// two differ (each rank normalises its half alone).
+func TestSyncBatchNorm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts five training processes")
+	}
+	out := t.TempDir()
+	read := func(name string) []float64 {
+		b, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v []float64
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	worst := func(a, b []float64) float64 {
+		if len(a) != len(b) || len(a) < 400000 {
+			t.Fatalf("%d and %d values", len(a), len(b))
+		}
+		var w float64
+		for i := range a {
+			w = math.Max(w, math.Abs(a[i]-b[i]))
+		}
+		return w
+	}
+	for _, run := range []struct {
+		mode  string
+		world int
+	}{{"syncbn", 1}, {"syncbn", 2}, {"nosync", 2}} {
+		os.RemoveAll(filepath.Join(out, "run"))
+		runWorkers(t, run.mode, run.world, out)
+	}
+	one := read("syncbn1.json")
+	synced, alone := worst(one, read("syncbn2.json")), worst(one, read("nosync2.json"))
+	t.Logf("largest difference from 1 process × whole batch: %.3g with --sync-bn, %.3g without", synced, alone)
+	if synced > 1e-10 {
+		t.Errorf("--sync-bn, 2 processes × half batch vs 1 × whole batch: variables differ by %.3g; want ≤ 1e-10", synced)
+	}
+	if alone < 1e-6 {
+		t.Errorf("without --sync-bn, 2 processes × half batch match 1 × whole batch to %.3g: the test cannot tell synchronised batch norm from per-rank", alone)
 	}
 }
 

@@ -233,6 +233,16 @@ func sources(c Config, dev gotch.Device) (train, test source, subset []int64, er
 // newModel builds c.Model for the classes and channels of s.
 func newModel(p *nn.Path, c Config, s source) (resnet.Net, error) {
 	o := resnet.Options{Classes: int64(s.Classes()), InChannels: int64(s.Channels()), NormedClassifier: isLDAM(c.Loss.Name)}
+	if c.SyncBN && c.Dist != nil && c.Dist.Distributed() {
+		g := c.Dist
+		o.SumOverWorkers = func(t *ts.Tensor) *ts.Tensor {
+			sum, err := g.SumGrad(t)
+			if err != nil {
+				libtorch.Raise(err) // Catch returns it as it is: a failed collective
+			}
+			return sum
+		}
+	}
 	switch c.Model {
 	case "resnet32":
 		return resnet.ResNet32(p, o)

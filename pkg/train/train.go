@@ -478,7 +478,7 @@ func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
 			}
 		})
 		if err != nil {
-			if errors.Is(err, dist.ErrCollective) { // the group is gone: no checkpoint of a half step
+			if dist.IsCollective(err) { // the group is gone: no checkpoint of a half step
 				return EpochLog{}, fmt.Errorf("epoch %d step %d: %w; %s", epoch+1, b+1, err, lastGood(r.ckptPath))
 			}
 			return EpochLog{}, r.stopped(fmt.Errorf("epoch %d step %d: %w", epoch+1, b+1, err))

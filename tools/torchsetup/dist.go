@@ -58,6 +58,11 @@ char *lwr_dist_allreduce(void *group, tensor *ts, int n, int mean, int64_t bucke
 // Broadcasts n tensors from root, in buckets of at most bucket_bytes.
 char *lwr_dist_broadcast(void *group, tensor *ts, int n, int root, int64_t bucket_bytes);
 char *lwr_dist_barrier(void *group);
+// *out is the sum of t over the ranks, differentiable: the gradient that
+// reaches *out is summed over the ranks again on its way back to t (the
+// batch statistics of synchronised batch norm). Every rank must call it,
+// and run the backward pass through it, in the same order.
+char *lwr_dist_sum_grad(void *group, tensor t, tensor *out);
 // 1 when the shim was built with a backend ("gloo" or "nccl"), else 0.
 int lwr_dist_has(const char *backend);
 void lwr_dist_destroy(void *group);
@@ -85,6 +90,10 @@ char *lwr_dist_init(const char *, const char *, int, int, int, int, const char *
 char *lwr_dist_allreduce(void *, tensor *, int, int, int64_t) { return unavailable(); }
 char *lwr_dist_broadcast(void *, tensor *, int, int, int64_t) { return unavailable(); }
 char *lwr_dist_barrier(void *) { return unavailable(); }
+char *lwr_dist_sum_grad(void *, tensor, tensor *out) {
+  *out = nullptr;
+  return unavailable();
+}
 int lwr_dist_has(const char *) { return 0; }
 void lwr_dist_destroy(void *) {}
 `
@@ -152,6 +161,38 @@ torch::Tensor flat(const std::vector<torch::Tensor> &bucket) {
   for (const auto &t : bucket) parts.push_back(t.detach().reshape({-1}));
   return torch::cat(parts);
 }
+
+// sumOver is the sum of t over the group's ranks, a new tensor.
+torch::Tensor sumOver(Group *g, const torch::Tensor &t) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor f = t.detach().contiguous().clone();
+  std::vector<torch::Tensor> v{f};
+  c10d::AllreduceOptions o;
+  o.reduceOp = c10d::ReduceOp::SUM;
+  o.timeout = g->timeout;
+  wait(g, g->pg->allreduce(v, o));
+  return f;
+}
+
+// SumOverRanks is sumOver as an autograd function: its gradient is the sum
+// of the ranks' gradients (each rank's loss depends on every rank's input).
+struct SumOverRanks : public torch::autograd::Function<SumOverRanks> {
+  static torch::Tensor forward(torch::autograd::AutogradContext *ctx, torch::Tensor t, int64_t group) {
+    ctx->saved_data["group"] = group;
+    return sumOver((Group *)(intptr_t)group, t);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx,
+                                                 torch::autograd::variable_list grad) {
+    auto *g = (Group *)(intptr_t)ctx->saved_data["group"].toInt();
+    try {
+      return {sumOver(g, grad[0]), torch::Tensor()};
+    } catch (const std::exception &e) {
+      // The marker pkg/dist looks for: this error reaches Go as libtorch's
+      // error from the backward pass, not from a shim call.
+      throw std::runtime_error(std::string("lwr_dist collective failed: ") + e.what());
+    }
+  }
+};
 
 // unflat copies a flat tensor back into the bucket's tensors.
 void unflat(const torch::Tensor &f, const std::vector<torch::Tensor> &bucket) {
@@ -278,6 +319,16 @@ char *lwr_dist_barrier(void *group) {
   }
 }
 
+char *lwr_dist_sum_grad(void *group, tensor t, tensor *out) {
+  *out = nullptr;
+  try {
+    *out = new torch::Tensor(SumOverRanks::apply(*t, (int64_t)(intptr_t)group));
+    return nullptr;
+  } catch (const std::exception &e) {
+    return error(e);
+  }
+}
+
 int lwr_dist_has(const char *backend) {
   std::string b(backend);
   if (b == "gloo") return 1;
@@ -355,6 +406,14 @@ func LwrDistBroadcast(g unsafe.Pointer, ts []Ctensor, root int, bucketBytes int6
 
 // LwrDistBarrier waits for every rank.
 func LwrDistBarrier(g unsafe.Pointer) string { return errString(C.lwr_dist_barrier(g)) }
+
+// LwrDistSumGrad is the sum of t over the group, differentiable (see
+// lwr_dist.h).
+func LwrDistSumGrad(g unsafe.Pointer, t Ctensor) (Ctensor, string) {
+	var out C.tensor
+	e := C.lwr_dist_sum_grad(g, C.tensor(t), &out)
+	return Ctensor(out), errString(e)
+}
 
 // LwrDistHas reports whether the shim was built with backend.
 func LwrDistHas(backend string) bool {
