@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -313,5 +314,33 @@ func TestNewRegistersProjection(t *testing.T) {
 	}
 	if _, err := New(vs.Root(), 8, Config{Theta: 2, Tau: 0.1, Reduction: Sum}); err == nil {
 		t.Error("New accepted θ = 2")
+	}
+}
+
+// TestLossFreesItsTensors: a call leaves behind only the loss it returns
+// (gotch's registry of live tensors; Go's collector off, so nothing is
+// freed behind the caller's back by a finalizer).
+func TestLossFreesItsTensors(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	err := libtorch.OnThread(func() error {
+		vs := nn.NewVarStore(gotch.CPU)
+		r, err := New(vs.Root().Sub("lwr"), 8, DefaultConfig())
+		if err != nil {
+			return err
+		}
+		w := ts.MustRandn([]int64{5, 8}, gotch.Float, gotch.CPU)
+		defer w.MustDrop()
+		r.Loss(w).MustDrop() // the first call may set up what later calls share
+		before := len(ts.ExistingTensors)
+		for i := 0; i < 3; i++ {
+			r.Loss(w).MustDrop()
+		}
+		if after := len(ts.ExistingTensors); after != before {
+			t.Errorf("3 calls left %d tensors behind, want 0", after-before)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
