@@ -63,6 +63,22 @@ func worker(mode string) error {
 			}
 			bv := big.Float64Values()
 			fmt.Printf("mean %v big %v %v sum %v bcast %v\n", a.Float64Values(), bv[0], bv[len(bv)-1], n.Int64Values(), b.Float64Values())
+		case "sumgrad", "diebackward":
+			// x = (r+1)·[1 2]; s = Σ_ranks x = [3 6]; each rank's loss Σ s²
+			// has gradient 2s, summed over the ranks on its way back: 4s.
+			x := ts.MustOfSlice([]float64{r + 1, 2 * (r + 1)}).MustSetRequiresGrad(true, true)
+			sum, err := g.SumGrad(x)
+			if err != nil {
+				return err
+			}
+			if mode == "diebackward" && env.Rank == 1 {
+				os.Exit(3) // gone between the forward and the backward pass
+			}
+			loss := sum.MustMul(sum, false).MustSum(gotch.Double, true)
+			if err := libtorch.Catch(func() { loss.MustBackward() }); err != nil {
+				return fmt.Errorf("backward (a failed collective: %v): %w", IsCollective(err), err)
+			}
+			fmt.Printf("sum %v grad %v\n", sum.Float64Values(), x.MustGrad(false).Float64Values())
 		case "die":
 			if env.Rank == 1 {
 				os.Exit(3) // gone before the collective
@@ -148,6 +164,30 @@ func TestPeerFailure(t *testing.T) {
 			t.Logf("rank 0 failed after %v: %s", took.Round(time.Millisecond), strings.TrimSpace(output(cmds[0])))
 		})
 	}
+}
+
+// TestSumGrad: the sum over 2 ranks and its gradient, summed back over the
+// ranks; a rank that dies between the forward and the backward pass makes
+// the other's backward fail as a collective.
+func TestSumGrad(t *testing.T) {
+	cmds := start(t, "sumgrad", 2)
+	for r, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("rank %d: %v\n%s", r, err, output(cmd))
+		}
+		if got, want := strings.TrimSpace(output(cmd)), "sum [3 6] grad [12 24]"; got != want {
+			t.Errorf("rank %d printed %q, want %q", r, got, want)
+		}
+	}
+	cmds = start(t, "diebackward", 2)
+	err := cmds[0].Wait()
+	if err == nil {
+		t.Fatalf("rank 0's backward succeeded without its peer:\n%s", output(cmds[0]))
+	}
+	if !strings.Contains(output(cmds[0]), "a failed collective: true") {
+		t.Errorf("rank 0's backward failed, but not as a collective:\n%s", output(cmds[0]))
+	}
+	t.Logf("rank 0: %s", strings.TrimSpace(output(cmds[0])))
 }
 
 func TestIsCollective(t *testing.T) {
