@@ -92,12 +92,12 @@ func (g *Group) fail(what, msg string) error {
 var ErrCollective = errors.New("collective failed")
 
 // backwardMarker starts the message of a collective that failed inside
-// autograd's backward pass (SumGrad's gradient; lwr_dist.cpp throws it).
+// autograd's backward pass (SyncBatchNorm's; lwr_dist.cpp throws it).
 const backwardMarker = "lwr_dist collective failed: "
 
 // IsCollective reports whether err is a failed collective: one of Group's
-// errors (ErrCollective), or libtorch's error from the backward pass of a
-// SumGrad result, whose message the shim marks.
+// errors (ErrCollective), or libtorch's error from the backward pass of
+// SyncBatchNorm, whose message the shim marks.
 func IsCollective(err error) bool {
 	return err != nil && (errors.Is(err, ErrCollective) || strings.Contains(err.Error(), backwardMarker))
 }
@@ -132,19 +132,23 @@ func (g *Group) Broadcast(t []*ts.Tensor, root int) error {
 	return g.fail("broadcast", lib.LwrDistBroadcast(g.pg, handles(t), root, BucketBytes))
 }
 
-// SumGrad returns the sum of t over the ranks as a new tensor that
-// autograd can differentiate: the gradient reaching the result is summed
-// over the ranks again on its way back to t, since every rank's loss
-// depends on every rank's t (synchronised batch norm's statistics). Every
-// rank must call it, and run the backward pass, in the same order. On its
-// own (world size 1) the result is t under a new handle.
-func (g *Group) SumGrad(t *ts.Tensor) (*ts.Tensor, error) {
+// SyncBatchNorm is batch norm in training of x [N,C,H,W] (weight w and
+// bias b [C]) over the global batch of all ranks, as PyTorch's
+// SyncBatchNorm: every rank normalises with the mean and variance of the
+// whole batch, updates the running statistics mean and variance [C] with
+// them (momentum; the variance unbiased over the whole batch), and the
+// backward pass sums the gradient statistics over the ranks. Every rank
+// must call it, and run the backward pass, in the same order; a failure
+// there reaches the caller as libtorch's error from the backward pass
+// (IsCollective). On its own (world size 1) it is plain batch norm.
+func (g *Group) SyncBatchNorm(x, w, b, mean, variance *ts.Tensor, momentum, eps float64) (*ts.Tensor, error) {
 	if g.pg == nil {
-		return t.ShallowClone()
+		return ts.BatchNorm(x, w, b, mean, variance, true, momentum, eps, false)
 	}
-	defer runtime.KeepAlive(t)
-	out, msg := lib.LwrDistSumGrad(g.pg, lib.Ctensor(t.Ctensor()))
-	if err := g.fail("allreduce of batch statistics", msg); err != nil {
+	defer runtime.KeepAlive([]*ts.Tensor{x, w, b, mean, variance})
+	out, msg := lib.LwrDistSyncBatchNorm(g.pg, lib.Ctensor(x.Ctensor()), lib.Ctensor(w.Ctensor()), lib.Ctensor(b.Ctensor()),
+		lib.Ctensor(mean.Ctensor()), lib.Ctensor(variance.Ctensor()), momentum, eps)
+	if err := g.fail("synchronised batch norm", msg); err != nil {
 		return nil, err
 	}
 	return ts.New(out), nil

@@ -1,7 +1,9 @@
 package dist
 
 import (
+	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"strings"
@@ -63,22 +65,21 @@ func worker(mode string) error {
 			}
 			bv := big.Float64Values()
 			fmt.Printf("mean %v big %v %v sum %v bcast %v\n", a.Float64Values(), bv[0], bv[len(bv)-1], n.Int64Values(), b.Float64Values())
-		case "sumgrad", "diebackward":
-			// x = (r+1)·[1 2]; s = Σ_ranks x = [3 6]; each rank's loss Σ s²
-			// has gradient 2s, summed over the ranks on its way back: 4s.
-			x := ts.MustOfSlice([]float64{r + 1, 2 * (r + 1)}).MustSetRequiresGrad(true, true)
-			sum, err := g.SumGrad(x)
+		case "syncbn", "diebackward":
+			in := syncBNInput(env.Rank)
+			y, err := g.SyncBatchNorm(in.x, in.w, in.b, in.mean, in.variance, 0.1, 1e-5)
 			if err != nil {
 				return err
 			}
 			if mode == "diebackward" && env.Rank == 1 {
 				os.Exit(3) // gone between the forward and the backward pass
 			}
-			loss := sum.MustMul(sum, false).MustSum(gotch.Double, true)
+			loss := y.MustMul(in.coef, false).MustSum(gotch.Double, true)
 			if err := libtorch.Catch(func() { loss.MustBackward() }); err != nil {
 				return fmt.Errorf("backward (a failed collective: %v): %w", IsCollective(err), err)
 			}
-			fmt.Printf("sum %v grad %v\n", sum.Float64Values(), x.MustGrad(false).Float64Values())
+			b, _ := json.Marshal(in.result(y))
+			fmt.Println(string(b))
 		case "die":
 			if env.Rank == 1 {
 				os.Exit(3) // gone before the collective
@@ -166,28 +167,111 @@ func TestPeerFailure(t *testing.T) {
 	}
 }
 
-// TestSumGrad: the sum over 2 ranks and its gradient, summed back over the
-// ranks; a rank that dies between the forward and the backward pass makes
-// the other's backward fail as a collective.
-func TestSumGrad(t *testing.T) {
-	cmds := start(t, "sumgrad", 2)
+// syncBNCase is one rank's share of a batch-norm layer: x [3,2,2,1], its
+// parameters and running statistics, and the coefficients of a loss
+// Σ y·coef; float64 values that depend on the rank.
+type syncBNCase struct {
+	x, w, b, mean, variance, coef *ts.Tensor
+}
+
+func syncBNInput(rank int) syncBNCase {
+	vals := func(n int, f func(i int) float64) []float64 {
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = f(i)
+		}
+		return v
+	}
+	r := float64(rank)
+	leaf := func(v []float64, shape ...int64) *ts.Tensor {
+		return ts.MustOfSlice(v).MustView(shape, true).MustSetRequiresGrad(true, true)
+	}
+	return syncBNCase{
+		x:        leaf(vals(12, func(i int) float64 { return (1 + r) * math.Sin(1+float64(i)+17*r) }), 3, 2, 2, 1),
+		w:        leaf([]float64{1.5, 0.5}, 2),
+		b:        leaf([]float64{0.1, -0.2}, 2),
+		mean:     ts.MustOfSlice([]float64{0.2, -0.1}),
+		variance: ts.MustOfSlice([]float64{1, 2}),
+		coef:     ts.MustOfSlice(vals(12, func(i int) float64 { return math.Cos(float64(i) + 5*r) })).MustView([]int64{3, 2, 2, 1}, true),
+	}
+}
+
+// syncBNResult is what a rank of TestSyncBatchNorm reports.
+type syncBNResult struct {
+	Y, DX, DW, DB, Mean, Variance []float64
+}
+
+func (c syncBNCase) result(y *ts.Tensor) syncBNResult {
+	return syncBNResult{Y: y.Float64Values(), DX: c.x.MustGrad(false).Float64Values(), DW: c.w.MustGrad(false).Float64Values(),
+		DB: c.b.MustGrad(false).Float64Values(), Mean: c.mean.Float64Values(), Variance: c.variance.Float64Values()}
+}
+
+// TestSyncBatchNorm: batch norm over 2 ranks' halves equals libtorch's
+// batch norm over the whole batch in one process: outputs, gradients of x
+// (each rank its half), of the weight and bias (summed over the ranks, as
+// the gradient average does) and the running statistics, to 1e-12. A rank
+// that dies between the forward and the backward pass makes the other's
+// backward fail as a collective.
+func TestSyncBatchNorm(t *testing.T) {
+	cmds := start(t, "syncbn", 2)
+	var got [2]syncBNResult
 	for r, cmd := range cmds {
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("rank %d: %v\n%s", r, err, output(cmd))
 		}
-		if got, want := strings.TrimSpace(output(cmd)), "sum [3 6] grad [12 24]"; got != want {
-			t.Errorf("rank %d printed %q, want %q", r, got, want)
+		if err := json.Unmarshal([]byte(output(cmd)), &got[r]); err != nil {
+			t.Fatalf("rank %d: %v\n%s", r, err, output(cmd))
 		}
 	}
+	var want syncBNResult
+	err := libtorch.OnThread(func() error {
+		a, b := syncBNInput(0), syncBNInput(1)
+		x := ts.MustCat([]*ts.Tensor{a.x, b.x}, 0)
+		y := ts.MustBatchNorm(x, a.w, a.b, a.mean, a.variance, true, 0.1, 1e-5, false)
+		y.MustMul(ts.MustCat([]*ts.Tensor{a.coef, b.coef}, 0), false).MustSum(gotch.Double, true).MustBackward()
+		want = syncBNResult{Y: y.Float64Values(), DX: append(a.x.MustGrad(false).Float64Values(), b.x.MustGrad(false).Float64Values()...),
+			DW: a.w.MustGrad(false).Float64Values(), DB: a.b.MustGrad(false).Float64Values(),
+			Mean: a.mean.Float64Values(), Variance: a.variance.Float64Values()}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, got, want []float64) {
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+		}
+		for i := range got {
+			if math.Abs(got[i]-want[i]) > 1e-12 {
+				t.Errorf("%s[%d] = %.15g, want %.15g (batch norm over the whole batch)", what, i, got[i], want[i])
+			}
+		}
+	}
+	half := len(want.Y) / 2
+	for r := range got {
+		check(fmt.Sprintf("rank %d: y", r), got[r].Y, want.Y[r*half:(r+1)*half])
+		check(fmt.Sprintf("rank %d: dL/dx", r), got[r].DX, want.DX[r*half:(r+1)*half])
+		check(fmt.Sprintf("rank %d: running mean", r), got[r].Mean, want.Mean)
+		check(fmt.Sprintf("rank %d: running var", r), got[r].Variance, want.Variance)
+	}
+	sum := func(a, b []float64) []float64 {
+		out := make([]float64, len(a))
+		for i := range a {
+			out[i] = a[i] + b[i]
+		}
+		return out
+	}
+	check("dL/dw summed over the ranks", sum(got[0].DW, got[1].DW), want.DW)
+	check("dL/db summed over the ranks", sum(got[0].DB, got[1].DB), want.DB)
+
 	cmds = start(t, "diebackward", 2)
-	err := cmds[0].Wait()
-	if err == nil {
+	if err := cmds[0].Wait(); err == nil {
 		t.Fatalf("rank 0's backward succeeded without its peer:\n%s", output(cmds[0]))
 	}
 	if !strings.Contains(output(cmds[0]), "a failed collective: true") {
 		t.Errorf("rank 0's backward failed, but not as a collective:\n%s", output(cmds[0]))
 	}
-	t.Logf("rank 0: %s", strings.TrimSpace(output(cmds[0])))
+	t.Logf("rank 0 without its peer: %s", strings.TrimSpace(output(cmds[0])))
 }
 
 func TestIsCollective(t *testing.T) {
@@ -205,30 +289,5 @@ func TestIsCollective(t *testing.T) {
 		if got := IsCollective(c.err); got != c.want {
 			t.Errorf("IsCollective(%v) = %v, want %v", c.err, got, c.want)
 		}
-	}
-}
-
-// TestSumGradOnItsOwn: a group of one sums over itself: the result is t,
-// and the gradient flows back unchanged.
-func TestSumGradOnItsOwn(t *testing.T) {
-	err := libtorch.OnThread(func() error {
-		x := ts.MustOfSlice([]float64{1, 2, 3}).MustSetRequiresGrad(true, true)
-		s, err := Single().SumGrad(x)
-		if err != nil {
-			return err
-		}
-		loss := s.MustMul(s, false).MustSum(gotch.Double, true) // Σ s²: gradient 2x
-		loss.MustBackward()
-		got := x.MustGrad(false).Float64Values(true)
-		for i, want := range []float64{2, 4, 6} {
-			if got[i] != want {
-				t.Errorf("gradient %v, want [2 4 6]", got)
-				break
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }

@@ -81,15 +81,17 @@ func (c conv2d) forward(x *ts.Tensor) *ts.Tensor {
 
 // batchNorm is BatchNorm2d with running statistics (momentum 0.1, ε 1e-5,
 // PyTorch's defaults), named weight, bias, running_mean, running_var;
-// synchronised over data-parallel workers in training when sum is set.
+// synchronised over data-parallel workers in training when sync is set.
 type batchNorm struct {
 	w, b, mean, variance *ts.Tensor
-	sum                  StatsSum
+	sync                 SyncBatchNorm
 }
 
-// StatsSum returns the sum of a tensor over data-parallel workers as a new
-// tensor, differentiably (its gradient is summed over the workers too).
-type StatsSum func(*ts.Tensor) *ts.Tensor
+// SyncBatchNorm is batch norm in training of x [N,C,H,W] over the global
+// batch of data-parallel workers (dist.Group.SyncBatchNorm): weight w and
+// bias b [C], running statistics mean and variance [C] updated with the
+// momentum. It panics on failure, as gotch's Must functions do.
+type SyncBatchNorm func(x, w, b, mean, variance *ts.Tensor, momentum, eps float64) *ts.Tensor
 
 // Batch norm's momentum (of the running statistics) and ε, PyTorch's defaults.
 const (
@@ -97,75 +99,21 @@ const (
 	bnEps      = 1e-5
 )
 
-func newBatchNorm(p *nn.Path, ch int64, sum StatsSum) batchNorm {
+func newBatchNorm(p *nn.Path, ch int64, sync SyncBatchNorm) batchNorm {
 	return batchNorm{
 		w:        addConst(p, "weight", []int64{ch}, 1, true),
 		b:        addConst(p, "bias", []int64{ch}, 0, true),
 		mean:     addConst(p, "running_mean", []int64{ch}, 0, false),
 		variance: addConst(p, "running_var", []int64{ch}, 1, false),
-		sum:      sum,
+		sync:     sync,
 	}
 }
 
 func (bn batchNorm) forward(x *ts.Tensor, train bool) *ts.Tensor {
-	if train && bn.sum != nil {
-		return bn.syncForward(x)
+	if train && bn.sync != nil {
+		return bn.sync(x, bn.w, bn.b, bn.mean, bn.variance, bnMomentum, bnEps)
 	}
 	return ts.MustBatchNorm(x, bn.w, bn.b, bn.mean, bn.variance, train, bnMomentum, bnEps, true)
-}
-
-// syncForward is batch norm in training over the global batch: each
-// worker sums its x [N,C,H,W] and x² per channel, shifted by the running
-// mean K (the same on every worker; it keeps E[x²] − E[x]² from
-// cancelling), the sums and counts are summed over the workers, and
-//
-//	mean = K + Σ(x−K)/n,  var = Σ(x−K)²/n − (mean−K)²,
-//	y = (x − mean)·w/√(var+ε) + b
-//
-// with n the images × pixels of all workers. The running statistics take
-// mean and the unbiased n/(n−1)·var, as PyTorch's SyncBatchNorm does.
-func (bn batchNorm) syncForward(x *ts.Tensor) *ts.Tensor {
-	var free []*ts.Tensor
-	keep := func(t *ts.Tensor) *ts.Tensor { free = append(free, t); return t }
-	defer func() {
-		for _, t := range free {
-			t.MustDrop()
-		}
-	}()
-	size := x.MustSize()
-	ch := size[1]
-	perChannel := []int64{1, ch, 1, 1}
-	dims := []int64{0, 2, 3}
-	k := keep(keep(bn.mean.MustDetach(false)).MustView(perChannel, false))
-	d := keep(x.MustSub(k, false)) // x − K
-	s1 := keep(d.MustSumDimIntlist(dims, false, x.DType(), false))
-	s2 := keep(keep(d.MustMul(d, false)).MustSumDimIntlist(dims, false, x.DType(), false))
-	count := keep(ts.MustFull([]int64{1}, ts.FloatScalar(float64(size[0]*size[2]*size[3])), x.DType(), x.MustDevice()))
-	total := keep(bn.sum(keep(ts.MustCat([]*ts.Tensor{s1, s2, count}, 0))))
-	n := keep(total.MustNarrow(0, 2*ch, 1, false))
-	shift := keep(keep(total.MustNarrow(0, 0, ch, false)).MustDiv(n, false)) // mean − K
-	variance := keep(keep(keep(total.MustNarrow(0, ch, ch, false)).MustDiv(n, false)).MustSub(keep(shift.MustMul(shift, false)), false))
-	mean := keep(shift.MustAdd(keep(bn.mean.MustDetach(false)), false))
-	scale := keep(keep(keep(variance.MustAddScalar(ts.FloatScalar(bnEps), false)).MustRsqrt(false)).MustMul(bn.w, false))
-	y := keep(keep(x.MustSub(keep(mean.MustView(perChannel, false)), false)).MustMul(keep(scale.MustView(perChannel, false)), false))
-	out := y.MustAdd(keep(bn.b.MustView(perChannel, false)), false)
-	updateRunning(bn.mean, mean, 1)
-	nv := n.Float64Values(false)[0]
-	updateRunning(bn.variance, variance, nv/math.Max(nv-1, 1))
-	return out
-}
-
-// updateRunning sets r ← (1−bnMomentum)·r + bnMomentum·f·v, without
-// recording gradients.
-func updateRunning(r, v *ts.Tensor, f float64) {
-	prev := ts.MustGradSetEnabled(false)
-	defer ts.MustGradSetEnabled(prev)
-	a := r.MustMulScalar(ts.FloatScalar(1-bnMomentum), false)
-	b := v.MustMulScalar(ts.FloatScalar(bnMomentum*f), false)
-	next := a.MustAdd(b, true)
-	b.MustDrop()
-	r.Copy_(next)
-	next.MustDrop()
 }
 
 // convBN runs conv then batch norm, freeing the intermediate.

@@ -30,12 +30,10 @@ type Options struct {
 	InChannels int64 // image channels: 3 (RGB), 1 (Fashion-MNIST)
 	// NormedClassifier gives cosine logits, LDAM's normalised classifier.
 	NormedClassifier bool
-	// SumOverWorkers, when set, synchronises batch norm in training over
-	// data-parallel workers (SyncBatchNorm): every layer normalises with
-	// the mean and variance of the whole global batch. It returns the sum
-	// of a tensor over the workers, differentiably (dist.Group.SumGrad),
-	// and panics on failure as gotch's Must functions do.
-	SumOverWorkers StatsSum
+	// SyncBatchNorm, when set, replaces every batch norm in training
+	// (--sync-bn: each layer normalises with the mean and variance of the
+	// whole global batch of data-parallel workers).
+	SyncBatchNorm SyncBatchNorm
 }
 
 func (o Options) validate() error {
@@ -57,12 +55,12 @@ type basicBlock struct {
 	padChannels  int64 // option A: channels padded on each side; 0 for identity
 }
 
-func newBasicBlock(p *nn.Path, in, out, stride int64, sum StatsSum) basicBlock {
+func newBasicBlock(p *nn.Path, in, out, stride int64, sync SyncBatchNorm) basicBlock {
 	b := basicBlock{
 		conv1: newConv(p.Sub("conv1"), in, out, 3, stride, 1, FanIn),
-		bn1:   newBatchNorm(p.Sub("bn1"), out, sum),
+		bn1:   newBatchNorm(p.Sub("bn1"), out, sync),
 		conv2: newConv(p.Sub("conv2"), out, out, 3, 1, 1, FanIn),
-		bn2:   newBatchNorm(p.Sub("bn2"), out, sum),
+		bn2:   newBatchNorm(p.Sub("bn2"), out, sync),
 	}
 	if stride != 1 || in != out {
 		b.padChannels = (out - in) / 2
@@ -111,7 +109,7 @@ func NewCIFARResNet(p *nn.Path, n int, o Options) (*CIFARResNet, error) {
 	}
 	m := &CIFARResNet{
 		conv1: newConv(p.Sub("conv1"), o.InChannels, 16, 3, 1, 1, FanIn),
-		bn1:   newBatchNorm(p.Sub("bn1"), 16, o.SumOverWorkers),
+		bn1:   newBatchNorm(p.Sub("bn1"), 16, o.SyncBatchNorm),
 	}
 	in := int64(16)
 	for stage, width := range []int64{16, 32, 64} {
@@ -121,7 +119,7 @@ func NewCIFARResNet(p *nn.Path, n int, o Options) (*CIFARResNet, error) {
 			if i == 0 && stage > 0 {
 				stride = 2
 			}
-			m.blocks = append(m.blocks, newBasicBlock(layer.Sub(fmt.Sprint(i)), in, width, stride, o.SumOverWorkers))
+			m.blocks = append(m.blocks, newBasicBlock(layer.Sub(fmt.Sprint(i)), in, width, stride, o.SyncBatchNorm))
 			in = width
 		}
 	}
@@ -167,23 +165,23 @@ type bottleneck struct {
 	}
 }
 
-func newBottleneck(p *nn.Path, in, planes, stride, groups, baseWidth int64, sum StatsSum) bottleneck {
+func newBottleneck(p *nn.Path, in, planes, stride, groups, baseWidth int64, sync SyncBatchNorm) bottleneck {
 	width := planes * baseWidth / 64 * groups
 	out := planes * 4
 	b := bottleneck{
 		conv1: newConv(p.Sub("conv1"), in, width, 1, 1, 1, FanOut),
-		bn1:   newBatchNorm(p.Sub("bn1"), width, sum),
+		bn1:   newBatchNorm(p.Sub("bn1"), width, sync),
 		conv2: newConv(p.Sub("conv2"), width, width, 3, stride, groups, FanOut),
-		bn2:   newBatchNorm(p.Sub("bn2"), width, sum),
+		bn2:   newBatchNorm(p.Sub("bn2"), width, sync),
 		conv3: newConv(p.Sub("conv3"), width, out, 1, 1, 1, FanOut),
-		bn3:   newBatchNorm(p.Sub("bn3"), out, sum),
+		bn3:   newBatchNorm(p.Sub("bn3"), out, sync),
 	}
 	if stride != 1 || in != out {
 		d := p.Sub("downsample")
 		b.down = &struct {
 			conv conv2d
 			bn   batchNorm
-		}{newConv(d.Sub("0"), in, out, 1, stride, 1, FanOut), newBatchNorm(d.Sub("1"), out, sum)}
+		}{newConv(d.Sub("0"), in, out, 1, stride, 1, FanOut), newBatchNorm(d.Sub("1"), out, sync)}
 	}
 	return b
 }
@@ -227,7 +225,7 @@ func newImageNetResNet(p *nn.Path, layers []int, groups, baseWidth int64, o Opti
 	}
 	m := &ImageNetResNet{
 		conv1: conv2d{w: heNormal(p.Sub("conv1"), "weight", []int64{64, o.InChannels, 7, 7}, FanOut), stride: 2, pad: 3, groups: 1},
-		bn1:   newBatchNorm(p.Sub("bn1"), 64, o.SumOverWorkers),
+		bn1:   newBatchNorm(p.Sub("bn1"), 64, o.SyncBatchNorm),
 	}
 	in := int64(64)
 	for stage, n := range layers {
@@ -238,7 +236,7 @@ func newImageNetResNet(p *nn.Path, layers []int, groups, baseWidth int64, o Opti
 			if i == 0 && stage > 0 {
 				stride = 2
 			}
-			m.blocks = append(m.blocks, newBottleneck(layer.Sub(fmt.Sprint(i)), in, planes, stride, groups, baseWidth, o.SumOverWorkers))
+			m.blocks = append(m.blocks, newBottleneck(layer.Sub(fmt.Sprint(i)), in, planes, stride, groups, baseWidth, o.SyncBatchNorm))
 			in = planes * 4
 		}
 	}

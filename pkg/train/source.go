@@ -235,12 +235,12 @@ func newModel(p *nn.Path, c Config, s source) (resnet.Net, error) {
 	o := resnet.Options{Classes: int64(s.Classes()), InChannels: int64(s.Channels()), NormedClassifier: isLDAM(c.Loss.Name)}
 	if c.SyncBN && c.Dist != nil && c.Dist.Distributed() {
 		g := c.Dist
-		o.SumOverWorkers = func(t *ts.Tensor) *ts.Tensor {
-			sum, err := g.SumGrad(t)
+		o.SyncBatchNorm = func(x, w, b, mean, variance *ts.Tensor, momentum, eps float64) *ts.Tensor {
+			y, err := g.SyncBatchNorm(x, w, b, mean, variance, momentum, eps)
 			if err != nil {
 				libtorch.Raise(err) // Catch returns it as it is: a failed collective
 			}
-			return sum
+			return y
 		}
 	}
 	switch c.Model {

@@ -58,11 +58,14 @@ char *lwr_dist_allreduce(void *group, tensor *ts, int n, int mean, int64_t bucke
 // Broadcasts n tensors from root, in buckets of at most bucket_bytes.
 char *lwr_dist_broadcast(void *group, tensor *ts, int n, int root, int64_t bucket_bytes);
 char *lwr_dist_barrier(void *group);
-// *out is the sum of t over the ranks, differentiable: the gradient that
-// reaches *out is summed over the ranks again on its way back to t (the
-// batch statistics of synchronised batch norm). Every rank must call it,
-// and run the backward pass through it, in the same order.
-char *lwr_dist_sum_grad(void *group, tensor t, tensor *out);
+// *out is batch norm in training of x [N,C,H,W] over the global batch of
+// the group's ranks (PyTorch's SyncBatchNorm): normalised with the mean and
+// variance of every rank's x, the running statistics updated with them
+// (the variance unbiased over the global batch). Its backward pass sums
+// the per-channel gradient statistics over the ranks. Every rank must call
+// it, and run the backward pass through it, in the same order.
+char *lwr_dist_sync_batch_norm(void *group, tensor x, tensor w, tensor b, tensor running_mean, tensor running_var,
+                               double momentum, double eps, tensor *out);
 // 1 when the shim was built with a backend ("gloo" or "nccl"), else 0.
 int lwr_dist_has(const char *backend);
 void lwr_dist_destroy(void *group);
@@ -90,7 +93,7 @@ char *lwr_dist_init(const char *, const char *, int, int, int, int, const char *
 char *lwr_dist_allreduce(void *, tensor *, int, int, int64_t) { return unavailable(); }
 char *lwr_dist_broadcast(void *, tensor *, int, int, int64_t) { return unavailable(); }
 char *lwr_dist_barrier(void *) { return unavailable(); }
-char *lwr_dist_sum_grad(void *, tensor, tensor *out) {
+char *lwr_dist_sync_batch_norm(void *, tensor, tensor, tensor, tensor, tensor, double, double, tensor *out) {
   *out = nullptr;
   return unavailable();
 }
@@ -174,23 +177,75 @@ torch::Tensor sumOver(Group *g, const torch::Tensor &t) {
   return f;
 }
 
-// SumOverRanks is sumOver as an autograd function: its gradient is the sum
-// of the ranks' gradients (each rank's loss depends on every rank's input).
-struct SumOverRanks : public torch::autograd::Function<SumOverRanks> {
-  static torch::Tensor forward(torch::autograd::AutogradContext *ctx, torch::Tensor t, int64_t group) {
+// marked rethrows a collective's failure inside autograd's backward pass
+// with the marker pkg/dist looks for: it reaches Go as libtorch's error
+// from the backward pass, not from a shim call.
+[[noreturn]] void marked(const std::exception &e) {
+  throw std::runtime_error(std::string("lwr_dist collective failed: ") + e.what());
+}
+
+// SyncBatchNorm is batch norm in training over the ranks' global batch, in
+// a few fused passes over the activations: each rank's mean and variance
+// (var_mean), summed over the ranks shifted by the running mean K (the same
+// on every rank, so the sums do not cancel), then libtorch's batch norm
+// kernel with those statistics. Backward: each rank's Σdy and Σdy·x̂ in
+// one pass (native_batch_norm_backward), summed over the ranks, and
+//   dx = w·invstd·(dy − mean(dy) − x̂·mean(dy·x̂))
+// as one affine map per channel of dy and x. dw and db are the rank's own
+// (the gradient average over the ranks sums them).
+struct SyncBatchNorm : public torch::autograd::Function<SyncBatchNorm> {
+  static torch::Tensor forward(torch::autograd::AutogradContext *ctx, torch::Tensor x, torch::Tensor w,
+                               torch::Tensor b, torch::Tensor running_mean, torch::Tensor running_var,
+                               double momentum, double eps, int64_t group) {
+    auto *g = (Group *)(intptr_t)group;
+    const int64_t ch = x.size(1);
+    const double n = (double)(x.numel() / ch);
+    auto local = at::var_mean(x, {0, 2, 3}, /*unbiased=*/false, /*keepdim=*/false);
+    torch::Tensor k = running_mean.detach().to(x.scalar_type());
+    torch::Tensor shift = std::get<1>(local) - k;
+    torch::Tensor sums = torch::cat({shift * n, (std::get<0>(local) + shift * shift) * n, torch::full({1}, n, x.options())});
+    torch::Tensor total = sumOver(g, sums);
+    const double count = total[2 * ch].item<double>();
+    torch::Tensor mshift = total.narrow(0, 0, ch) / count;
+    torch::Tensor mean = k + mshift;
+    torch::Tensor var = total.narrow(0, ch, ch) / count - mshift * mshift;
+    torch::Tensor y = at::batch_norm(x, w, b, mean, var, /*training=*/false, 0.0, eps, /*cudnn_enabled=*/false);
+    {
+      torch::NoGradGuard no_grad;
+      running_mean.mul_(1 - momentum).add_(mean.to(running_mean.scalar_type()), momentum);
+      running_var.mul_(1 - momentum).add_(var.to(running_var.scalar_type()), momentum * count / std::max(count - 1, 1.0));
+    }
+    ctx->save_for_backward({x, w, mean, (var + eps).rsqrt()});
     ctx->saved_data["group"] = group;
-    return sumOver((Group *)(intptr_t)group, t);
+    ctx->saved_data["count"] = count;
+    ctx->saved_data["eps"] = eps;
+    return y;
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext *ctx,
                                                  torch::autograd::variable_list grad) {
     auto *g = (Group *)(intptr_t)ctx->saved_data["group"].toInt();
+    const double count = ctx->saved_data["count"].toDouble();
+    auto saved = ctx->get_saved_variables();
+    torch::Tensor x = saved[0], w = saved[1], mean = saved[2], invstd = saved[3];
+    torch::Tensor dy = grad[0].contiguous(x.suggest_memory_format());
+    const int64_t ch = x.size(1);
+    // This rank's Σdy·x̂ (dw) and Σdy (db).
+    auto r = at::native_batch_norm_backward(dy, x, w, c10::nullopt, c10::nullopt, mean, invstd, /*train=*/true,
+                                            ctx->saved_data["eps"].toDouble(), {false, true, true});
+    torch::Tensor dw = std::get<1>(r), db = std::get<2>(r);
+    torch::Tensor total;
     try {
-      return {sumOver(g, grad[0]), torch::Tensor()};
+      total = sumOver(g, torch::cat({db, dw}));
     } catch (const std::exception &e) {
-      // The marker pkg/dist looks for: this error reaches Go as libtorch's
-      // error from the backward pass, not from a shim call.
-      throw std::runtime_error(std::string("lwr_dist collective failed: ") + e.what());
+      marked(e);
     }
+    torch::Tensor meanDy = total.narrow(0, 0, ch) / count, meanDyXhat = total.narrow(0, ch, ch) / count;
+    torch::Tensor a = invstd * w;                   // of dy
+    torch::Tensor slope = -a * invstd * meanDyXhat; // of x
+    torch::Tensor c = -a * meanDy - slope * mean;
+    std::vector<int64_t> perChannel{1, ch, 1, 1};
+    torch::Tensor dx = at::addcmul(c.view(perChannel), x, slope.view(perChannel)).addcmul_(dy, a.view(perChannel));
+    return {dx, dw, db, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -319,10 +374,12 @@ char *lwr_dist_barrier(void *group) {
   }
 }
 
-char *lwr_dist_sum_grad(void *group, tensor t, tensor *out) {
+char *lwr_dist_sync_batch_norm(void *group, tensor x, tensor w, tensor b, tensor running_mean, tensor running_var,
+                               double momentum, double eps, tensor *out) {
   *out = nullptr;
   try {
-    *out = new torch::Tensor(SumOverRanks::apply(*t, (int64_t)(intptr_t)group));
+    *out = new torch::Tensor(SyncBatchNorm::apply(*x, *w, *b, *running_mean, *running_var, momentum, eps,
+                                                  (int64_t)(intptr_t)group));
     return nullptr;
   } catch (const std::exception &e) {
     return error(e);
@@ -407,11 +464,12 @@ func LwrDistBroadcast(g unsafe.Pointer, ts []Ctensor, root int, bucketBytes int6
 // LwrDistBarrier waits for every rank.
 func LwrDistBarrier(g unsafe.Pointer) string { return errString(C.lwr_dist_barrier(g)) }
 
-// LwrDistSumGrad is the sum of t over the group, differentiable (see
-// lwr_dist.h).
-func LwrDistSumGrad(g unsafe.Pointer, t Ctensor) (Ctensor, string) {
+// LwrDistSyncBatchNorm is batch norm in training over the group's global
+// batch (see lwr_dist.h).
+func LwrDistSyncBatchNorm(g unsafe.Pointer, x, w, b, mean, variance Ctensor, momentum, eps float64) (Ctensor, string) {
 	var out C.tensor
-	e := C.lwr_dist_sum_grad(g, C.tensor(t), &out)
+	e := C.lwr_dist_sync_batch_norm(g, C.tensor(x), C.tensor(w), C.tensor(b), C.tensor(mean), C.tensor(variance),
+		C.double(momentum), C.double(eps), &out)
 	return Ctensor(out), errString(e)
 }
 
