@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sugarme/gotch"
+
 	"github.com/lwr-go/lwr/internal/steps"
 	"github.com/lwr-go/lwr/pkg/dist"
 )
@@ -23,6 +25,23 @@ func TestLearningRate(t *testing.T) {
 	for _, k := range cases {
 		if got := LearningRate(c, k.epoch); math.Abs(got-k.want) > 1e-15 {
 			t.Errorf("epoch %d: lr %v, want %v", k.epoch, got, k.want)
+		}
+	}
+}
+
+func TestEvalBatch(t *testing.T) {
+	for _, c := range []struct {
+		dev   gotch.Device
+		batch int
+		want  int
+	}{
+		{gotch.CPU, 128, cpuEvalBatch}, // small batches stay in cache
+		{gotch.CPU, 16, cpuEvalBatch},
+		{gotch.CudaBuilder(0), 128, 256}, // no gradients to keep: room for twice the batch
+		{gotch.CudaBuilder(1), 512, 1024},
+	} {
+		if got := (Config{BatchSize: c.batch}).evalBatch(c.dev); got != c.want {
+			t.Errorf("evalBatch(%s) with batch %d = %d, want %d", c.dev.Name, c.batch, got, c.want)
 		}
 	}
 }
