@@ -31,13 +31,14 @@ type Evaluation struct {
 
 // EvaluateCheckpoint evaluates the network of ckpt (a checkpoint.pt, or a
 // run folder holding one) on its configuration's test set, on device
-// (cpu, cuda, auto), and writes into out: eval.json, predictions.csv
+// (cpu, cuda, auto) with threads CPU threads (0: every core), and writes
+// into out: eval.json, predictions.csv
 // (index, label, prediction, top-5, confidence per test image) and
 // confusion.png. The architecture and data come from the checkpoint.
 //
 // split, when not "", is the ImageNet-LT list to evaluate on instead of the
 // run's own (test or val).
-func EvaluateCheckpoint(ctx context.Context, ckpt, device, split, out string) (Evaluation, error) {
+func EvaluateCheckpoint(ctx context.Context, ckpt, device string, threads int, split, out string) (Evaluation, error) {
 	if st, err := os.Stat(ckpt); err == nil && st.IsDir() {
 		ckpt = filepath.Join(ckpt, CheckpointFile)
 	}
@@ -62,6 +63,7 @@ func EvaluateCheckpoint(ctx context.Context, ckpt, device, split, out string) (E
 		if err != nil {
 			return fmt.Errorf("--device: %w", err)
 		}
+		useThreads(threads)
 		trainSrc, testSrc, _, err := sources(c, dev)
 		if err != nil {
 			return err

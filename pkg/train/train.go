@@ -107,6 +107,16 @@ var bnTrain = true
 // warnf prints a warning line to stderr.
 func warnf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
 
+// useThreads sizes libtorch's CPU thread pool: n threads, or every core
+// when n is 0. Not libtorch's own default: on some machines (this
+// project's 2-core VM) it starts with one thread.
+func useThreads(n int) {
+	if n == 0 {
+		n = runtime.NumCPU()
+	}
+	libtorch.SetNumThreads(n)
+}
+
 // runner is one run in progress: its settings, data, network, loss,
 // optimiser and position, and the folder it owns.
 type runner struct {
@@ -189,11 +199,7 @@ func openRunner(c Config, g *dist.Group, progress io.Writer) (*runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--device: %w", err)
 	}
-	threads := c.Threads
-	if threads == 0 {
-		threads = runtime.NumCPU()
-	}
-	libtorch.SetNumThreads(threads)
+	useThreads(c.Threads)
 	if r.train, r.test, r.subset, err = sources(c, dev); err != nil {
 		return nil, err
 	}

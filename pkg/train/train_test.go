@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/lwr-go/lwr/internal/steps"
 	"github.com/lwr-go/lwr/pkg/dist"
+	"github.com/lwr-go/lwr/pkg/libtorch"
 )
 
 func TestLearningRate(t *testing.T) {
@@ -43,6 +45,26 @@ func TestEvalBatch(t *testing.T) {
 		if got := (Config{BatchSize: c.batch}).evalBatch(c.dev); got != c.want {
 			t.Errorf("evalBatch(%s) with batch %d = %d, want %d", c.dev.Name, c.batch, got, c.want)
 		}
+	}
+}
+
+// TestUseThreads: 0 means every core (libtorch's own default is one
+// thread on some machines, which made --eval 1.6× slower than the
+// evaluation inside a run).
+func TestUseThreads(t *testing.T) {
+	err := libtorch.OnThread(func() error {
+		prev := libtorch.NumThreads()
+		defer libtorch.SetNumThreads(prev)
+		for _, c := range []struct{ n, want int }{{1, 1}, {0, runtime.NumCPU()}, {2, 2}} {
+			useThreads(c.n)
+			if got := libtorch.NumThreads(); got != c.want {
+				t.Errorf("useThreads(%d): %d threads, want %d", c.n, got, c.want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
