@@ -32,9 +32,9 @@ type Evaluation struct {
 // EvaluateCheckpoint evaluates the network of ckpt (a checkpoint.pt, or a
 // run folder holding one) on its configuration's test set, on device
 // (cpu, cuda, auto) with threads CPU threads (0: every core), and writes
-// into out: eval.json, predictions.csv
-// (index, label, prediction, top-5, confidence per test image) and
-// confusion.png. The architecture and data come from the checkpoint.
+// into out: eval.json, predictions.csv (index, label, prediction, top-5,
+// confidence per test image) and confusion.png. The architecture and data
+// come from the checkpoint.
 //
 // split, when not "", is the ImageNet-LT list to evaluate on instead of the
 // run's own (test or val).
