@@ -100,6 +100,20 @@ type Row struct {
 	Paper float64
 }
 
+// cosines is the distribution of a run's final classifier-row cosines and
+// their mean: from its summary, or for a run whose summary predates them,
+// from its checkpoint in dir. ok is false when neither has them.
+func cosines(s train.Summary, dir string) (hist []float64, mean float64, ok bool) {
+	if s.Classifier != nil && len(s.CosineHistogram) == report.CosineBins {
+		return s.CosineHistogram, s.Classifier.CosMean, true
+	}
+	ws, err := train.ClassifierStats(filepath.Join(dir, train.CheckpointFile), s.Config.LWRConfig.Theta)
+	if err != nil {
+		return nil, 0, false
+	}
+	return report.CosineHistogram(ws.Cos), ws.CosMean, true
+}
+
 // Collect reads the summary.json of every seed of every row. Failed maps a
 // seed folder to why its run failed (from this invocation); a seed with
 // neither is counted missing.
@@ -141,15 +155,14 @@ func Collect(rows []Row, failed map[string]string) ([]RowResult, error) {
 			medium = append(medium, float64(s.Final.Medium))
 			few = append(few, float64(s.Final.Few))
 			ece = append(ece, float64(s.Final.ECE))
-			if ws, err := train.ClassifierStats(filepath.Join(dir, train.CheckpointFile), s.Config.LWRConfig.Theta); err == nil {
-				h := report.CosineHistogram(ws.Cos)
+			if h, mean, ok := cosines(s, dir); ok {
 				if res.CosFrac == nil {
 					res.CosFrac = make([]float64, len(h))
 				}
 				for b, f := range h {
 					res.CosFrac[b] += f
 				}
-				cosMean = append(cosMean, ws.CosMean)
+				cosMean = append(cosMean, mean)
 			}
 		}
 		for b := range res.CosFrac {

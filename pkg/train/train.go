@@ -56,6 +56,12 @@ type Summary struct {
 	TrainCounts []int64         `json:"train_counts"`
 	Final       metrics.Metrics `json:"final"`
 	Seconds     float64         `json:"seconds"`
+	// Classifier holds the final classifier's row norms and cosine
+	// statistics, and CosineHistogram the distribution of its row cosines
+	// (report.CosineBins bins over [-1, 1], fractions of pairs): what a
+	// table plots, without reading the checkpoint again.
+	Classifier      *lwr.Stats `json:"classifier,omitempty"`
+	CosineHistogram []float64  `json:"cosine_histogram,omitempty"`
 }
 
 // ErrInterrupted reports a run stopped by its context (SIGINT/SIGTERM)
@@ -588,7 +594,12 @@ func (r *runner) endEpoch(epoch int, line EpochLog) error {
 
 // summary is the run's Summary so far.
 func (r *runner) summary() Summary {
-	return Summary{Config: r.c, TrainCounts: r.counts, Final: r.final, Seconds: r.elapsed()}
+	sum := Summary{Config: r.c, TrainCounts: r.counts, Final: r.final, Seconds: r.elapsed()}
+	if r.weights.Cos != nil {
+		ws := r.weights
+		sum.Classifier, sum.CosineHistogram = &ws, report.CosineHistogram(ws.Cos)
+	}
+	return sum
 }
 
 // finish writes summary.json and the plots. A resumed run that had
