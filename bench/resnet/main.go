@@ -84,9 +84,7 @@ func fwdbwd(dev gotch.Device, batch, classes int64, iters, warmup int) error {
 	}
 	x := ts.MustRandn([]int64{batch, 3, 32, 32}, gotch.Float, dev)
 	y := ts.MustRandint(classes, []int64{batch}, gotch.Int64, dev)
-	var times []float64
-	for i := 0; i < warmup+iters; i++ {
-		start := time.Now()
+	times := timed(warmup, iters, func() {
 		logits, feat := net.ForwardT(x, true)
 		loss := logits.MustCrossEntropyLoss(y, ts.NewTensor(), 1, -100, 0, false)
 		loss.MustBackward()
@@ -99,11 +97,7 @@ func fwdbwd(dev gotch.Device, batch, classes int64, iters, warmup int) error {
 			g.MustZero_()
 			g.MustDrop()
 		}
-		if i >= warmup {
-			times = append(times, time.Since(start).Seconds())
-		}
-	}
-	sort.Float64s(times)
+	})
 	fmt.Printf("go fwdbwd resnet32 batch=%d threads=%d device=%s: median %.1f ms, min %.1f ms over %d iterations (live tensors %d, made %d)\n",
 		batch, libtorch.NumThreads(), dev.Name, 1000*times[len(times)/2], 1000*times[0], len(times), len(ts.ExistingTensors), ts.TensorCount)
 	return nil
@@ -207,31 +201,16 @@ func step(dev gotch.Device, model string, batch, side, classes int64, iters, war
 		return err
 	}
 	params := vs.TrainableVariables()
-	x := ts.MustRandn([]int64{batch, 3, side, side}, gotch.Float, dev)
-	if format == libtorch.ChannelsLast {
-		if err := libtorch.SetChannelsLast(params); err != nil {
-			return err
-		}
-		if x, err = libtorch.ToChannelsLast(x); err != nil {
-			return err
-		}
-	} else if format != libtorch.Contiguous {
-		return fmt.Errorf("--memory-format %q: want contiguous or channels-last", format)
+	x, err := inFormat(format, params, ts.MustRandn([]int64{batch, 3, side, side}, gotch.Float, dev))
+	if err != nil {
+		return err
 	}
 	opt, err := optim.NewSGD(params, 0.01, 0.9, 5e-4, false)
 	if err != nil {
 		return err
 	}
 	y := ts.MustRandint(classes, []int64{batch}, gotch.Int64, dev)
-	var times []float64
-	for i := 0; i < warmup+iters; i++ {
-		start := time.Now()
-		sgdStep(net, loss, reg, opt, x, y)
-		if i >= warmup {
-			times = append(times, time.Since(start).Seconds())
-		}
-	}
-	sort.Float64s(times)
+	times := timed(warmup, iters, func() { sgdStep(net, loss, reg, opt, x, y) })
 	fmt.Printf("go step %s batch=%d side=%d threads=%d format=%s: median %.1f ms, min %.1f ms over %d iterations\n",
 		model, batch, side, libtorch.NumThreads(), format, 1000*times[len(times)/2], 1000*times[0], len(times))
 	return nil
@@ -245,18 +224,11 @@ func eval(dev gotch.Device, batch, side, classes int64, iters, warmup int, forma
 	if err != nil {
 		return err
 	}
-	x := ts.MustRandn([]int64{batch, 3, side, side}, gotch.Float, dev)
-	if format == libtorch.ChannelsLast {
-		if err := libtorch.SetChannelsLast(vs.TrainableVariables()); err != nil {
-			return err
-		}
-		if x, err = libtorch.ToChannelsLast(x); err != nil {
-			return err
-		}
+	x, err := inFormat(format, vs.TrainableVariables(), ts.MustRandn([]int64{batch, 3, side, side}, gotch.Float, dev))
+	if err != nil {
+		return err
 	}
-	var times []float64
-	for i := 0; i < warmup+iters; i++ {
-		start := time.Now()
+	times := timed(warmup, iters, func() {
 		libtorch.NoGrad(func() {
 			var s libtorch.Scope
 			defer s.Free()
@@ -264,14 +236,40 @@ func eval(dev gotch.Device, batch, side, classes int64, iters, warmup int, forma
 			s.Keep(feat)
 			s.Keep(s.Keep(logits).MustSoftmax(1, gotch.Double, false)).Float64Values() // host sync
 		})
+	})
+	fmt.Printf("go eval resnet32 batch=%d side=%d threads=%d format=%s: median %.3f ms/image over %d batches\n",
+		batch, side, libtorch.NumThreads(), format, 1000*times[len(times)/2]/float64(batch), len(times))
+	return nil
+}
+
+// timed runs fn warmup+iters times and returns the seconds each of the
+// last iters runs took, sorted.
+func timed(warmup, iters int, fn func()) []float64 {
+	var times []float64
+	for i := 0; i < warmup+iters; i++ {
+		start := time.Now()
+		fn()
 		if i >= warmup {
 			times = append(times, time.Since(start).Seconds())
 		}
 	}
 	sort.Float64s(times)
-	fmt.Printf("go eval resnet32 batch=%d side=%d threads=%d format=%s: median %.3f ms/image over %d batches\n",
-		batch, side, libtorch.NumThreads(), format, 1000*times[len(times)/2]/float64(batch), len(times))
-	return nil
+	return times
+}
+
+// inFormat stores the 4-d tensors of params and the input x in format
+// (contiguous or channels-last) and returns x in it.
+func inFormat(format string, params []*ts.Tensor, x *ts.Tensor) (*ts.Tensor, error) {
+	switch format {
+	case libtorch.Contiguous:
+		return x, nil
+	case libtorch.ChannelsLast:
+		if err := libtorch.SetChannelsLast(params); err != nil {
+			return nil, err
+		}
+		return libtorch.ToChannelsLast(x)
+	}
+	return nil, fmt.Errorf("--memory-format %q: want contiguous or channels-last", format)
 }
 
 // rssKB reads the resident set size of this process from /proc.
