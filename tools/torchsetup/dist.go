@@ -165,16 +165,14 @@ torch::Tensor flat(const std::vector<torch::Tensor> &bucket) {
   return torch::cat(parts);
 }
 
-// sumOver is the sum of t over the group's ranks, a new tensor.
-torch::Tensor sumOver(Group *g, const torch::Tensor &t) {
-  torch::NoGradGuard no_grad;
-  torch::Tensor f = t.detach().contiguous().clone();
+// sumInPlace replaces the contiguous tensor f with its sum over the
+// group's ranks.
+void sumInPlace(Group *g, torch::Tensor &f) {
   std::vector<torch::Tensor> v{f};
   c10d::AllreduceOptions o;
   o.reduceOp = c10d::ReduceOp::SUM;
   o.timeout = g->timeout;
   wait(g, g->pg->allreduce(v, o));
-  return f;
 }
 
 // marked rethrows a collective's failure inside autograd's backward pass
@@ -203,8 +201,10 @@ struct SyncBatchNorm : public torch::autograd::Function<SyncBatchNorm> {
     auto local = at::var_mean(x, {0, 2, 3}, /*unbiased=*/false, /*keepdim=*/false);
     torch::Tensor k = running_mean.detach().to(x.scalar_type());
     torch::Tensor shift = std::get<1>(local) - k;
-    torch::Tensor sums = torch::cat({shift * n, (std::get<0>(local) + shift * shift) * n, torch::full({1}, n, x.options())});
-    torch::Tensor total = sumOver(g, sums);
+    // (autograd records nothing inside an autograd function's forward and
+    // backward: the sums are plain tensors, summed in place.)
+    torch::Tensor total = torch::cat({shift * n, (std::get<0>(local) + shift * shift) * n, torch::full({1}, n, x.options())});
+    sumInPlace(g, total);
     const double count = total[2 * ch].item<double>();
     torch::Tensor mshift = total.narrow(0, 0, ch) / count;
     torch::Tensor mean = k + mshift;
@@ -233,9 +233,9 @@ struct SyncBatchNorm : public torch::autograd::Function<SyncBatchNorm> {
     auto r = at::native_batch_norm_backward(dy, x, w, c10::nullopt, c10::nullopt, mean, invstd, /*train=*/true,
                                             ctx->saved_data["eps"].toDouble(), {false, true, true});
     torch::Tensor dw = std::get<1>(r), db = std::get<2>(r);
-    torch::Tensor total;
+    torch::Tensor total = torch::cat({db, dw});
     try {
-      total = sumOver(g, torch::cat({db, dw}));
+      sumInPlace(g, total);
     } catch (const std::exception &e) {
       marked(e);
     }
@@ -330,11 +330,7 @@ char *lwr_dist_allreduce(void *group, tensor *ts, int n, int mean, int64_t bucke
     for (auto &bucket : buckets(ts, n, bucket_bytes)) {
       torch::Tensor f = flat(bucket);
       if (mean) f.div_(g->world);
-      std::vector<torch::Tensor> v{f};
-      c10d::AllreduceOptions o;
-      o.reduceOp = c10d::ReduceOp::SUM;
-      o.timeout = g->timeout;
-      wait(g, g->pg->allreduce(v, o));
+      sumInPlace(g, f);
       unflat(f, bucket);
     }
     return nullptr;
