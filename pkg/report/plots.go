@@ -70,7 +70,6 @@ func AccuracyByCount(path string, counts []int64, accuracy []float64, names []st
 	for _, pt := range pts {
 		lo, hi = math.Min(lo, pt.X), math.Max(hi, pt.X)
 	}
-	grey := color.RGBA{R: 150, G: 150, B: 150, A: 255}
 	var bands plotter.XYLabels
 	for _, b := range []struct {
 		at   float64
@@ -79,11 +78,10 @@ func AccuracyByCount(path string, counts []int64, accuracy []float64, names []st
 		if b.at <= lo || b.at >= hi {
 			continue
 		}
-		line, err := plotter.NewLine(plotter.XYs{{X: b.at, Y: 0}, {X: b.at, Y: 100}})
+		line, err := marker(b.at, 100)
 		if err != nil {
 			return err
 		}
-		line.Color, line.Dashes = grey, []vg.Length{vg.Points(4), vg.Points(3)}
 		p.Add(line)
 		bands.XYs = append(bands.XYs, plotter.XY{X: b.at, Y: 97})
 		bands.Labels = append(bands.Labels, b.name)
@@ -389,10 +387,8 @@ func CompareByCount(path string, counts []int64, rows []Series, title string) er
 	sort.SliceStable(order, func(a, b int) bool { return counts[order[a]] < counts[order[b]] })
 	p := accuracyByCountPlot(title, "test accuracy (%), mean ± std over seeds")
 	p.Add(plotter.NewGrid())
-	colors := []color.RGBA{{31, 119, 180, 255}, {255, 127, 14, 255}, {44, 160, 44, 255}, {214, 39, 40, 255},
-		{148, 103, 189, 255}, {140, 86, 75, 255}, {227, 119, 194, 255}, {127, 127, 127, 255}}
 	for k, r := range rows {
-		col := colors[k%len(colors)]
+		col := palette[k%len(palette)]
 		var line plotter.XYs
 		var errs plotter.YErrors
 		// Rows side by side around each count (a few percent apart on the
@@ -431,16 +427,34 @@ func CompareByCount(path string, counts []int64, rows []Series, title string) er
 	}
 	for _, at := range []float64{20, 100.5} {
 		if float64(counts[order[0]]) < at && at < float64(counts[order[len(order)-1]]) {
-			b, err := plotter.NewLine(plotter.XYs{{X: at, Y: 0}, {X: at, Y: 100}})
+			b, err := marker(at, 100)
 			if err != nil {
 				return err
 			}
-			b.Color, b.Dashes = color.RGBA{150, 150, 150, 255}, []vg.Length{vg.Points(4), vg.Points(3)}
 			p.Add(b)
 		}
 	}
 	p.Legend.Top, p.Legend.Left = false, false
 	return save(p, path, 7*vg.Inch, 4.5*vg.Inch)
+}
+
+// palette is matplotlib's default colour cycle (its first eight): one
+// colour per row of a comparison.
+var palette = []color.RGBA{{31, 119, 180, 255}, {255, 127, 14, 255}, {44, 160, 44, 255}, {214, 39, 40, 255},
+	{148, 103, 189, 255}, {140, 86, 75, 255}, {227, 119, 194, 255}, {127, 127, 127, 255}}
+
+// grey draws reference marks and their labels.
+var grey = color.RGBA{R: 150, G: 150, B: 150, A: 255}
+
+// marker is a dashed grey vertical line at x from 0 to top: a reference
+// value on a plot (a shot-group bound, θ).
+func marker(x, top float64) (*plotter.Line, error) {
+	l, err := plotter.NewLine(plotter.XYs{{X: x, Y: 0}, {X: x, Y: top}})
+	if err != nil {
+		return nil, err
+	}
+	l.Color, l.Dashes = grey, []vg.Length{vg.Points(4), vg.Points(3)}
+	return l, nil
 }
 
 // CosineBins is the number of equal bins over [-1, 1] of a Distribution.
@@ -493,8 +507,6 @@ func CosineDistributions(path string, rows []Distribution, theta float64, title 
 	p.Y.Label.Text = "fraction of pairs, mean over seeds"
 	p.X.Min, p.X.Max = -1, 1
 	p.Add(plotter.NewGrid())
-	colors := []color.RGBA{{31, 119, 180, 255}, {255, 127, 14, 255}, {44, 160, 44, 255}, {214, 39, 40, 255},
-		{148, 103, 189, 255}, {140, 86, 75, 255}, {227, 119, 194, 255}, {127, 127, 127, 255}}
 	top := 0.0
 	for k, r := range rows {
 		if len(r.Frac) != CosineBins {
@@ -510,22 +522,21 @@ func CosineDistributions(path string, rows []Distribution, theta float64, title 
 		if err != nil {
 			return err
 		}
-		l.Color, l.Width = colors[k%len(colors)], vg.Points(1.5)
+		l.Color, l.Width = palette[k%len(palette)], vg.Points(1.5)
 		p.Add(l)
 		p.Legend.Add(fmt.Sprintf("%s (mean %.3f)", r.Label, r.Mean), l)
 	}
 	p.Y.Min, p.Y.Max = 0, math.Max(top*1.1, 0.01)
-	th, err := plotter.NewLine(plotter.XYs{{X: theta, Y: 0}, {X: theta, Y: p.Y.Max}})
+	th, err := marker(theta, p.Y.Max)
 	if err != nil {
 		return err
 	}
-	th.Color, th.Dashes = color.RGBA{150, 150, 150, 255}, []vg.Length{vg.Points(4), vg.Points(3)}
 	p.Add(th)
 	lab, err := plotter.NewLabels(plotter.XYLabels{XYs: plotter.XYs{{X: theta, Y: p.Y.Max * 0.97}}, Labels: []string{fmt.Sprintf(" θ = %g", theta)}})
 	if err != nil {
 		return err
 	}
-	lab.TextStyle[0].Color = color.RGBA{150, 150, 150, 255}
+	lab.TextStyle[0].Color = grey
 	p.Add(lab)
 	p.Legend.Top, p.Legend.Left = true, true
 	return save(p, path, 7*vg.Inch, 4.5*vg.Inch)
