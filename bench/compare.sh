@@ -9,15 +9,13 @@
 #   RUNS="ce bs+lwr" bench/compare.sh ... runs a subset of the three.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 epochs=${1:-30}
 shift || true
 seeds=${*:-0 1}
-PY=${PYTHON:-/usr/bin/python3}
-make -s setup
-tmp=$(mktemp -d -t lwr-compare.XXXXXX) # this run's own folder: nothing fixed in /tmp
-trap 'rm -rf "$tmp"' EXIT
+bench_start compare
 go build -o "$tmp/cifar" ./cmd/cifar
-echo "# $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $epochs epochs"
+echo "# $(machine), $epochs epochs"
 printf '%-6s %-5s %-9s %7s %7s %7s %7s %10s %8s\n' side seed run top1 many medium few "s/epoch" "eval s"
 for seed in $seeds; do
   for run in ${RUNS:-ce bs bs+lwr}; do

@@ -7,14 +7,12 @@
 #   usage: bench/ddp.sh [rounds] [epochs]   (defaults: 3, 4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 rounds=${1:-3}
 epochs=${2:-4}
-PY=${PYTHON:-/usr/bin/python3}
-make -s setup
-tmp=$(mktemp -d -t lwr-ddp.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+bench_start ddp
 go build -o "$tmp/cifar" ./cmd/cifar
-echo "# $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $epochs epochs, global batch 128"
+echo "# $(machine), $epochs epochs, global batch 128"
 printf '%-6s %-5s %-9s %12s %14s\n' round side processes "images/s" "comm ms/step"
 ours() { # ours ROUND PROCS
   local out=$tmp/go$1-$2 extra=()

@@ -9,12 +9,10 @@
 #   usage: bench/decode.sh [count] [rounds]      (defaults: 400 images, 3 rounds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 count=${1:-400}
 rounds=${2:-3}
-PY=${PYTHON:-/usr/bin/python3}
-make -s setup
-tmp=$(mktemp -d -t lwr-decode.XXXXXX) # this run's own folder: nothing fixed in /tmp
-trap 'rm -rf "$tmp"' EXIT
+bench_start decode
 dir=${JPEG_DIR:-$tmp/jpegs}
 go build -o "$tmp/decode" ./bench/decode
 if [ ! -f "$dir/list.txt" ] || [ "$(wc -l < "$dir/list.txt")" != "$count" ]; then
@@ -24,7 +22,7 @@ if [ ! -f "$dir/list.txt" ] || [ "$(wc -l < "$dir/list.txt")" != "$count" ]; the
   fi
   $PY bench/gen_jpegs.py "$dir" "$count"
 fi
-echo "# $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $count JPEGs, $(du -sh "$dir" | cut -f1)"
+echo "# $(machine); $count JPEGs, $(du -sh "$dir" | cut -f1)"
 args=(--root "$dir" --list "$dir/list.txt")
 for r in $(seq "$rounds"); do
   echo "## round $r"

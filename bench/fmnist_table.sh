@@ -8,15 +8,13 @@
 #   OUT=DIR: where the table goes (default runs/fmnist-vs-torch-EPOCHS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 epochs=${1:-30}
 seeds=${2:-0,1,2,3,4}
 out=${OUT:-runs/fmnist-vs-torch-$epochs}
-PY=${PYTHON:-/usr/bin/python3}
-make -s setup
-tmp=$(mktemp -d -t lwr-fmtable.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+bench_start fmtable
 go build -o "$tmp/cifar" ./cmd/cifar
-echo "# $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $epochs epochs, seeds $seeds"
+echo "# $(machine), $epochs epochs, seeds $seeds"
 start=$SECONDS
 "$tmp/cifar" --preset fmnist --seeds "$seeds" --epochs "$epochs" --parallel 2 --out "$out" --quiet
 echo "# lwr: $((SECONDS - start)) s; its table: $out/fmnist/table.md"

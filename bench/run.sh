@@ -7,14 +7,12 @@
 #   usage: [THREADS="1 2"] bench/run.sh [rounds] [leak-steps]     (defaults 8, 2000; 0 steps: no memory run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 rounds=${1:-8}
 steps=${2:-2000}
-PY=${PYTHON:-/usr/bin/python3}
-make -s setup
-tmp=$(mktemp -d -t lwr-bench.XXXXXX) # this run's own folder: nothing fixed in /tmp
-trap 'rm -rf "$tmp"' EXIT
+bench_start bench
 go build -o "$tmp/resnet" ./bench/resnet
-echo "# $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), torch $($PY -c 'import torch; print(torch.__version__)')"
+echo "# $(machine), torch $($PY -c 'import torch; print(torch.__version__)')"
 log=$tmp/log
 for threads in ${THREADS:-1 2}; do
   for r in $(seq "$rounds"); do

@@ -9,14 +9,12 @@
 #   usage: bench/speed.sh [rounds] [resnet50 rounds]   (defaults: 5, 2; 0 skips those cases)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 rounds=${1:-5}
 r50=${2:-2}
-PY=${PYTHON:-/usr/bin/python3}
-make -s setup
-tmp=$(mktemp -d -t lwr-speed.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+bench_start speed
 go build -o "$tmp/resnet" ./bench/resnet
-echo "# $(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), torch $($PY -c 'import torch; print(torch.__version__)')"
+echo "# $(machine), torch $($PY -c 'import torch; print(torch.__version__)')"
 log=$tmp/log
 case_() { # case_ NAME ROUNDS THREADS ITERS WARMUP ARGS...
   local name=$1 n=$2 threads=$3 iters=$4 warm=$5
