@@ -116,6 +116,14 @@ func (bn batchNorm) forward(x *ts.Tensor, train bool) *ts.Tensor {
 	return ts.MustBatchNorm(x, bn.w, bn.b, bn.mean, bn.variance, train, bnMomentum, bnEps, true)
 }
 
+// addRelu returns relu(h + short), computed in h's memory (h, a batch
+// norm's output, is not needed by autograd), as torchvision's blocks do.
+func addRelu(h, short *ts.Tensor) *ts.Tensor {
+	h.MustAdd_(short)
+	h.MustRelu_()
+	return h
+}
+
 // convBN runs conv then batch norm, freeing the intermediate.
 func convBN(c conv2d, bn batchNorm, x *ts.Tensor, train bool) *ts.Tensor {
 	h := c.forward(x)

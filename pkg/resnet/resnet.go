@@ -69,7 +69,8 @@ func newBasicBlock(p *nn.Path, in, out, stride int64, sync SyncBatchNorm) basicB
 }
 
 func (b basicBlock) forward(x *ts.Tensor, train bool) *ts.Tensor {
-	h := convBN(b.conv1, b.bn1, x, train).MustRelu(true)
+	h := convBN(b.conv1, b.bn1, x, train)
+	h.MustRelu_()
 	h2 := convBN(b.conv2, b.bn2, h, train)
 	h.MustDrop()
 	short := x
@@ -79,7 +80,7 @@ func (b basicBlock) forward(x *ts.Tensor, train bool) *ts.Tensor {
 		short = sub.MustConstantPadNd([]int64{0, 0, 0, 0, b.padChannels, b.padChannels}, true)
 		defer short.MustDrop()
 	}
-	return h2.MustAdd(short, true).MustRelu(true)
+	return addRelu(h2, short)
 }
 
 // CIFARResNet is ResNet-6n+2 for 32×32 inputs: a 3×3 stem of 16 channels,
@@ -129,7 +130,8 @@ func NewCIFARResNet(p *nn.Path, n int, o Options) (*CIFARResNet, error) {
 
 // ForwardT implements Net.
 func (m *CIFARResNet) ForwardT(x *ts.Tensor, train bool) (logits, features *ts.Tensor) {
-	h := convBN(m.conv1, m.bn1, x, train).MustRelu(true)
+	h := convBN(m.conv1, m.bn1, x, train)
+	h.MustRelu_()
 	features = pooledFeatures(h, m.blocks, train)
 	return m.head.Forward(features), features
 }
@@ -187,8 +189,10 @@ func newBottleneck(p *nn.Path, in, planes, stride, groups, baseWidth int64, sync
 }
 
 func (b bottleneck) forward(x *ts.Tensor, train bool) *ts.Tensor {
-	h := convBN(b.conv1, b.bn1, x, train).MustRelu(true)
-	h2 := convBN(b.conv2, b.bn2, h, train).MustRelu(true)
+	h := convBN(b.conv1, b.bn1, x, train)
+	h.MustRelu_()
+	h2 := convBN(b.conv2, b.bn2, h, train)
+	h2.MustRelu_()
 	h.MustDrop()
 	h3 := convBN(b.conv3, b.bn3, h2, train)
 	h2.MustDrop()
@@ -197,7 +201,7 @@ func (b bottleneck) forward(x *ts.Tensor, train bool) *ts.Tensor {
 		short = convBN(b.down.conv, b.down.bn, x, train)
 		defer short.MustDrop()
 	}
-	return h3.MustAdd(short, true).MustRelu(true)
+	return addRelu(h3, short)
 }
 
 // ImageNetResNet is torchvision's ResNet with bottleneck blocks.
@@ -246,7 +250,8 @@ func newImageNetResNet(p *nn.Path, layers []int, groups, baseWidth int64, o Opti
 
 // ForwardT implements Net.
 func (m *ImageNetResNet) ForwardT(x *ts.Tensor, train bool) (logits, features *ts.Tensor) {
-	h := convBN(m.conv1, m.bn1, x, train).MustRelu(true)
+	h := convBN(m.conv1, m.bn1, x, train)
+	h.MustRelu_()
 	h = h.MustMaxPool2d([]int64{3, 3}, []int64{2, 2}, []int64{1, 1}, []int64{1, 1}, false, true)
 	features = pooledFeatures(h, m.blocks, train)
 	return m.head.Forward(features), features
