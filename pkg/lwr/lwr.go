@@ -133,11 +133,11 @@ var noWeight = ts.NewTensor()
 func (r *Regularizer) similarity(s *libtorch.Scope, w *ts.Tensor) *ts.Tensor {
 	v := w
 	if r.cfg.Projection {
-		h := s.Keep(ts.MustLinear(w, r.W1, r.B1).MustRelu(true))
-		v = s.Keep(ts.MustLinear(h, r.W2, r.B2))
+		h := s.Keep(libtorch.MatMulT(w, r.W1, r.B1).MustRelu(true))
+		v = s.Keep(libtorch.MatMulT(h, r.W2, r.B2))
 	}
 	z := s.Keep(normalizeRows(s, v))
-	return s.Keep(z.MustMm(s.Keep(z.MustT(false)), false))
+	return s.Keep(libtorch.MatMulT(z, z, nil))
 }
 
 // normalizeRows returns v / max(‖v_i‖₂, 1e-12) row by row, as

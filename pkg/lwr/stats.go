@@ -59,7 +59,7 @@ func WeightStats(w *ts.Tensor, theta float64) Stats {
 		wd := s.Keep(w.MustDetach(false).MustTotype(gotch.Double, true))
 		norms := s.Keep(wd.MustNormScalaroptDim(ts.FloatScalar(2), []int64{1}, false, false))
 		z := s.Keep(normalizeRows(&s, wd))
-		cos := s.Keep(z.MustMm(s.Keep(z.MustT(false)), false).MustTo(gotch.CPU, true))
+		cos := s.Keep(libtorch.MatMulT(z, z, nil).MustTo(gotch.CPU, true))
 		st.Norms = norms.MustTo(gotch.CPU, false).Float64Values(true) // host sync
 		c := len(st.Norms)
 		vals := cos.Float64Values()

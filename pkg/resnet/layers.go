@@ -6,6 +6,8 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lwr-go/lwr/pkg/libtorch"
 )
 
 // none stands for an absent optional tensor (no bias) in libtorch calls.
@@ -161,13 +163,13 @@ func newClassifier(p *nn.Path, in, classes int64, normed bool, mode FanMode) *Cl
 // Forward returns logits [B,C] of features f [B,D].
 func (c *Classifier) Forward(f *ts.Tensor) *ts.Tensor {
 	if !c.Normed {
-		return ts.MustLinear(f, c.Weight, c.Bias)
+		return libtorch.MatMulT(f, c.Weight, c.Bias)
 	}
 	fn := normalize(f)
 	defer fn.MustDrop()
 	wn := normalize(c.Weight)
 	defer wn.MustDrop()
-	return ts.MustLinear(fn, wn, none)
+	return libtorch.MatMulT(fn, wn, nil)
 }
 
 func normalize(x *ts.Tensor) *ts.Tensor {

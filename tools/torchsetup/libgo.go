@@ -130,6 +130,10 @@ func LwrSetChannelsLast(t Ctensor) { C.lwr_set_channels_last(t) }
 // LwrIsChannelsLast reports whether t is 4-d and channels-last.
 func LwrIsChannelsLast(t Ctensor) bool { return C.lwr_is_channels_last(t) == 1 }
 
+// LwrHasMKL reports whether libtorch does its CPU matrix products with
+// Intel's MKL (at::hasMKL).
+func LwrHasMKL() bool { return C.lwr_has_mkl() == 1 }
+
 // AtManualSeed seeds libtorch's default generators (CPU and, when present, CUDA).
 func AtManualSeed(seed int64) { C.at_manual_seed(C.int64_t(seed)) }
 
@@ -193,6 +197,8 @@ tensor lwr_channels_last(tensor t);
 void lwr_set_channels_last(tensor t);
 // 1 when t is 4-d and channels-last, else 0.
 int lwr_is_channels_last(tensor t);
+// 1 when libtorch was built with MKL (its CPU BLAS), else 0.
+int lwr_has_mkl(void);
 #ifdef __cplusplus
 }
 #endif
@@ -281,6 +287,8 @@ int lwr_is_channels_last(tensor t) {
     return 0;
   }
 }
+
+int lwr_has_mkl(void) { return at::hasMKL() ? 1 : 0; }
 
 int lwr_autocast_cuda_bf16(void) {
   try {

@@ -1,0 +1,53 @@
+package libtorch
+
+import (
+	"sync"
+
+	"github.com/sugarme/gotch"
+	lib "github.com/sugarme/gotch/libtch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// undefined stands for an absent optional tensor (no bias) in libtorch calls.
+var undefined = ts.NewTensor()
+
+// HasMKL reports whether libtorch does its CPU matrix products with Intel's
+// MKL. PyPI's builds do; Debian's libtorch 1.13 calls the system BLAS
+// (libblas.so.3), by default the reference BLAS.
+var HasMKL = sync.OnceValue(lib.LwrHasMKL)
+
+// ProductsAsConvolutions reports whether MatMulT computes products of
+// float32 tensors on the CPU as 1×1 convolutions: when libtorch has no MKL.
+// The reference BLAS multiplies float32 matrices at ~8 GFLOP/s on a
+// 2-core AVX-512 machine where oneDNN's convolutions reach ~400; with MKL,
+// its matrix product is the faster of the two.
+func ProductsAsConvolutions() bool { return !HasMKL() }
+
+// MatMulT returns a·bᵀ + bias: a [N,K], b [M,K], bias [M] (nil for none)
+// → [N,M], as torch.nn.functional.linear, with gradients to all three.
+// On a CPU without MKL (ProductsAsConvolutions), float32 products run as a
+// 1×1 convolution of N one-pixel images of K channels with M filters,
+// which libtorch hands to oneDNN; the values equal linear's up to float
+// rounding. Elsewhere (CUDA, MKL, float64) it is linear. The caller frees
+// the result; a and b are left as they are.
+func MatMulT(a, b, bias *ts.Tensor) *ts.Tensor {
+	if bias == nil {
+		bias = undefined
+	}
+	if !asConvolution(a) {
+		return ts.MustLinear(a, b, bias)
+	}
+	a4 := a.MustUnsqueeze(2, false).MustUnsqueeze(3, true) // [N,K,1,1]
+	defer a4.MustDrop()
+	b4 := b.MustUnsqueeze(2, false).MustUnsqueeze(3, true) // [M,K,1,1]
+	defer b4.MustDrop()
+	y := ts.MustConv2d(a4, b4, bias, []int64{1, 1}, []int64{0, 0}, []int64{1, 1}, 1) // [N,M,1,1]
+	return y.MustFlatten(1, -1, true)
+}
+
+// asConvolution reports whether MatMulT takes the convolution route for a.
+// (gotch's Device of a CPU tensor has Value 1, not gotch.CPU's -1: compare
+// by kind.)
+func asConvolution(a *ts.Tensor) bool {
+	return a.DType() == gotch.Float && !a.MustDevice().IsCuda() && ProductsAsConvolutions()
+}
