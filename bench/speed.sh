@@ -3,9 +3,10 @@
 # whole training steps (forward, Balanced Softmax + LWR, backward, SGD with
 # momentum and weight decay) with the weights and input in the default NCHW
 # layout and in channels-last, for ResNet-32 (batch 128 at 2 threads, batch
-# 16 at 1 thread) and ResNet-50 (224 px, batch 32, 2 threads). Rounds
-# alternate the four sides; each figure is the median over rounds of a
-# round's median step time.
+# 16 at 1 thread) and ResNet-50 (224 px, batch 32, 2 threads), then LWR's
+# R alone (forward + backward) at ResNet-32's and ImageNet-LT's sizes
+# (100 × 64, 1,000 × 2,048). Rounds alternate the sides; each figure is the
+# median over rounds of a round's median time.
 #   usage: bench/speed.sh [rounds] [resnet50 rounds]   (defaults: 5, 2; 0 skips those cases)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,17 @@ if [ "$rounds" -gt 0 ]; then
   case_ r32-b16-t1 "$rounds" 1 20 5 --batch 16
 fi
 [ "$r50" -gt 0 ] && case_ r50-b32-t2 "$r50" 2 2 1 --model resnet50 --side 224 --batch 32 --classes 1000
+lwr_case() { # lwr_case NAME ROUNDS ITERS CLASSES DIM
+  local name=$1 n=$2 iters=$3 classes=$4 dim=$5
+  for r in $(seq "$n"); do
+    "$tmp/resnet" --mode lwr --threads 2 --iters "$iters" --warmup 2 --classes "$classes" --dim "$dim" | sed "s/^/$name /" | tee -a "$log"
+    $PY bench/torch_resnet32.py --mode lwr --threads 2 --iters "$iters" --warmup 2 --classes "$classes" --dim "$dim" | sed "s/^/$name /" | tee -a "$log"
+  done
+}
+if [ "$rounds" -gt 0 ]; then
+  lwr_case lwr-100x64-t2 "$rounds" 50 100 64
+  lwr_case lwr-1000x2048-t2 "$rounds" 3 1000 2048
+fi
 echo
 echo "| case | ours NCHW | ours channels-last | PyTorch NCHW | PyTorch channels-last | ours (auto: channels-last) vs PyTorch NCHW | vs PyTorch channels-last |"
 echo "|---|---|---|---|---|---|---|"
@@ -45,4 +57,14 @@ for c in r32-b128-t2 r32-b16-t1 r50-b32-t2; do
   tc=$(grep "^$c torch .*format=channels-last" "$log" | median)
   awk -v c="$c" -v gn="$gn" -v gc="$gc" -v tn="$tn" -v tc="$tc" 'BEGIN {
     printf "| %s | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.2f× | %.2f× |\n", c, gn, gc, tn, tc, tn / gc, tc / gc }'
+done
+echo
+echo "| LWR's R, forward + backward, 2 threads | ours | PyTorch | ours vs PyTorch |"
+echo "|---|---|---|---|"
+for c in lwr-100x64-t2 lwr-1000x2048-t2; do
+  grep -q "^$c " "$log" || continue
+  g=$(grep "^$c go " "$log" | median)
+  t=$(grep "^$c torch " "$log" | median)
+  how=$(grep -m1 "^$c go " "$log" | sed 's/.*products=\([^:]*\):.*/\1/')
+  awk -v c="$c" -v g="$g" -v t="$t" -v how="$how" 'BEGIN { printf "| %s (ours: %s) | %.1f ms | %.1f ms | %.2f× |\n", c, how, g, t, t / g }'
 done

@@ -71,9 +71,10 @@ def rss_kib():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", default="fwdbwd", choices=["fwdbwd", "train", "step"])
+    ap.add_argument("--mode", default="fwdbwd", choices=["fwdbwd", "train", "step", "lwr"])
     ap.add_argument("--channels-last", action="store_true", help="step: the model and input in torch.channels_last")
     ap.add_argument("--side", type=int, default=32, help="step: image side")
+    ap.add_argument("--dim", type=int, default=64, help="lwr: classifier width (64 for ResNet-32, 2048 for ResNet-50)")
     ap.add_argument("--model", default="resnet32", choices=["resnet32", "resnet50"], help="step: torchvision's resnet50 or ResNet-32")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--iters", type=int, default=20)
@@ -90,6 +91,9 @@ def main():
     y = torch.randint(a.classes, (a.batch,), device=dev)
     if a.mode == "step":
         step(a, dev, y)
+        return
+    if a.mode == "lwr":
+        regularizer(a, dev, sync)
         return
     net = ResNet32(a.classes).to(dev)
     x = torch.randn(a.batch, 3, 32, 32, device=dev)
@@ -164,6 +168,24 @@ def step(a, dev, y):
     print("torch %s step %s batch=%d side=%d threads=%d format=%s: median %.1f ms, min %.1f ms over %d iterations"
           % (torch.__version__, a.model, a.batch, a.side, torch.get_num_threads(), "channels-last" if a.channels_last else "contiguous",
              1000 * times[len(times) // 2], 1000 * times[0], len(times)))
+
+
+def regularizer(a, dev, sync):
+    """Times lwr_loss alone on weights [classes, dim], forward and backward, as bench/resnet --mode lwr."""
+    w = torch.randn(a.classes, a.dim, device=dev, requires_grad=True)
+    proj = nn.Sequential(nn.Linear(a.dim, a.dim), nn.ReLU(), nn.Linear(a.dim, a.dim)).to(dev)
+    times = []
+    for i in range(a.warmup + a.iters):
+        t0 = time.perf_counter()
+        r = lwr_loss(w, proj)
+        r.backward()
+        r.item()
+        sync()
+        if i >= a.warmup:
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    print("torch %s lwr classes=%d dim=%d threads=%d: median %.1f ms, min %.1f ms over %d iterations"
+          % (torch.__version__, a.classes, a.dim, torch.get_num_threads(), 1000 * times[len(times) // 2], 1000 * times[0], len(times)))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import (
 )
 
 func main() {
-	mode := pflag.String("mode", "fwdbwd", "fwdbwd: time forward+backward; step: time a whole training step (BS + LWR, SGD); train: resident memory over SGD steps")
+	mode := pflag.String("mode", "fwdbwd", "fwdbwd: time forward+backward; step: time a whole training step (BS + LWR, SGD); eval: time evaluation per image; lwr: time LWR's R alone (forward + backward, --classes × --dim); train: resident memory over SGD steps")
 	batch := pflag.Int64("batch", 128, "batch size")
 	iters := pflag.Int("iters", 20, "timed iterations (fwdbwd) or training steps (train)")
 	warmup := pflag.Int("warmup", 3, "untimed iterations first")
@@ -37,6 +37,7 @@ func main() {
 	format := pflag.String("memory-format", "contiguous", "step: contiguous or channels-last")
 	side := pflag.Int64("side", 32, "step: image side in pixels (32 for ResNet-32)")
 	model := pflag.String("model", "resnet32", "step: resnet32 or resnet50")
+	dim := pflag.Int64("dim", 64, "lwr: classifier width d (64 for ResNet-32, 2048 for ResNet-50)")
 	cpuprofile := pflag.String("cpuprofile", "", "write a Go CPU profile here (cgo calls show as runtime.cgocall)")
 	pflag.Parse()
 	if *cpuprofile != "" {
@@ -66,8 +67,10 @@ func main() {
 			return step(dev, *model, *batch, *side, *classes, *iters, *warmup, *format)
 		case "eval":
 			return eval(dev, *batch, *side, *classes, *iters, *warmup, *format)
+		case "lwr":
+			return regularizer(dev, *classes, *dim, *iters, *warmup)
 		}
-		return fmt.Errorf("--mode %q: want fwdbwd or train", *mode)
+		return fmt.Errorf("--mode %q: want fwdbwd, step, eval, lwr or train", *mode)
 	})
 	if err != nil {
 		pprof.StopCPUProfile()
@@ -240,6 +243,34 @@ func eval(dev gotch.Device, batch, side, classes int64, iters, warmup int, forma
 	fmt.Printf("go eval resnet32 batch=%d side=%d threads=%d format=%s: median %.3f ms/image over %d batches\n",
 		batch, side, libtorch.NumThreads(), format, 1000*times[len(times)/2]/float64(batch), len(times))
 	return nil
+}
+
+// regularizer times LWR's R alone on classifier weights [classes,dim]:
+// the projection MLP, the similarity and the loss, forward and backward.
+func regularizer(dev gotch.Device, classes, dim int64, iters, warmup int) error {
+	vs := nn.NewVarStore(dev)
+	reg, err := lwr.New(vs.Root().Sub("lwr"), dim, lwr.DefaultConfig())
+	if err != nil {
+		return err
+	}
+	w := vs.Root().MustAdd("w", ts.MustRandn([]int64{classes, dim}, gotch.Float, dev), true)
+	times := timed(warmup, iters, func() {
+		r := reg.Loss(w)
+		defer r.MustDrop()
+		r.MustBackward()
+		r.Float64Values() // host sync
+	})
+	fmt.Printf("go lwr classes=%d dim=%d threads=%d products=%s: median %.1f ms, min %.1f ms over %d iterations\n",
+		classes, dim, libtorch.NumThreads(), products(dev), 1000*times[len(times)/2], 1000*times[0], len(times))
+	return nil
+}
+
+// products says how MatMulT multiplies float32 matrices on dev.
+func products(dev gotch.Device) string {
+	if dev.IsCuda() || !libtorch.ProductsAsConvolutions() {
+		return "matmul"
+	}
+	return "1x1-convolutions"
 }
 
 // timed runs fn warmup+iters times and returns the seconds each of the
