@@ -261,13 +261,14 @@ func regularizer(dev gotch.Device, classes, dim int64, iters, warmup int) error 
 		r.Float64Values() // host sync
 	})
 	fmt.Printf("go lwr classes=%d dim=%d threads=%d products=%s: median %.1f ms, min %.1f ms over %d iterations\n",
-		classes, dim, libtorch.NumThreads(), products(dev), 1000*times[len(times)/2], 1000*times[0], len(times))
+		classes, dim, libtorch.NumThreads(), products(dev, classes*dim*dim), 1000*times[len(times)/2], 1000*times[0], len(times))
 	return nil
 }
 
-// products says how MatMulT multiplies float32 matrices on dev.
-func products(dev gotch.Device) string {
-	if dev.IsCuda() || !libtorch.ProductsAsConvolutions() {
+// products says how MatMulT multiplies float32 matrices of macs
+// multiply-adds on dev.
+func products(dev gotch.Device, macs int64) string {
+	if dev.IsCuda() || !libtorch.ProductsAsConvolutions() || macs < libtorch.ConvolutionMACs {
 		return "matmul"
 	}
 	return "1x1-convolutions"

@@ -16,25 +16,34 @@ var undefined = ts.NewTensor()
 // (libblas.so.3), by default the reference BLAS.
 var HasMKL = sync.OnceValue(lib.LwrHasMKL)
 
-// ProductsAsConvolutions reports whether MatMulT computes products of
-// float32 tensors on the CPU as 1×1 convolutions: when libtorch has no MKL.
+// ProductsAsConvolutions reports whether MatMulT computes large products
+// of float32 tensors on the CPU as 1×1 convolutions: when libtorch has no MKL.
 // The reference BLAS multiplies float32 matrices at ~8 GFLOP/s on a
 // 2-core AVX-512 machine where oneDNN's convolutions reach ~400; with MKL,
 // its matrix product is the faster of the two.
 func ProductsAsConvolutions() bool { return !HasMKL() }
 
+// ConvolutionMACs is the size (N·M·K multiply-adds) from which MatMulT
+// takes the convolution route. Smaller products take at most ~4 ms with the
+// reference BLAS and stay libtorch's linear, equal bit for bit to what
+// PyTorch computes on the same libtorch (ResNet-32's classifier, LWR at
+// CIFAR's sizes); LWR at ImageNet-LT's (1,000 × 2,048 × 2,048) is 250 times
+// larger.
+const ConvolutionMACs = 1 << 24
+
 // MatMulT returns a·bᵀ + bias: a [N,K], b [M,K], bias [M] (nil for none)
 // → [N,M], as torch.nn.functional.linear, with gradients to all three.
-// On a CPU without MKL (ProductsAsConvolutions), float32 products run as a
-// 1×1 convolution of N one-pixel images of K channels with M filters,
-// which libtorch hands to oneDNN; the values equal linear's up to float
-// rounding. Elsewhere (CUDA, MKL, float64) it is linear. The caller frees
-// the result; a and b are left as they are.
+// On a CPU without MKL (ProductsAsConvolutions), float32 products of at
+// least ConvolutionMACs multiply-adds run as a 1×1 convolution of N
+// one-pixel images of K channels with M filters, which libtorch hands to
+// oneDNN; the values equal linear's up to float rounding. Otherwise (CUDA,
+// MKL, float64, small products) it is linear. The caller frees the result;
+// a and b are left as they are.
 func MatMulT(a, b, bias *ts.Tensor) *ts.Tensor {
 	if bias == nil {
 		bias = undefined
 	}
-	if !asConvolution(a) {
+	if !asConvolution(a, b) {
 		return ts.MustLinear(a, b, bias)
 	}
 	a4 := a.MustUnsqueeze(2, false).MustUnsqueeze(3, true) // [N,K,1,1]
@@ -45,9 +54,13 @@ func MatMulT(a, b, bias *ts.Tensor) *ts.Tensor {
 	return y.MustFlatten(1, -1, true)
 }
 
-// asConvolution reports whether MatMulT takes the convolution route for a.
-// (gotch's Device of a CPU tensor has Value 1, not gotch.CPU's -1: compare
-// by kind.)
-func asConvolution(a *ts.Tensor) bool {
-	return a.DType() == gotch.Float && !a.MustDevice().IsCuda() && ProductsAsConvolutions()
+// asConvolution reports whether MatMulT takes the convolution route for
+// a·bᵀ. (gotch's Device of a CPU tensor has Value 1, not gotch.CPU's -1:
+// compare by kind.)
+func asConvolution(a, b *ts.Tensor) bool {
+	if a.DType() != gotch.Float || a.MustDevice().IsCuda() || !ProductsAsConvolutions() {
+		return false
+	}
+	as, bs := a.MustSize(), b.MustSize()
+	return len(as) == 2 && len(bs) == 2 && as[0]*as[1]*bs[0] >= ConvolutionMACs
 }

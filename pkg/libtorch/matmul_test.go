@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -50,9 +51,11 @@ func multiply(t *testing.T, a, b, bias, g *ts.Tensor, dtype gotch.DType) product
 }
 
 // TestMatMulT checks a·bᵀ + bias and its three gradients in float32 (the
-// convolution route on a CPU without MKL) against float64 (libtorch's
-// linear) on the same numbers.
+// convolution route on a CPU without MKL, for the products of at least
+// ConvolutionMACs) against float64 (libtorch's linear) on the same numbers.
 func TestMatMulT(t *testing.T) {
+	// No collection: Go's finalizers would free other tensors while MatMulT's are counted.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	ManualSeed(0)
 	for _, c := range []struct {
 		n, k, m int64
@@ -62,7 +65,9 @@ func TestMatMulT(t *testing.T) {
 		{7, 64, 10, true},     // a CIFAR-10 classifier on a small batch
 		{100, 64, 100, false}, // LWR's similarity of 100 classes
 		{40, 300, 17, true},
-		{16, 512, 512, true}, // LWR's projection MLP, 16 classes
+		{16, 512, 512, true},   // LWR's projection MLP, 16 classes
+		{256, 512, 256, false}, // 2²⁵ multiply-adds: the convolution route
+		{128, 256, 600, true},
 	} {
 		t.Run(fmt.Sprintf("%dx%d·(%dx%d)ᵀ", c.n, c.k, c.m, c.k), func(t *testing.T) {
 			a := ts.MustRandn([]int64{c.n, c.k}, gotch.Float, gotch.CPU)
@@ -104,15 +109,25 @@ func TestMatMulT(t *testing.T) {
 }
 
 func TestMatMulTRoute(t *testing.T) {
-	f32 := ts.MustZeros([]int64{2, 3}, gotch.Float, gotch.CPU)
-	defer f32.MustDrop()
-	f64 := ts.MustZeros([]int64{2, 3}, gotch.Double, gotch.CPU)
-	defer f64.MustDrop()
-	if got, want := asConvolution(f32), !HasMKL(); got != want {
-		t.Errorf("float32 on the CPU, MKL %v: convolution route %v, want %v", HasMKL(), got, want)
-	}
-	if asConvolution(f64) {
-		t.Error("float64 takes the convolution route; want linear (oneDNN has no float64 convolutions)")
+	for _, c := range []struct {
+		dtype   gotch.DType
+		n, k, m int64
+		want    bool // on a CPU without MKL
+	}{
+		{gotch.Float, 256, 256, 256, true},      // 2²⁴ multiply-adds
+		{gotch.Float, 255, 256, 256, false},     // one row short
+		{gotch.Float, 128, 64, 10, false},       // ResNet-32's classifier
+		{gotch.Float, 1000, 2048, 2048, true},   // LWR's MLP at ImageNet-LT's size
+		{gotch.Double, 1000, 2048, 2048, false}, // oneDNN has no float64 convolutions
+	} {
+		a := ts.MustZeros([]int64{c.n, c.k}, c.dtype, gotch.CPU)
+		b := ts.MustZeros([]int64{c.m, c.k}, c.dtype, gotch.CPU)
+		want := c.want && !HasMKL()
+		if got := asConvolution(a, b); got != want {
+			t.Errorf("%v %dx%d·(%dx%d)ᵀ on the CPU, MKL %v: convolution route %v, want %v", c.dtype, c.n, c.k, c.m, c.k, HasMKL(), got, want)
+		}
+		a.MustDrop()
+		b.MustDrop()
 	}
 }
 
@@ -127,8 +142,8 @@ func TestMatMulTChild(t *testing.T) {
 	err := OnThread(func() error {
 		SetNumThreads(2)
 		return Catch(func() {
-			a := ts.MustOnes([]int64{64, 128}, gotch.Float, gotch.CPU)
-			b := ts.MustOnes([]int64{32, 128}, gotch.Float, gotch.CPU)
+			a := ts.MustOnes([]int64{256, 512}, gotch.Float, gotch.CPU)
+			b := ts.MustOnes([]int64{256, 512}, gotch.Float, gotch.CPU)
 			fmt.Println("sum", MatMulT(a, b, nil).MustSum(gotch.Double, true).Float64Values()[0])
 		})
 	})
@@ -150,16 +165,16 @@ func TestMatMulTRunsOneDNN(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "sum 262144") {
-		t.Errorf("64×128 ones · (32×128 ones)ᵀ: want sum 262144 (64·32·128) in\n%s", out)
+	if !strings.Contains(string(out), "sum 3.3554432e+07") {
+		t.Errorf("256×512 ones · (256×512 ones)ᵀ: want sum 3.3554432e+07 (256·256·512) in\n%s", out)
 	}
 	found := false
 	for _, line := range strings.Split(string(out), "\n") {
-		if strings.Contains(line, ",exec,") && strings.Contains(line, "convolution") && strings.Contains(line, "mb64_ic128oc32") {
+		if strings.Contains(line, ",exec,") && strings.Contains(line, "convolution") && strings.Contains(line, "mb256_ic512oc256") {
 			found = true
 		}
 	}
 	if !found {
-		t.Errorf("no oneDNN convolution mb64_ic128oc32 in the child's log:\n%s", out)
+		t.Errorf("no oneDNN convolution mb256_ic512oc256 in the child's log:\n%s", out)
 	}
 }
