@@ -89,7 +89,7 @@ func fwdbwd(dev gotch.Device, batch, classes int64, iters, warmup int) error {
 	y := ts.MustRandint(classes, []int64{batch}, gotch.Int64, dev)
 	times := timed(warmup, iters, func() {
 		logits, feat := net.ForwardT(x, true)
-		loss := logits.MustCrossEntropyLoss(y, ts.NewTensor(), 1, -100, 0, false)
+		loss := logits.MustCrossEntropyLoss(y, libtorch.None, 1, -100, 0, false)
 		loss.MustBackward()
 		loss.Float64Values() // host sync
 		loss.MustDrop()

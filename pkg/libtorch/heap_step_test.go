@@ -60,7 +60,7 @@ func TestHeapStepChild(t *testing.T) {
 			logits, feat := net.ForwardT(x, true)
 			s.Keep(logits)
 			s.Keep(feat)
-			s.Keep(logits.MustCrossEntropyLoss(y, ts.NewTensor(), 1, -100, 0, false)).MustBackward()
+			s.Keep(logits.MustCrossEntropyLoss(y, libtorch.None, 1, -100, 0, false)).MustBackward()
 			s.Free()
 		}
 		fmt.Printf("faults per step %d\n", (minorFaults()-start)/steps)

@@ -8,8 +8,10 @@ import (
 	"github.com/sugarme/gotch/ts"
 )
 
-// undefined stands for an absent optional tensor (no bias) in libtorch calls.
-var undefined = ts.NewTensor()
+// None is an undefined tensor, for an absent optional argument (no bias,
+// no class weights) in libtorch calls: one for the process, never freed,
+// not a new one per call left to Go's finalizers.
+var None = ts.NewTensor()
 
 // HasMKL reports whether libtorch does its CPU matrix products with Intel's
 // MKL. PyPI's builds do; Debian's libtorch 1.13 calls the system BLAS
@@ -41,7 +43,7 @@ const ConvolutionMACs = 1 << 24
 // a and b are left as they are.
 func MatMulT(a, b, bias *ts.Tensor) *ts.Tensor {
 	if bias == nil {
-		bias = undefined
+		bias = None
 	}
 	if !asConvolution(a, b) {
 		return ts.MustLinear(a, b, bias)

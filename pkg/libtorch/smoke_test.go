@@ -32,7 +32,7 @@ func TestTinyConvNetLearns(t *testing.T) {
 			h = s.Keep(h.MustAdaptiveAvgPool2d([]int64{4, 4}, false))
 			h = s.Keep(h.MustFlatten(1, -1, false))
 			logits := s.Keep(ts.MustLinear(h, fcW, fcB))
-			loss := s.Keep(logits.MustCrossEntropyLoss(y, ts.NewTensor(), 1, -100, 0, false))
+			loss := s.Keep(logits.MustCrossEntropyLoss(y, None, 1, -100, 0, false))
 			loss.MustBackward()
 			NoGrad(func() {
 				for _, p := range params {

@@ -251,9 +251,6 @@ func (b *base) constant(key string, vals []float64, dtype gotch.DType, dev gotch
 	return t
 }
 
-// noWeight stands for "no class weights" in libtorch calls.
-var noWeight = ts.NewTensor()
-
 const (
 	reductionNone = 0
 	reductionMean = 1
@@ -268,7 +265,7 @@ type crossEntropy struct {
 func (l *crossEntropy) Name() string { return l.name }
 
 func (l *crossEntropy) Loss(logits, targets *ts.Tensor) *ts.Tensor {
-	return logits.MustCrossEntropyLoss(targets, noWeight, reductionMean, -100, 0, false)
+	return logits.MustCrossEntropyLoss(targets, libtorch.None, reductionMean, -100, 0, false)
 }
 
 // logitAdjusted is CE(x + τ·log p) with p the class prior (Logit
@@ -301,7 +298,7 @@ func (l *logitAdjusted) Loss(logits, targets *ts.Tensor) *ts.Tensor {
 	shift := l.shifts.constant("shift", l.shift, logits.DType(), logits.MustDevice())
 	adjusted := logits.MustAdd(shift, false)
 	defer adjusted.MustDrop()
-	return adjusted.MustCrossEntropyLoss(targets, noWeight, reductionMean, -100, 0, false)
+	return adjusted.MustCrossEntropyLoss(targets, libtorch.None, reductionMean, -100, 0, false)
 }
 
 // weighted is class-weighted CE, Σ w[y]·CE / Σ w[y]; with a switch epoch
@@ -320,7 +317,7 @@ func newWeighted(name string, counts []int64, w []float64, from int) *weighted {
 func (l *weighted) Name() string { return l.name }
 
 func (l *weighted) Loss(logits, targets *ts.Tensor) *ts.Tensor {
-	w := noWeight
+	w := libtorch.None
 	if l.epoch >= l.from {
 		w = l.constant("w", l.weights, logits.DType(), logits.MustDevice())
 	}
@@ -353,7 +350,7 @@ func (l *ldam) Loss(logits, targets *ts.Tensor) *ts.Tensor {
 	onehot := s.Keep(targets.MustOneHot(int64(len(l.counts)), false).MustTotype(dtype, true)) // [B,C]
 	margin := s.Keep(onehot.MustMul(batchM, false))
 	z := s.Keep(logits.MustSub(margin, false).MustMulScalar(ts.FloatScalar(l.scale), true))
-	w := noWeight
+	w := libtorch.None
 	if l.weights != nil && l.epoch >= l.from {
 		w = l.constant("w", l.weights, dtype, dev)
 	}
@@ -395,7 +392,7 @@ func (l *focal) Name() string { return l.name }
 func (l *focal) Loss(logits, targets *ts.Tensor) *ts.Tensor {
 	var s libtorch.Scope
 	defer s.Free()
-	w := noWeight
+	w := libtorch.None
 	if l.weights != nil && l.epoch >= l.from {
 		w = l.constant("w", l.weights, logits.DType(), logits.MustDevice())
 	}
@@ -433,12 +430,12 @@ func (l *ib) Loss(logits, targets *ts.Tensor) *ts.Tensor {
 	if l.epoch >= l.from {
 		panic(fmt.Sprintf("loss %s needs the penultimate features from epoch %d on: call LossWithFeatures", l.name, l.from))
 	}
-	return logits.MustCrossEntropyLoss(targets, noWeight, reductionMean, -100, 0, false)
+	return logits.MustCrossEntropyLoss(targets, libtorch.None, reductionMean, -100, 0, false)
 }
 
 func (l *ib) LossWithFeatures(logits, targets, features *ts.Tensor) *ts.Tensor {
 	if l.epoch < l.from {
-		return logits.MustCrossEntropyLoss(targets, noWeight, reductionMean, -100, 0, false)
+		return logits.MustCrossEntropyLoss(targets, libtorch.None, reductionMean, -100, 0, false)
 	}
 	h := features.MustAbs(false).MustSumDimIntlist([]int64{1}, false, features.DType(), true)
 	defer h.MustDrop()

@@ -121,12 +121,8 @@ func (r *Regularizer) Loss(w *ts.Tensor) *ts.Tensor {
 	if r.cfg.Reduction == Mean {
 		red = 1
 	}
-	return logits.MustCrossEntropyLoss(targets, noWeight, red, -100, 0, false)
+	return logits.MustCrossEntropyLoss(targets, libtorch.None, red, -100, 0, false)
 }
-
-// noWeight stands for "no class weights" in libtorch calls: one undefined
-// tensor for the process, not a new one per step left to Go's finalizers.
-var noWeight = ts.NewTensor()
 
 // similarity returns s [C,C], the cosine similarities of the (projected)
 // rows of w, kept in scope s.

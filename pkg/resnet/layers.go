@@ -10,9 +10,6 @@ import (
 	"github.com/lwr-go/lwr/pkg/libtorch"
 )
 
-// none stands for an absent optional tensor (no bias) in libtorch calls.
-var none = ts.NewTensor()
-
 // FanMode selects the fan of He initialisation.
 type FanMode int
 
@@ -78,7 +75,7 @@ func newConv(p *nn.Path, in, out, k, stride, groups int64, mode FanMode) conv2d 
 }
 
 func (c conv2d) forward(x *ts.Tensor) *ts.Tensor {
-	return ts.MustConv2d(x, c.w, none, []int64{c.stride, c.stride}, []int64{c.pad, c.pad}, []int64{1, 1}, c.groups)
+	return ts.MustConv2d(x, c.w, libtorch.None, []int64{c.stride, c.stride}, []int64{c.pad, c.pad}, []int64{1, 1}, c.groups)
 }
 
 // batchNorm is BatchNorm2d with running statistics (momentum 0.1, ε 1e-5,
