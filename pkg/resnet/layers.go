@@ -130,6 +130,14 @@ func convBN(c conv2d, bn batchNorm, x *ts.Tensor, train bool) *ts.Tensor {
 	return bn.forward(h, train)
 }
 
+// convBNRelu is convBN then ReLU, in place on the batch norm's output (not
+// needed by autograd).
+func convBNRelu(c conv2d, bn batchNorm, x *ts.Tensor, train bool) *ts.Tensor {
+	h := convBN(c, bn, x, train)
+	h.MustRelu_()
+	return h
+}
+
 // Classifier is the last layer: logits [B,C] of features [B,D]. Its
 // weight is [C,D], one row per class, which LWR reads.
 type Classifier struct {

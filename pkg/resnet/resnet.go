@@ -69,8 +69,7 @@ func newBasicBlock(p *nn.Path, in, out, stride int64, sync SyncBatchNorm) basicB
 }
 
 func (b basicBlock) forward(x *ts.Tensor, train bool) *ts.Tensor {
-	h := convBN(b.conv1, b.bn1, x, train)
-	h.MustRelu_()
+	h := convBNRelu(b.conv1, b.bn1, x, train)
 	h2 := convBN(b.conv2, b.bn2, h, train)
 	h.MustDrop()
 	short := x
@@ -130,8 +129,7 @@ func NewCIFARResNet(p *nn.Path, n int, o Options) (*CIFARResNet, error) {
 
 // ForwardT implements Net.
 func (m *CIFARResNet) ForwardT(x *ts.Tensor, train bool) (logits, features *ts.Tensor) {
-	h := convBN(m.conv1, m.bn1, x, train)
-	h.MustRelu_()
+	h := convBNRelu(m.conv1, m.bn1, x, train)
 	features = pooledFeatures(h, m.blocks, train)
 	return m.head.Forward(features), features
 }
@@ -189,10 +187,8 @@ func newBottleneck(p *nn.Path, in, planes, stride, groups, baseWidth int64, sync
 }
 
 func (b bottleneck) forward(x *ts.Tensor, train bool) *ts.Tensor {
-	h := convBN(b.conv1, b.bn1, x, train)
-	h.MustRelu_()
-	h2 := convBN(b.conv2, b.bn2, h, train)
-	h2.MustRelu_()
+	h := convBNRelu(b.conv1, b.bn1, x, train)
+	h2 := convBNRelu(b.conv2, b.bn2, h, train)
 	h.MustDrop()
 	h3 := convBN(b.conv3, b.bn3, h2, train)
 	h2.MustDrop()
@@ -250,8 +246,7 @@ func newImageNetResNet(p *nn.Path, layers []int, groups, baseWidth int64, o Opti
 
 // ForwardT implements Net.
 func (m *ImageNetResNet) ForwardT(x *ts.Tensor, train bool) (logits, features *ts.Tensor) {
-	h := convBN(m.conv1, m.bn1, x, train)
-	h.MustRelu_()
+	h := convBNRelu(m.conv1, m.bn1, x, train)
 	h = h.MustMaxPool2d([]int64{3, 3}, []int64{2, 2}, []int64{1, 1}, []int64{1, 1}, false, true)
 	features = pooledFeatures(h, m.blocks, train)
 	return m.head.Forward(features), features
