@@ -253,7 +253,9 @@ func regularizer(dev gotch.Device, classes, dim int64, iters, warmup int) error 
 	if err != nil {
 		return err
 	}
-	w := vs.Root().MustAdd("w", ts.MustRandn([]int64{classes, dim}, gotch.Float, dev), true)
+	w0 := ts.MustRandn([]int64{classes, dim}, gotch.Float, dev)
+	w := vs.Root().MustAdd("w", w0, true)
+	w0.MustDrop()
 	times := timed(warmup, iters, func() {
 		r := reg.Loss(w)
 		defer r.MustDrop()
@@ -268,10 +270,10 @@ func regularizer(dev gotch.Device, classes, dim int64, iters, warmup int) error 
 // products says how MatMulT multiplies float32 matrices of macs
 // multiply-adds on dev.
 func products(dev gotch.Device, macs int64) string {
-	if dev.IsCuda() || !libtorch.ProductsAsConvolutions() || macs < libtorch.ConvolutionMACs {
-		return "matmul"
+	if libtorch.ConvolutionRoute(dev, gotch.Float, macs) {
+		return "1x1-convolutions"
 	}
-	return "1x1-convolutions"
+	return "matmul"
 }
 
 // timed runs fn warmup+iters times and returns the seconds each of the

@@ -18,29 +18,32 @@ var None = ts.NewTensor()
 // (libblas.so.3), by default the reference BLAS.
 var HasMKL = sync.OnceValue(lib.LwrHasMKL)
 
-// ProductsAsConvolutions reports whether MatMulT computes large products
-// of float32 tensors on the CPU as 1×1 convolutions: when libtorch has no MKL.
-// The reference BLAS multiplies float32 matrices at ~8 GFLOP/s on a
-// 2-core AVX-512 machine where oneDNN's convolutions reach ~400; with MKL,
-// its matrix product is the faster of the two.
-func ProductsAsConvolutions() bool { return !HasMKL() }
-
-// ConvolutionMACs is the size (N·M·K multiply-adds) from which MatMulT
+// convolutionMACs is the size (N·M·K multiply-adds) from which MatMulT
 // takes the convolution route. Smaller products take at most ~4 ms with the
 // reference BLAS and stay libtorch's linear, equal bit for bit to what
 // PyTorch computes on the same libtorch (ResNet-32's classifier, LWR at
 // CIFAR's sizes); LWR at ImageNet-LT's (1,000 × 2,048 × 2,048) is 250 times
 // larger.
-const ConvolutionMACs = 1 << 24
+const convolutionMACs = 1 << 24
+
+// ConvolutionRoute reports whether MatMulT computes a product of macs
+// multiply-adds (N·M·K) of dtype on dev as a 1×1 convolution: float32 on
+// a CPU whose libtorch has no MKL, from 2²⁴ multiply-adds. The reference
+// BLAS multiplies float32 matrices at ~8 GFLOP/s on a 2-core AVX-512
+// machine where oneDNN's convolutions reach ~400; with MKL, its matrix
+// product is the faster of the two.
+func ConvolutionRoute(dev gotch.Device, dtype gotch.DType, macs int64) bool {
+	return dtype == gotch.Float && !dev.IsCuda() && !HasMKL() && macs >= convolutionMACs
+}
 
 // MatMulT returns a·bᵀ + bias: a [N,K], b [M,K], bias [M] (nil for none)
 // → [N,M], as torch.nn.functional.linear, with gradients to all three.
-// On a CPU without MKL (ProductsAsConvolutions), float32 products of at
-// least ConvolutionMACs multiply-adds run as a 1×1 convolution of N
-// one-pixel images of K channels with M filters, which libtorch hands to
-// oneDNN; the values equal linear's up to float rounding. Otherwise (CUDA,
-// MKL, float64, small products) it is linear. The caller frees the result;
-// a and b are left as they are.
+// Where ConvolutionRoute says so (large float32 products on a CPU without
+// MKL) it runs as a 1×1 convolution of N one-pixel images of K channels
+// with M filters, which libtorch hands to oneDNN; the values equal
+// linear's up to float rounding. Otherwise (CUDA, MKL, float64, small
+// products) it is linear. The caller frees the result; a and b are left
+// as they are.
 func MatMulT(a, b, bias *ts.Tensor) *ts.Tensor {
 	if bias == nil {
 		bias = None
@@ -58,11 +61,8 @@ func MatMulT(a, b, bias *ts.Tensor) *ts.Tensor {
 
 // asConvolution reports whether MatMulT takes the convolution route for
 // a·bᵀ. (gotch's Device of a CPU tensor has Value 1, not gotch.CPU's -1:
-// compare by kind.)
+// ConvolutionRoute compares by kind.)
 func asConvolution(a, b *ts.Tensor) bool {
-	if a.DType() != gotch.Float || a.MustDevice().IsCuda() || !ProductsAsConvolutions() {
-		return false
-	}
 	as, bs := a.MustSize(), b.MustSize()
-	return len(as) == 2 && len(bs) == 2 && as[0]*as[1]*bs[0] >= ConvolutionMACs
+	return len(as) == 2 && len(bs) == 2 && ConvolutionRoute(a.MustDevice(), a.DType(), as[0]*as[1]*bs[0])
 }
