@@ -27,6 +27,10 @@ type Libtorch struct {
 	CXX11ABI bool     // built with _GLIBCXX_USE_CXX11_ABI=1
 	CXXStd   string   // the C++ standard its headers require: c++17, or c++20 (PyTorch 2.13 and later)
 	Gloo     string   // the folder holding gloo/config.h (for c10d's ProcessGroupGloo), "" if none
+	// The oneDNN libtorch_cpu.so links dynamically (Debian's does), for
+	// fused evaluation: its headers' folder (oneapi/dnnl/dnnl.hpp; "" when
+	// missing or when libtorch links none), soname and folder.
+	DNNL, DNNLSoname, DNNLLibDir string
 }
 
 // Describe is the one line setup prints about the libtorch it uses.
@@ -47,7 +51,7 @@ func (l Libtorch) Describe() string {
 // version, build flavour and the size and time of its main library.
 func (l Libtorch) Identity() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s|%s|%s|%v|%v|%s|", l.Root, l.LibDir, l.Version, l.CUDA, l.CXX11ABI, l.Gloo)
+	fmt.Fprintf(h, "%s|%s|%s|%v|%v|%s|%s|", l.Root, l.LibDir, l.Version, l.CUDA, l.CXX11ABI, l.Gloo, l.DNNL)
 	if st, err := os.Stat(filepath.Join(l.LibDir, "libtorch_cpu.so")); err == nil {
 		fmt.Fprintf(h, "%d|%d", st.Size(), st.ModTime().UnixNano())
 	}
@@ -190,6 +194,7 @@ func inspect(source, root, include, lib, what string) (Libtorch, error) {
 	lt.CXX11ABI = abi
 	lt.CXXStd = cxxStandard(include)
 	lt.Gloo = glooInclude(lt)
+	lt.DNNLSoname, lt.DNNLLibDir, lt.DNNL = dnnlOf(lt)
 	return lt, nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -72,6 +73,9 @@ func TestLibGo(t *testing.T) {
 	newest.Version, newest.CXXStd = "2.15.0", "c++20"
 	sysGloo, pipGloo := sys, pip
 	sysGloo.Gloo, pipGloo.Gloo = "/usr/include", "/opt/gloo/include"
+	sysDNNL, ownDNNL := sys, pip
+	sysDNNL.DNNL, sysDNNL.DNNLSoname, sysDNNL.DNNLLibDir = "/usr/include", "libdnnl.so.2", "/lib/x86_64-linux-gnu"
+	ownDNNL.DNNL, ownDNNL.DNNLSoname, ownDNNL.DNNLLibDir = "/opt/dnnl/include", "libdnnl.so.3", "/opt/dnnl/lib"
 	cases := []struct {
 		name          string
 		lt            Libtorch
@@ -88,6 +92,9 @@ func TestLibGo(t *testing.T) {
 		{"no gloo", sys, nil, []string{"USE_C10D_GLOO"}},
 		{"system gloo", sysGloo, []string{"-DUSE_C10D_GLOO"}, []string{"-I/usr/include "}},
 		{"gloo elsewhere", pipGloo, []string{"-DUSE_C10D_GLOO -I/opt/gloo/include"}, nil},
+		{"no onednn", sys, nil, []string{"LWR_DNNL", "dnnl"}},
+		{"system onednn", sysDNNL, []string{"-DLWR_DNNL", "-lc10 -l:libdnnl.so.2"}, []string{"-I/usr/include ", "-L/lib", "rpath"}},
+		{"onednn elsewhere", ownDNNL, []string{"-DLWR_DNNL -I/opt/dnnl/include", "-L/opt/dnnl/lib -Wl,-rpath,/opt/dnnl/lib -l:libdnnl.so.3"}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -117,7 +124,9 @@ func TestIdentityChangesWithLibtorch(t *testing.T) {
 	c.CUDA = true
 	d := a
 	d.Gloo = "/usr/include" // libgloo-dev installed since: the shim is built
-	if a.Identity() == b.Identity() || a.Identity() == c.Identity() || a.Identity() == d.Identity() {
+	e := a
+	e.DNNL = "/usr/include" // libdnnl-dev installed since: fused evaluation is built
+	if a.Identity() == b.Identity() || a.Identity() == c.Identity() || a.Identity() == d.Identity() || a.Identity() == e.Identity() {
 		t.Error("identity does not change with the libtorch")
 	}
 	if a.Identity() != a.Identity() {
@@ -156,5 +165,53 @@ func TestGlooInclude(t *testing.T) {
 	}
 	if got := glooInclude(Libtorch{Includes: []string{t.TempDir()}}); got != want {
 		t.Errorf("glooInclude without headers of its own = %q, want %q (the system's, if any)", got, want)
+	}
+}
+
+// TestDnnlOf: the oneDNN a libtorch_cpu.so links is found by its soname in
+// the library's own folder, with its headers in the libtorch's include
+// folders (or the system's); a libtorch linking none has none. The
+// libraries are tiny ones built here with the sonames that matter.
+func TestDnnlOf(t *testing.T) {
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("no gcc")
+	}
+	dir := t.TempDir()
+	lib, inc, plain := filepath.Join(dir, "lib"), filepath.Join(dir, "include"), filepath.Join(dir, "plain")
+	for _, d := range []string{lib, plain, filepath.Join(inc, "oneapi", "dnnl")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := filepath.Join(dir, "x.c")
+	if err := os.WriteFile(src, []byte("int lwr_x(void) { return 1; }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gcc := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("gcc", append([]string{"-shared", "-fPIC", "-o"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("gcc %v: %v\n%s", args, err, out)
+		}
+	}
+	gcc(filepath.Join(lib, "libdnnl.so.2"), src, "-Wl,-soname,libdnnl.so.2")
+	gcc(filepath.Join(lib, "libtorch_cpu.so"), src, "-Wl,--no-as-needed", "-L"+lib, "-l:libdnnl.so.2")
+	gcc(filepath.Join(plain, "libtorch_cpu.so"), src)
+
+	system := ""
+	if _, err := os.Stat("/usr/include/oneapi/dnnl/dnnl.hpp"); err == nil {
+		system = "/usr/include"
+	}
+	linked := Libtorch{LibDir: lib, Includes: []string{inc}}
+	if so, d, h := dnnlOf(linked); so != "libdnnl.so.2" || d != lib || h != system {
+		t.Errorf("without headers: %q %q %q, want libdnnl.so.2 %s %q", so, d, h, lib, system)
+	}
+	if err := os.WriteFile(filepath.Join(inc, "oneapi", "dnnl", "dnnl.hpp"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if so, d, h := dnnlOf(linked); so != "libdnnl.so.2" || d != lib || h != inc {
+		t.Errorf("with headers: %q %q %q, want libdnnl.so.2 %s %s", so, d, h, lib, inc)
+	}
+	if so, d, h := dnnlOf(Libtorch{LibDir: plain, Includes: []string{inc}}); so != "" || d != "" || h != "" {
+		t.Errorf("a libtorch linking no oneDNN: %q %q %q, want nothing", so, d, h)
 	}
 }

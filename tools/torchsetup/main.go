@@ -29,7 +29,7 @@ const (
 	gotchVersion = "v0.9.1"
 	// adapterVersion changes whenever what setup writes changes, so that
 	// an old adapted copy is rebuilt.
-	adapterVersion = "17"
+	adapterVersion = "18"
 	generatedFile  = "torch_api_generated.cpp.h"
 	stampFile      = ".lwr-setup.json"
 )
@@ -63,6 +63,15 @@ func run(out, python string, install, force bool, log func(string, ...any)) erro
 		return err
 	}
 	log("using %s", lt.Describe())
+	if lt.DNNLSoname != "" && lt.DNNL == "" && install && os.Geteuid() == 0 {
+		// Debian's libtorch links the system oneDNN, whose headers come
+		// apart; without them setup still succeeds, evaluation is slower.
+		log("installing libdnnl-dev (oneDNN's headers, for fused evaluation) with apt-get")
+		if err := aptInstall("libdnnl-dev"); err != nil {
+			log("could not install libdnnl-dev: %v", err)
+		}
+		lt.DNNLSoname, lt.DNNLLibDir, lt.DNNL = dnnlOf(lt)
+	}
 	want := Stamp{Adapter: adapterVersion, Gotch: gotchVersion, Identity: lt.Identity(), Libtorch: lt}
 	if !force {
 		if got, err := readStamp(filepath.Join(out, stampFile)); err == nil &&
@@ -85,7 +94,7 @@ func run(out, python string, install, force bool, log func(string, ...any)) erro
 	}
 	libtch := filepath.Join(tmp, "libtch")
 	for name, text := range map[string]string{"lwr_extra.go": extraGo, "lwr_extra.h": extraHeader, "lwr_extra.cpp": extraCpp,
-		"lwr_dist.go": distGo, "lwr_dist.h": distHeader} {
+		"lwr_dist.go": distGo, "lwr_dist.h": distHeader, "lwr_fused.go": fusedGo, "lwr_fused.h": fusedHeader} {
 		if err := os.WriteFile(filepath.Join(libtch, name), []byte(text), 0o644); err != nil {
 			return err
 		}
@@ -105,6 +114,26 @@ func run(out, python string, install, force bool, log func(string, ...any)) erro
 		log("distributed training: c10d (Gloo) with the headers in %s", lt.Gloo)
 	}
 	if err := os.WriteFile(filepath.Join(libtch, "lwr_dist.cpp"), []byte(dist), 0o644); err != nil {
+		return err
+	}
+	// Fused evaluation: against the headers of the oneDNN libtorch links,
+	// when they are here and compile; else lwr_fused.cpp says how to get it.
+	switch {
+	case lt.DNNLSoname == "":
+		log("fused evaluation: libtorch links no shared oneDNN; evaluation runs libtorch's own convolutions")
+	case lt.DNNL == "":
+		log("fused evaluation: no oneDNN headers (oneapi/dnnl/dnnl.hpp) for libtorch's %s; install libdnnl-dev for faster CPU evaluation", lt.DNNLSoname)
+	default:
+		if msg, err := checkFused(libtch, lt); err != nil {
+			return err
+		} else if msg != "" {
+			log("fused evaluation: does not compile against the oneDNN headers in %s; left out:\n%s", lt.DNNL, msg)
+			lt.DNNL = ""
+		} else {
+			log("fused evaluation: oneDNN %s with the headers in %s", lt.DNNLSoname, lt.DNNL)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(libtch, "lwr_fused.cpp"), []byte(fusedCpp), 0o644); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(libtch, "lib.go"), []byte(LibGo(lt)), 0o644); err != nil {
@@ -335,12 +364,19 @@ func syntaxCheck(libtch string, lt Libtorch, src string) (string, bool, error) {
 // with its Gloo headers; it returns the first compiler error, "" when it
 // compiles.
 func checkDist(libtch string, lt Libtorch) (string, error) {
-	src := filepath.Join(libtch, "lwr_dist_check.cpp")
-	if err := os.WriteFile(src, []byte(distCpp), 0o644); err != nil {
+	return firstSyntaxError(libtch, lt, "lwr_dist_check.cpp", distCpp, glooFlags(lt))
+}
+
+// firstSyntaxError writes text to name in libtch, compiles it (syntax
+// only) with lt's flags and extra, removes it, and returns the first
+// compiler error, "" when it compiles.
+func firstSyntaxError(libtch string, lt Libtorch, name, text string, extra []string) (string, error) {
+	src := filepath.Join(libtch, name)
+	if err := os.WriteFile(src, []byte(text), 0o644); err != nil {
 		return "", err
 	}
 	defer os.Remove(src)
-	args := append(compileFlags(lt, libtch), glooFlags(lt)...)
+	args := append(compileFlags(lt, libtch), extra...)
 	cmd := exec.Command("g++", append(args, "-fsyntax-only", "-w", src)...)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
