@@ -38,6 +38,7 @@ func main() {
 	side := pflag.Int64("side", 32, "step: image side in pixels (32 for ResNet-32)")
 	model := pflag.String("model", "resnet32", "step: resnet32 or resnet50")
 	dim := pflag.Int64("dim", 64, "lwr: classifier width d (64 for ResNet-32, 2048 for ResNet-50)")
+	fused := pflag.Bool("fused", false, "eval: batch norms folded into oneDNN convolutions with the ReLUs and residual adds (resnet.Fold), as the trainer evaluates on CPUs")
 	cpuprofile := pflag.String("cpuprofile", "", "write a Go CPU profile here (cgo calls show as runtime.cgocall)")
 	pflag.Parse()
 	if *cpuprofile != "" {
@@ -66,7 +67,7 @@ func main() {
 		case "step":
 			return step(dev, *model, *batch, *side, *classes, *iters, *warmup, *format)
 		case "eval":
-			return eval(dev, *batch, *side, *classes, *iters, *warmup, *format)
+			return eval(dev, *batch, *side, *classes, *iters, *warmup, *format, *fused)
 		case "lwr":
 			return regularizer(dev, *classes, *dim, *iters, *warmup)
 		}
@@ -220,12 +221,22 @@ func step(dev gotch.Device, model string, batch, side, classes int64, iters, war
 }
 
 // eval times evaluation: ResNet-32 forward passes in eval mode without
-// gradients over iters batches, in format, and prints the time per image.
-func eval(dev gotch.Device, batch, side, classes int64, iters, warmup int, format string) error {
+// gradients over iters batches, in format (folded by resnet.Fold when
+// fused), and prints the time per image.
+func eval(dev gotch.Device, batch, side, classes int64, iters, warmup int, format string, fused bool) error {
 	vs := nn.NewVarStore(dev)
+	var net resnet.Net
 	net, err := resnet.ResNet32(vs.Root(), resnet.Options{Classes: classes, InChannels: 3})
 	if err != nil {
 		return err
+	}
+	if fused {
+		f, err := resnet.Fold(net)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		net = f
 	}
 	x, err := inFormat(format, vs.TrainableVariables(), ts.MustRandn([]int64{batch, 3, side, side}, gotch.Float, dev))
 	if err != nil {
@@ -240,8 +251,8 @@ func eval(dev gotch.Device, batch, side, classes int64, iters, warmup int, forma
 			s.Keep(s.Keep(logits).MustSoftmax(1, gotch.Double, false)).Float64Values() // host sync
 		})
 	})
-	fmt.Printf("go eval resnet32 batch=%d side=%d threads=%d format=%s: median %.3f ms/image over %d batches\n",
-		batch, side, libtorch.NumThreads(), format, 1000*times[len(times)/2]/float64(batch), len(times))
+	fmt.Printf("go eval resnet32 batch=%d side=%d threads=%d format=%s fused=%v: median %.3f ms/image over %d batches\n",
+		batch, side, libtorch.NumThreads(), format, fused, 1000*times[len(times)/2]/float64(batch), len(times))
 	return nil
 }
 

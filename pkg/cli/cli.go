@@ -95,7 +95,7 @@ func (cmd Command) Run(args []string) error {
 		if plan.EvalSplit != "" && plan.EvalSplit != "test" {
 			out += "-" + plan.EvalSplit // beside the test set's, not over it
 		}
-		ev, err := train.EvaluateCheckpoint(context.Background(), plan.Eval, plan.Configs[0].Device, plan.Configs[0].Threads, plan.EvalSplit, out)
+		ev, err := train.EvaluateCheckpoint(context.Background(), plan.Eval, plan.Configs[0].Device, plan.Configs[0].Threads, plan.EvalSplit, plan.Configs[0].FusedEval, out)
 		if err != nil {
 			return fmt.Errorf("--eval: %w", err)
 		}

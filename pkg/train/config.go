@@ -82,10 +82,14 @@ type Config struct {
 	// MemoryFormat of images and convolution weights: channels-last,
 	// contiguous (NCHW), or "" / auto: the faster one for the device.
 	MemoryFormat string `json:"memory_format,omitempty"`
-	Out          string `json:"out"` // output folder
-	Resume       bool   `json:"-"`   // continue from Out's checkpoint
-	Force        bool   `json:"-"`   // move a run already in Out aside (to Out.old-TIME) and start anew
-	Quiet        bool   `json:"-"`   // no progress line
+	// FusedEval folds batch norms into oneDNN convolutions for evaluation
+	// on CPUs: auto (or ""), on or off (FusedAuto, FusedOn, FusedOff).
+	FusedEval string `json:"fused_eval,omitempty"`
+
+	Out    string `json:"out"` // output folder
+	Resume bool   `json:"-"`   // continue from Out's checkpoint
+	Force  bool   `json:"-"`   // move a run already in Out aside (to Out.old-TIME) and start anew
+	Quiet  bool   `json:"-"`   // no progress line
 
 	// Dist is the process group of a data-parallel run (a worker started
 	// by torchrun or --nproc-per-node), nil for a run on its own. Its rank
@@ -178,6 +182,8 @@ func (c Config) Validate() error {
 		check(c.Sampler == "instance" || c.Sampler == "class" || c.Sampler == "sqrt", "--sampler %q: want instance, class or sqrt", c.Sampler),
 		check(c.MemoryFormat == "" || c.MemoryFormat == "auto" || c.MemoryFormat == libtorch.ChannelsLast || c.MemoryFormat == libtorch.Contiguous,
 			"--memory-format %q: want auto, channels-last or contiguous", c.MemoryFormat),
+		check(c.FusedEval == "" || c.FusedEval == FusedAuto || c.FusedEval == FusedOn || c.FusedEval == FusedOff,
+			"--fused-eval %q: want auto, on or off", c.FusedEval),
 		check(c.EvalEvery >= 1, "--eval-every %d: want ≥ 1", c.EvalEvery),
 	} {
 		if err != nil {
@@ -264,7 +270,7 @@ func (c Config) Hash() string {
 
 // resultRelevant is c without the settings that do not change the result.
 func (c Config) resultRelevant() Config {
-	c.Out, c.Device, c.Threads, c.EvalEvery, c.Workers, c.Prefetch, c.MemoryFormat = "", "", 0, 0, 0, 0, ""
+	c.Out, c.Device, c.Threads, c.EvalEvery, c.Workers, c.Prefetch, c.MemoryFormat, c.FusedEval = "", "", 0, 0, 0, 0, "", ""
 	c.MaxPixels, c.MaxBytes, c.CheckImages = 0, 0, false
 	return c
 }

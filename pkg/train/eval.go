@@ -37,8 +37,9 @@ type Evaluation struct {
 // come from the checkpoint.
 //
 // split, when not "", is the ImageNet-LT list to evaluate on instead of the
-// run's own (test or val).
-func EvaluateCheckpoint(ctx context.Context, ckpt, device string, threads int, split, out string) (Evaluation, error) {
+// run's own (test or val); fused is the --fused-eval mode (FusedAuto,
+// FusedOn, FusedOff).
+func EvaluateCheckpoint(ctx context.Context, ckpt, device string, threads int, split, fused, out string) (Evaluation, error) {
 	if st, err := os.Stat(ckpt); err == nil && st.IsDir() {
 		ckpt = filepath.Join(ckpt, CheckpointFile)
 	}
@@ -84,6 +85,11 @@ func EvaluateCheckpoint(ctx context.Context, ckpt, device string, threads int, s
 		counts := trainSrc.Counts()
 		e := metrics.NewEvaluation(testSrc.Classes())
 		e.Record = true
+		net, done, err := evalNet(net, fused)
+		if err != nil {
+			return err
+		}
+		defer done()
 		if err := evaluateInto(ctx, e.Add, net, testSrc, nil, c.evalBatch(dev)); err != nil {
 			return err
 		}

@@ -545,7 +545,7 @@ func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
 // stop the run (ErrDiverged) without a checkpoint.
 func (r *runner) evaluateEpoch(ctx context.Context, epoch int, line *EpochLog) error {
 	start := time.Now()
-	m, err := evaluateOn(ctx, r.g, r.net, r.test, r.c.evalBatch(r.vs.Device()), r.counts)
+	m, err := r.evaluate(ctx)
 	line.EvalSeconds = time.Since(start).Seconds()
 	if errors.Is(err, ErrInterrupted) {
 		return r.stopped(err)
@@ -602,12 +602,23 @@ func (r *runner) summary() Summary {
 	return sum
 }
 
+// evaluate runs one evaluation pass over the test set, with the network
+// folded for it as --fused-eval says.
+func (r *runner) evaluate(ctx context.Context) (metrics.Metrics, error) {
+	net, done, err := evalNet(r.net, r.c.FusedEval)
+	if err != nil {
+		return metrics.Metrics{}, err
+	}
+	defer done()
+	return evaluateOn(ctx, r.g, net, r.test, r.c.evalBatch(r.vs.Device()), r.counts)
+}
+
 // finish writes summary.json and the plots. A resumed run that had
 // already finished is evaluated again first.
 func (r *runner) finish(ctx context.Context) (Summary, error) {
 	if r.final.PerClass == nil {
 		var err error
-		if r.final, err = evaluateOn(ctx, r.g, r.net, r.test, r.c.evalBatch(r.vs.Device()), r.counts); err != nil {
+		if r.final, err = r.evaluate(ctx); err != nil {
 			return r.summary(), err
 		}
 		r.weights = lwr.WeightStats(r.net.Head().Weight, r.c.LWRConfig.Theta)

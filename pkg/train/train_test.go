@@ -80,6 +80,7 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{func(c *Config) { c.Dataset = "mnist" }, `--dataset "mnist"`},
 		{func(c *Config) { c.Milestones = []int{170, 140} }, "--milestones [170 140]: want increasing"},
 		{func(c *Config) { c.Sampler = "random" }, `--sampler "random"`},
+		{func(c *Config) { c.FusedEval = "yes" }, `--fused-eval "yes": want auto, on or off`},
 		{func(c *Config) { c.LWRSchedule = "cosine" }, "--lwr-schedule"},
 		{func(c *Config) { c.BatchSize = 0 }, "--batch-size 0"},
 		// Loader bounds (case 9): a typo must not ask for terabytes.

@@ -1,0 +1,116 @@
+package train
+
+import (
+	"context"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/nn"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/lwr-go/lwr/internal/fusedtest"
+	"github.com/lwr-go/lwr/pkg/libtorch"
+	"github.com/lwr-go/lwr/pkg/resnet"
+)
+
+// TestFusedEvaluation: --fused-eval on evaluates the network through
+// resnet.Fold — also inside the channels-last and decoupled (LWS) wrappers —
+// with the same softmax outputs as off up to float32 rounding; off and a
+// network that cannot be folded under auto run the network as it is; on
+// refuses a float64 network, saying why.
+func TestFusedEvaluation(t *testing.T) {
+	fusedtest.Require(t)
+	c := tinyConfig(t.TempDir())
+	err := libtorch.OnThread(func() error {
+		_, test, _, err := sources(c, gotch.CPU)
+		if err != nil {
+			return err
+		}
+		for _, wrap := range []string{"plain", "channels-last", "lws"} {
+			vs := nn.NewVarStore(gotch.CPU)
+			net, err := newModel(vs.Root(), c, test)
+			if err != nil {
+				return err
+			}
+			libtorch.NoGrad(func() { // running statistics as after training
+				for name, v := range vs.Variables() {
+					value := 2.5
+					switch {
+					case strings.HasSuffix(name, "running_mean"):
+						value = -0.3
+					case !strings.HasSuffix(name, "running_var"):
+						continue
+					}
+					full := ts.MustFull(v.MustSize(), ts.FloatScalar(value), gotch.Float, gotch.CPU)
+					v.Copy_(full)
+					full.MustDrop()
+				}
+			})
+			switch wrap {
+			case "channels-last":
+				if net, err = inMemoryFormat(libtorch.ChannelsLast, vs, nil, net); err != nil {
+					return err
+				}
+			case "lws":
+				scale := ts.MustRand([]int64{int64(test.Classes())}, gotch.Float, gotch.CPU)
+				net = decoupled{Net: net, scale: scale}
+			}
+			probs := map[string][]float64{}
+			for _, mode := range []string{FusedOff, FusedOn} {
+				n, done, err := evalNet(net, mode)
+				if err != nil {
+					t.Fatalf("%s, %s: %v", wrap, mode, err)
+				}
+				folded := false
+				switch x := n.(type) {
+				case *resnet.Folded:
+					folded = true
+				case decoupled:
+					_, folded = x.Net.(*resnet.Folded)
+				}
+				if folded != (mode == FusedOn) {
+					t.Errorf("%s, %s: folded = %v", wrap, mode, folded)
+				}
+				err = evaluateInto(context.Background(), func(p []float64, _ []int64) {
+					probs[mode] = append(probs[mode], p...)
+				}, n, test, nil, 16)
+				done()
+				if err != nil {
+					return err
+				}
+			}
+			off, on := probs[FusedOff], probs[FusedOn]
+			if len(off) == 0 || len(on) != len(off) {
+				t.Fatalf("%s: %d and %d outputs", wrap, len(on), len(off))
+			}
+			worst := 0.0
+			for i := range off {
+				worst = math.Max(worst, math.Abs(on[i]-off[i]))
+			}
+			if worst > 1e-4 {
+				t.Errorf("%s: fused probabilities differ by up to %.3g, want ≤ 1e-4", wrap, worst)
+			}
+		}
+
+		prev := gotch.SetDefaultDType(gotch.Double)
+		net64, err := newModel(nn.NewVarStore(gotch.CPU).Root(), c, test)
+		gotch.SetDefaultDType(prev)
+		if err != nil {
+			return err
+		}
+		if _, _, err := evalNet(net64, FusedOn); err == nil || !strings.Contains(err.Error(), "--fused-eval on") || !strings.Contains(err.Error(), "float32") {
+			t.Errorf("float64 network, on: %v, want an error naming the flag and float32", err)
+		}
+		if n, done, err := evalNet(net64, FusedAuto); err != nil || n != net64 {
+			t.Errorf("float64 network, auto: %T, %v; want the network itself", n, err)
+		} else {
+			done()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
