@@ -5,14 +5,19 @@
 # layout and in channels-last, for ResNet-32 (batch 128 at 2 threads, batch
 # 16 at 1 thread) and ResNet-50 (224 px, batch 32, 2 threads), then LWR's
 # R alone (forward + backward) at ResNet-32's and ImageNet-LT's sizes
-# (100 × 64, 1,000 × 2,048). Rounds alternate the sides; each figure is the
+# (100 × 64, 1,000 × 2,048), and evaluation (ResNet-32 forward in eval
+# mode, 28 px, batch 64, 2 threads: ours fused and with libtorch's kernels,
+# PyTorch in both layouts). Rounds alternate the sides; each figure is the
 # median over rounds of a round's median time.
 #   usage: bench/speed.sh [rounds] [resnet50 rounds]   (defaults: 5, 2; 0 skips those cases)
+#   ONLY="step lwr eval" (the default) picks the groups of cases to run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 rounds=${1:-5}
 r50=${2:-2}
+only=" ${ONLY:-step lwr eval} "
+want() { [[ "$only" == *" $1 "* ]]; }
 bench_start speed
 go build -o "$tmp/resnet" ./bench/resnet
 echo "# $(machine), torch $($PY -c 'import torch; print(torch.__version__)')"
@@ -30,11 +35,13 @@ case_() { # case_ NAME ROUNDS THREADS ITERS WARMUP ARGS...
   done
 }
 median() { sed 's/.*median \([0-9.]*\) ms.*/\1/' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-if [ "$rounds" -gt 0 ]; then
+if want step && [ "$rounds" -gt 0 ]; then
   case_ r32-b128-t2 "$rounds" 2 8 5 --batch 128
   case_ r32-b16-t1 "$rounds" 1 20 5 --batch 16
 fi
-[ "$r50" -gt 0 ] && case_ r50-b32-t2 "$r50" 2 2 1 --model resnet50 --side 224 --batch 32 --classes 1000
+if want step && [ "$r50" -gt 0 ]; then
+  case_ r50-b32-t2 "$r50" 2 2 1 --model resnet50 --side 224 --batch 32 --classes 1000
+fi
 lwr_case() { # lwr_case NAME ROUNDS ITERS CLASSES DIM
   local name=$1 n=$2 iters=$3 classes=$4 dim=$5
   for r in $(seq "$n"); do
@@ -42,9 +49,26 @@ lwr_case() { # lwr_case NAME ROUNDS ITERS CLASSES DIM
     $PY bench/torch_resnet32.py --mode lwr --threads 2 --iters "$iters" --warmup 2 --classes "$classes" --dim "$dim" | sed "s/^/$name /" | tee -a "$log"
   done
 }
-if [ "$rounds" -gt 0 ]; then
+if want lwr && [ "$rounds" -gt 0 ]; then
   lwr_case lwr-100x64-t2 "$rounds" 50 100 64
   lwr_case lwr-1000x2048-t2 "$((rounds < 3 ? rounds : 3))" 3 1000 2048 # PyTorch: ~50 s a round
+fi
+eval_case() { # eval_case NAME ROUNDS
+  local name=$1 n=$2 args="--mode eval --threads 2 --batch 64 --side 28 --classes 10 --iters 64 --warmup 4"
+  for r in $(seq "$n"); do
+    for fused in true false; do
+      "$tmp/resnet" $args --memory-format channels-last --fused="$fused" | sed "s/^/$name /" | tee -a "$log"
+    done
+    $PY bench/torch_resnet32.py $args | sed "s/^/$name /" | tee -a "$log"
+    $PY bench/torch_resnet32.py $args --channels-last | sed "s/^/$name /" | tee -a "$log"
+    # PyTorch with lwr's glibc heap settings (pkg/libtorch/heap.go): with
+    # glibc's defaults its evaluation batches fault their activations in anew.
+    GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824:glibc.malloc.top_pad=67108864 \
+      $PY bench/torch_resnet32.py $args --channels-last | sed "s/^/$name heap-kept /" | tee -a "$log"
+  done
+}
+if want eval && [ "$rounds" -gt 0 ]; then
+  eval_case eval-r32-b64-t2 "$rounds"
 fi
 echo
 echo "| case | ours NCHW | ours channels-last | PyTorch NCHW | PyTorch channels-last | ours (auto: channels-last) vs PyTorch NCHW | vs PyTorch channels-last |"
@@ -67,4 +91,17 @@ for c in lwr-100x64-t2 lwr-1000x2048-t2; do
   t=$(grep "^$c torch " "$log" | median)
   how=$(grep -m1 "^$c go " "$log" | sed 's/.*products=\([^:]*\):.*/\1/')
   awk -v c="$c" -v g="$g" -v t="$t" -v how="$how" 'BEGIN { printf "| %s (ours: %s) | %.1f ms | %.1f ms | %.2f× |\n", c, how, g, t, t / g }'
+done
+echo
+echo "| evaluation, ms an image | ours fused | ours, libtorch's kernels | PyTorch NCHW | PyTorch channels-last | PyTorch channels-last, heap kept | fused vs PyTorch NCHW | vs channels-last | vs channels-last, heap kept |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for c in eval-r32-b64-t2; do
+  grep -q "^$c " "$log" || continue
+  gf=$(grep "^$c go .*fused=true" "$log" | median)
+  gl=$(grep "^$c go .*fused=false" "$log" | median)
+  tn=$(grep "^$c torch .*format=contiguous" "$log" | median)
+  tc=$(grep "^$c torch .*format=channels-last" "$log" | median)
+  tk=$(grep "^$c heap-kept torch .*format=channels-last" "$log" | median)
+  awk -v c="$c" -v gf="$gf" -v gl="$gl" -v tn="$tn" -v tc="$tc" -v tk="$tk" 'BEGIN {
+    printf "| %s (ResNet-32, 28 px, batch 64, 2 threads) | %.3f | %.3f | %.3f | %.3f | %.3f | %.2f× | %.2f× | %.2f× |\n", c, gf, gl, tn, tc, tk, tn / gf, tc / gf, tk / gf }'
 done

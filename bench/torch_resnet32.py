@@ -71,9 +71,9 @@ def rss_kib():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", default="fwdbwd", choices=["fwdbwd", "train", "step", "lwr"])
-    ap.add_argument("--channels-last", action="store_true", help="step: the model and input in torch.channels_last")
-    ap.add_argument("--side", type=int, default=32, help="step: image side")
+    ap.add_argument("--mode", default="fwdbwd", choices=["fwdbwd", "train", "step", "lwr", "eval"])
+    ap.add_argument("--channels-last", action="store_true", help="step, eval: the model and input in torch.channels_last")
+    ap.add_argument("--side", type=int, default=32, help="step, eval: image side")
     ap.add_argument("--dim", type=int, default=64, help="lwr: classifier width (64 for ResNet-32, 2048 for ResNet-50)")
     ap.add_argument("--model", default="resnet32", choices=["resnet32", "resnet50"], help="step: torchvision's resnet50 or ResNet-32")
     ap.add_argument("--batch", type=int, default=128)
@@ -94,6 +94,9 @@ def main():
         return
     if a.mode == "lwr":
         regularizer(a, dev, sync)
+        return
+    if a.mode == "eval":
+        evaluate(a, dev)
         return
     net = ResNet32(a.classes).to(dev)
     x = torch.randn(a.batch, 3, 32, 32, device=dev)
@@ -168,6 +171,28 @@ def step(a, dev, y):
     print("torch %s step %s batch=%d side=%d threads=%d format=%s: median %.1f ms, min %.1f ms over %d iterations"
           % (torch.__version__, a.model, a.batch, a.side, torch.get_num_threads(), "channels-last" if a.channels_last else "contiguous",
              1000 * times[len(times) // 2], 1000 * times[0], len(times)))
+
+
+def evaluate(a, dev):
+    """Times evaluation as bench/resnet --mode eval: ResNet-32 forward in
+    eval mode under no_grad, softmax included, per image."""
+    net = ResNet32(a.classes).to(dev).eval()
+    x = torch.randn(a.batch, 3, a.side, a.side, device=dev)
+    if a.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    times = []
+    with torch.no_grad():
+        for i in range(a.warmup + a.iters):
+            t0 = time.perf_counter()
+            logits, _ = net(x)
+            logits.softmax(1, dtype=torch.float64).tolist()
+            if i >= a.warmup:
+                times.append(time.perf_counter() - t0)
+    times.sort()
+    print("torch %s eval resnet32 batch=%d side=%d threads=%d format=%s: median %.3f ms/image over %d batches"
+          % (torch.__version__, a.batch, a.side, torch.get_num_threads(), "channels-last" if a.channels_last else "contiguous",
+             1000 * times[len(times) // 2] / a.batch, len(times)))
 
 
 def regularizer(a, dev, sync):
