@@ -2,6 +2,7 @@ package libtorch_test
 
 import (
 	"math"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -147,4 +148,74 @@ func TestFusedConvErrors(t *testing.T) {
 		t.Errorf("after Close: %v, want an error", err)
 	}
 	fc.Close() // a second Close is harmless
+}
+
+// TestFusedConvThreads: a handle whose kernels were built on one OS thread
+// runs on another, with the same and with another thread count, and gives
+// the same values. Without AVX2 (make test-isa's SSE4.1 run) oneDNN picks a
+// gemm-based convolution whose default scratchpad belongs to the creating
+// thread: run on another it read a null buffer and crashed.
+func TestFusedConvThreads(t *testing.T) {
+	fusedtest.Require(t)
+	var s libtorch.Scope
+	defer s.Free()
+	libtorch.ManualSeed(5)
+	randn := func(shape ...int64) *ts.Tensor { return s.Keep(ts.MustRandn(shape, gotch.Float, gotch.CPU)) }
+	ones := s.Keep(ts.MustOnes([]int64{16}, gotch.Float, gotch.CPU))
+	zeros := s.Keep(ts.MustZeros([]int64{16}, gotch.Float, gotch.CPU))
+	x := randn(5, 1, 28, 28)
+	fc, err := libtorch.NewFusedConv(randn(16, 1, 3, 3), ones, zeros, zeros, ones, 1e-5, [2]int64{1, 1}, [2]int64{1, 1}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fc.Close()
+	forward := func(threads int) ([]float64, error) {
+		libtorch.SetNumThreads(threads)
+		y, err := fc.Forward(x, nil, true)
+		if err != nil {
+			return nil, err
+		}
+		defer y.MustDrop()
+		c := y.MustContiguous(false)
+		defer c.MustDrop()
+		return c.Float64Values(), nil
+	}
+	// Two goroutines, each locked to its OS thread until the test ends, so
+	// that the second surely runs on another thread than the first.
+	type result struct {
+		v   []float64
+		err error
+	}
+	first, second, release := make(chan result), make(chan result, 2), make(chan struct{})
+	defer close(release)
+	go func() {
+		runtime.LockOSThread()
+		v, err := forward(1)
+		first <- result{v, err}
+		<-release
+	}()
+	a := <-first
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	go func() {
+		runtime.LockOSThread()
+		for _, threads := range []int{1, 2} {
+			v, err := forward(threads)
+			second <- result{v, err}
+		}
+		<-release
+	}()
+	for i, threads := range []int{1, 2} {
+		b := <-second
+		if b.err != nil {
+			t.Fatal(b.err)
+		}
+		for k := range b.v {
+			if math.Abs(b.v[k]-a.v[k]) > 1e-5*(1+math.Abs(a.v[k])) {
+				t.Errorf("other thread, call %d (%d threads): value %d is %g, on the first thread %g", i, threads, k, b.v[k], a.v[k])
+				break
+			}
+		}
+	}
 }

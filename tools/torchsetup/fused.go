@@ -140,13 +140,19 @@ dnnl::engine &cpu_engine() {
   return eng;
 }
 
-// One primitive per input shape and post-ops, with the weights reordered
-// into the layout it asks for.
+// One primitive per input shape, post-ops and thread count, with the
+// weights reordered into the layout it asks for and its own scratchpad.
+// A handle may be used from several OS threads: oneDNN 2.x's default
+// scratchpad is thread-local to the thread that created the primitive (on
+// another, the gemm-based convolution it picks without AVX2 read a null
+// buffer), and some implementations size their buffers for the threads
+// OpenMP offers the creating thread, a per-thread setting.
 struct Prim {
   int64_t n, c, h, w;
+  int threads;
   bool relu, sum;
   dnnl::convolution_forward conv;
-  dnnl::memory weights;
+  dnnl::memory weights, scratchpad;
 };
 
 struct Fused {
@@ -157,8 +163,9 @@ struct Fused {
   std::vector<Prim> prims;
 
   Prim &prim(int64_t n, int64_t c, int64_t h, int64_t wd, bool relu, bool sum) {
+    int threads = at::get_num_threads();
     for (auto &p : prims)
-      if (p.n == n && p.c == c && p.h == h && p.w == wd && p.relu == relu && p.sum == sum) return p;
+      if (p.n == n && p.c == c && p.h == h && p.w == wd && p.threads == threads && p.relu == relu && p.sum == sum) return p;
     using tag = dnnl::memory::format_tag;
     using dt = dnnl::memory::data_type;
     int64_t o = w.size(0), kh = w.size(2), kw = w.size(3);
@@ -172,6 +179,7 @@ struct Fused {
     if (relu) ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                                       src, wany, bias, dst, {sh, sw}, {ph, pw}, {ph, pw});
     dnnl::convolution_forward::primitive_desc pd(d, attr, cpu_engine());
@@ -183,7 +191,8 @@ struct Fused {
       dnnl::reorder(plain, weights).execute(s, plain, weights);
       s.wait();
     }
-    prims.push_back(Prim{n, c, h, wd, relu, sum, dnnl::convolution_forward(pd), weights});
+    prims.push_back(Prim{n, c, h, wd, threads, relu, sum, dnnl::convolution_forward(pd), weights,
+                         dnnl::memory(pd.scratchpad_desc(), cpu_engine())});
     return prims.back();
   }
 };
@@ -245,7 +254,8 @@ char *lwr_fused_run(void *h, tensor x, tensor add, int relu, tensor *out) {
     dnnl::memory dst({{n, o, ho, wo}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::nhwc}, cpu_engine(), y.data_ptr());
     dnnl::memory bias({{o}, dnnl::memory::data_type::f32, dnnl::memory::format_tag::x}, cpu_engine(), f->b.data_ptr());
     dnnl::stream s(cpu_engine());
-    p.conv.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}});
+    p.conv.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst},
+                       {DNNL_ARG_SCRATCHPAD, p.scratchpad}});
     s.wait();
     *out = new torch::Tensor(y);
     return nullptr;
