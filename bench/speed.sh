@@ -5,9 +5,10 @@
 # layout and in channels-last, for ResNet-32 (batch 128 at 2 threads, batch
 # 16 at 1 thread) and ResNet-50 (224 px, batch 32, 2 threads), then LWR's
 # R alone (forward + backward) at ResNet-32's and ImageNet-LT's sizes
-# (100 × 64, 1,000 × 2,048), and evaluation (ResNet-32 forward in eval
-# mode, 28 px, batch 64, 2 threads: ours fused and with libtorch's kernels,
-# PyTorch in both layouts). Rounds alternate the sides; each figure is the
+# (100 × 64, 1,000 × 2,048), and evaluation (forward in eval mode, 2
+# threads, batches of 64: ResNet-32 at 28 px and ResNet-50 at 224 px:
+# ours fused and with libtorch's kernels, PyTorch in both
+# layouts). Rounds alternate the sides; each figure is the
 # median over rounds of a round's median time.
 #   usage: bench/speed.sh [rounds] [resnet50 rounds]   (defaults: 5, 2; 0 skips those cases)
 #   ONLY="step lwr eval" (the default) picks the groups of cases to run.
@@ -53,8 +54,10 @@ if want lwr && [ "$rounds" -gt 0 ]; then
   lwr_case lwr-100x64-t2 "$rounds" 50 100 64
   lwr_case lwr-1000x2048-t2 "$((rounds < 3 ? rounds : 3))" 3 1000 2048 # PyTorch: ~50 s a round
 fi
-eval_case() { # eval_case NAME ROUNDS
-  local name=$1 n=$2 args="--mode eval --threads 2 --batch 64 --side 28 --classes 10 --iters 64 --warmup 4"
+eval_case() { # eval_case NAME ROUNDS ARGS...
+  local name=$1 n=$2
+  shift 2
+  local args="--mode eval --threads 2 $*"
   for r in $(seq "$n"); do
     for fused in true false; do
       "$tmp/resnet" $args --memory-format channels-last --fused="$fused" | sed "s/^/$name /" | tee -a "$log"
@@ -68,7 +71,10 @@ eval_case() { # eval_case NAME ROUNDS
   done
 }
 if want eval && [ "$rounds" -gt 0 ]; then
-  eval_case eval-r32-b64-t2 "$rounds"
+  eval_case eval-r32-b64-t2 "$rounds" --batch 64 --side 28 --classes 10 --iters 64 --warmup 4
+fi
+if want eval && [ "$r50" -gt 0 ]; then
+  eval_case eval-r50-b64-t2 "$r50" --model resnet50 --batch 64 --side 224 --classes 1000 --iters 4 --warmup 1
 fi
 echo
 echo "| case | ours NCHW | ours channels-last | PyTorch NCHW | PyTorch channels-last | ours (auto: channels-last) vs PyTorch NCHW | vs PyTorch channels-last |"
@@ -95,7 +101,7 @@ done
 echo
 echo "| evaluation, ms an image | ours fused | ours, libtorch's kernels | PyTorch NCHW | PyTorch channels-last | PyTorch channels-last, heap kept | fused vs PyTorch NCHW | vs channels-last | vs channels-last, heap kept |"
 echo "|---|---|---|---|---|---|---|---|---|"
-for c in eval-r32-b64-t2; do
+for c in eval-r32-b64-t2 eval-r50-b64-t2; do
   grep -q "^$c " "$log" || continue
   gf=$(grep "^$c go .*fused=true" "$log" | median)
   gl=$(grep "^$c go .*fused=false" "$log" | median)
@@ -103,5 +109,5 @@ for c in eval-r32-b64-t2; do
   tc=$(grep "^$c torch .*format=channels-last" "$log" | median)
   tk=$(grep "^$c heap-kept torch .*format=channels-last" "$log" | median)
   awk -v c="$c" -v gf="$gf" -v gl="$gl" -v tn="$tn" -v tc="$tc" -v tk="$tk" 'BEGIN {
-    printf "| %s (ResNet-32, 28 px, batch 64, 2 threads) | %.3f | %.3f | %.3f | %.3f | %.3f | %.2f× | %.2f× | %.2f× |\n", c, gf, gl, tn, tc, tk, tn / gf, tc / gf, tk / gf }'
+    printf "| %s | %.3f | %.3f | %.3f | %.3f | %.3f | %.2f× | %.2f× | %.2f× |\n", c, gf, gl, tn, tc, tk, tn / gf, tc / gf, tk / gf }'
 done

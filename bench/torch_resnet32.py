@@ -174,9 +174,15 @@ def step(a, dev, y):
 
 
 def evaluate(a, dev):
-    """Times evaluation as bench/resnet --mode eval: ResNet-32 forward in
+    """Times evaluation as bench/resnet --mode eval: the model's forward in
     eval mode under no_grad, softmax included, per image."""
-    net = ResNet32(a.classes).to(dev).eval()
+    if a.model == "resnet50":
+        import torchvision
+        net = torchvision.models.resnet50(num_classes=a.classes).to(dev).eval()
+        forward = net
+    else:
+        net = ResNet32(a.classes).to(dev).eval()
+        forward = lambda x: net(x)[0]
     x = torch.randn(a.batch, 3, a.side, a.side, device=dev)
     if a.channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -185,13 +191,12 @@ def evaluate(a, dev):
     with torch.no_grad():
         for i in range(a.warmup + a.iters):
             t0 = time.perf_counter()
-            logits, _ = net(x)
-            logits.softmax(1, dtype=torch.float64).tolist()
+            forward(x).softmax(1, dtype=torch.float64).tolist()
             if i >= a.warmup:
                 times.append(time.perf_counter() - t0)
     times.sort()
-    print("torch %s eval resnet32 batch=%d side=%d threads=%d format=%s: median %.3f ms/image over %d batches"
-          % (torch.__version__, a.batch, a.side, torch.get_num_threads(), "channels-last" if a.channels_last else "contiguous",
+    print("torch %s eval %s batch=%d side=%d threads=%d format=%s: median %.3f ms/image over %d batches"
+          % (torch.__version__, a.model, a.batch, a.side, torch.get_num_threads(), "channels-last" if a.channels_last else "contiguous",
              1000 * times[len(times) // 2] / a.batch, len(times)))
 
 

@@ -36,7 +36,7 @@ func main() {
 	device := pflag.String("device", "cpu", "cpu, cuda or auto")
 	format := pflag.String("memory-format", "contiguous", "step: contiguous or channels-last")
 	side := pflag.Int64("side", 32, "step: image side in pixels (32 for ResNet-32)")
-	model := pflag.String("model", "resnet32", "step: resnet32 or resnet50")
+	model := pflag.String("model", "resnet32", "step, eval: resnet32 or resnet50")
 	dim := pflag.Int64("dim", 64, "lwr: classifier width d (64 for ResNet-32, 2048 for ResNet-50)")
 	fused := pflag.Bool("fused", false, "eval: batch norms folded into oneDNN convolutions with the ReLUs and residual adds (resnet.Fold), as the trainer evaluates on CPUs")
 	cpuprofile := pflag.String("cpuprofile", "", "write a Go CPU profile here (cgo calls show as runtime.cgocall)")
@@ -67,7 +67,7 @@ func main() {
 		case "step":
 			return step(dev, *model, *batch, *side, *classes, *iters, *warmup, *format)
 		case "eval":
-			return eval(dev, *batch, *side, *classes, *iters, *warmup, *format, *fused)
+			return eval(dev, *model, *batch, *side, *classes, *iters, *warmup, *format, *fused)
 		case "lwr":
 			return regularizer(dev, *classes, *dim, *iters, *warmup)
 		}
@@ -184,19 +184,21 @@ func objective(vs *nn.VarStore, net resnet.Net, classes int64) (*lwr.Regularizer
 	return reg, loss, err
 }
 
+// build makes model (resnet32 or resnet50) for classes and RGB images in vs.
+func build(vs *nn.VarStore, model string, classes int64) (resnet.Net, error) {
+	o := resnet.Options{Classes: classes, InChannels: 3}
+	if model == "resnet50" {
+		return resnet.ResNet50(vs.Root(), o)
+	}
+	return resnet.ResNet32(vs.Root(), o)
+}
+
 // step times whole training steps (forward, Balanced Softmax + LWR,
 // backward, SGD with momentum and weight decay) on one batch, in the
 // trainer's code, with the weights and inputs in format.
 func step(dev gotch.Device, model string, batch, side, classes int64, iters, warmup int, format string) error {
 	vs := nn.NewVarStore(dev)
-	o := resnet.Options{Classes: classes, InChannels: 3}
-	var net resnet.Net
-	var err error
-	if model == "resnet50" {
-		net, err = resnet.ResNet50(vs.Root(), o)
-	} else {
-		net, err = resnet.ResNet32(vs.Root(), o)
-	}
+	net, err := build(vs, model, classes)
 	if err != nil {
 		return err
 	}
@@ -220,13 +222,12 @@ func step(dev gotch.Device, model string, batch, side, classes int64, iters, war
 	return nil
 }
 
-// eval times evaluation: ResNet-32 forward passes in eval mode without
+// eval times evaluation: model's forward passes in eval mode without
 // gradients over iters batches, in format (folded by resnet.Fold when
 // fused), and prints the time per image.
-func eval(dev gotch.Device, batch, side, classes int64, iters, warmup int, format string, fused bool) error {
+func eval(dev gotch.Device, model string, batch, side, classes int64, iters, warmup int, format string, fused bool) error {
 	vs := nn.NewVarStore(dev)
-	var net resnet.Net
-	net, err := resnet.ResNet32(vs.Root(), resnet.Options{Classes: classes, InChannels: 3})
+	net, err := build(vs, model, classes)
 	if err != nil {
 		return err
 	}
@@ -251,8 +252,8 @@ func eval(dev gotch.Device, batch, side, classes int64, iters, warmup int, forma
 			s.Keep(s.Keep(logits).MustSoftmax(1, gotch.Double, false)).Float64Values() // host sync
 		})
 	})
-	fmt.Printf("go eval resnet32 batch=%d side=%d threads=%d format=%s fused=%v: median %.3f ms/image over %d batches\n",
-		batch, side, libtorch.NumThreads(), format, fused, 1000*times[len(times)/2]/float64(batch), len(times))
+	fmt.Printf("go eval %s batch=%d side=%d threads=%d format=%s fused=%v: median %.3f ms/image over %d batches\n",
+		model, batch, side, libtorch.NumThreads(), format, fused, 1000*times[len(times)/2]/float64(batch), len(times))
 	return nil
 }
 
