@@ -83,7 +83,8 @@ type Config struct {
 	// contiguous (NCHW), or "" / auto: the faster one for the device.
 	MemoryFormat string `json:"memory_format,omitempty"`
 	// FusedEval folds batch norms into oneDNN convolutions for evaluation
-	// on CPUs: auto (or ""), on or off (FusedAuto, FusedOn, FusedOff).
+	// (and stage two's frozen backbone) on CPUs: auto (or ""), on or off
+	// (FusedAuto, FusedOn, FusedOff).
 	FusedEval string `json:"fused_eval,omitempty"`
 
 	Out    string `json:"out"` // output folder

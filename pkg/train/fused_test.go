@@ -16,10 +16,11 @@ import (
 )
 
 // TestFusedEvaluation: --fused-eval on evaluates the network through
-// resnet.Fold — also inside the channels-last and decoupled (LWS) wrappers —
-// with the same softmax outputs as off up to float32 rounding; off and a
-// network that cannot be folded under auto run the network as it is; on
-// refuses a float64 network, saying why.
+// resnet.Fold — also inside the channels-last and decoupled (LWS) wrappers,
+// and a decoupled network whose frozen backbone stage two folded for the
+// run — with the same softmax outputs as off up to float32 rounding; off and
+// a network that cannot be folded under auto run the network as it is; on
+// refuses a float64 network, saying why; only stage two folds for the run.
 func TestFusedEvaluation(t *testing.T) {
 	fusedtest.Require(t)
 	c := tinyConfig(t.TempDir())
@@ -58,8 +59,23 @@ func TestFusedEvaluation(t *testing.T) {
 				net = decoupled{Net: net, scale: scale}
 			}
 			probs := map[string][]float64{}
-			for _, mode := range []string{FusedOff, FusedOn} {
+			modes := []string{FusedOff, FusedOn}
+			if wrap == "lws" {
+				modes = append(modes, "frozen")
+			}
+			for _, mode := range modes {
 				n, done, err := evalNet(net, mode)
+				if mode == "frozen" {
+					// Stage two folds its backbone once for the run; its
+					// evaluation passes then run that network as it is.
+					var frozen resnet.Net
+					var free func()
+					if frozen, free, err = frozenNet(net, FusedOn); err != nil {
+						t.Fatalf("%s, frozen: %v", wrap, err)
+					}
+					defer free()
+					n, done, err = evalNet(frozen, FusedOn)
+				}
 				if err != nil {
 					t.Fatalf("%s, %s: %v", wrap, mode, err)
 				}
@@ -70,7 +86,7 @@ func TestFusedEvaluation(t *testing.T) {
 				case decoupled:
 					_, folded = x.Net.(*resnet.Folded)
 				}
-				if folded != (mode == FusedOn) {
+				if folded != (mode != FusedOff) {
 					t.Errorf("%s, %s: folded = %v", wrap, mode, folded)
 				}
 				err = evaluateInto(context.Background(), func(p []float64, _ []int64) {
@@ -81,16 +97,19 @@ func TestFusedEvaluation(t *testing.T) {
 					return err
 				}
 			}
-			off, on := probs[FusedOff], probs[FusedOn]
-			if len(off) == 0 || len(on) != len(off) {
-				t.Fatalf("%s: %d and %d outputs", wrap, len(on), len(off))
-			}
-			worst := 0.0
-			for i := range off {
-				worst = math.Max(worst, math.Abs(on[i]-off[i]))
-			}
-			if worst > 1e-4 {
-				t.Errorf("%s: fused probabilities differ by up to %.3g, want ≤ 1e-4", wrap, worst)
+			off := probs[FusedOff]
+			for _, mode := range modes[1:] {
+				on := probs[mode]
+				if len(off) == 0 || len(on) != len(off) {
+					t.Fatalf("%s, %s: %d and %d outputs", wrap, mode, len(on), len(off))
+				}
+				worst := 0.0
+				for i := range off {
+					worst = math.Max(worst, math.Abs(on[i]-off[i]))
+				}
+				if worst > 1e-4 {
+					t.Errorf("%s, %s: fused probabilities differ by up to %.3g, want ≤ 1e-4", wrap, mode, worst)
+				}
 			}
 		}
 
@@ -105,6 +124,11 @@ func TestFusedEvaluation(t *testing.T) {
 		}
 		if n, done, err := evalNet(net64, FusedAuto); err != nil || n != net64 {
 			t.Errorf("float64 network, auto: %T, %v; want the network itself", n, err)
+		} else {
+			done()
+		}
+		if n, done, err := frozenNet(net64, FusedOn); err != nil || n != net64 {
+			t.Errorf("a network without a frozen backbone: %T, %v; want the network itself", n, err)
 		} else {
 			done()
 		}

@@ -169,6 +169,14 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 	if err == nil {
 		r.net, err = inMemoryFormat(c.memoryFormat(r.vs.Device()), r.vs, r.opt, r.net)
 	}
+	if err == nil {
+		var net resnet.Net
+		var done func()
+		if net, done, err = frozenNet(r.net, c.FusedEval); err == nil {
+			r.net = net
+			defer done()
+		}
+	}
 	if err := agree(g, err); err != nil {
 		return r.summary(), err
 	}
