@@ -3,6 +3,8 @@ package train
 import (
 	"context"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -136,5 +138,24 @@ func TestFusedEvaluation(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFusedOnRefusedUpFront: on a build without the fused convolutions
+// (PyPI's torch: CI's second phase), --fused-eval on fails before the first
+// epoch, naming the flag, instead of after training up to the first
+// evaluation.
+func TestFusedOnRefusedUpFront(t *testing.T) {
+	if libtorch.FusedAvailable() {
+		t.Skip("this build folds; the refusal is checked where it cannot (PyPI's torch)")
+	}
+	c := tinyConfig(t.TempDir())
+	c.FusedEval = FusedOn
+	_, err := Run(context.Background(), c, nil)
+	if err == nil || !strings.Contains(err.Error(), "--fused-eval on") {
+		t.Fatalf("err = %v, want one naming --fused-eval on", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(c.Out, LogFile)); err == nil && len(b) > 0 {
+		t.Errorf("an epoch was trained before the refusal:\n%s", b)
 	}
 }

@@ -177,6 +177,13 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 			defer done()
 		}
 	}
+	if err == nil && c.FusedEval == FusedOn {
+		// Said now, not after the first epochs.
+		var done func()
+		if _, done, err = evalNet(r.net, FusedOn); err == nil {
+			done()
+		}
+	}
 	if err := agree(g, err); err != nil {
 		return r.summary(), err
 	}
