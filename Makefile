@@ -39,11 +39,14 @@ demo: setup
 	@scripts/fashion_mnist.sh
 	$(GO) run ./cmd/cifar --preset demo --force
 
-# Forward + backward and memory (run.sh), then whole training steps in
-# both memory formats (speed.sh), each beside PyTorch.
+# Forward + backward and memory (run.sh), whole training steps in both
+# memory formats, LWR's R and evaluation (speed.sh), then whole
+# Fashion-MNIST-LT epochs with their evaluation (compare.sh: 10 epochs,
+# BS + LWR and CE, seeds 0-2), each beside PyTorch.
 bench: setup
 	bench/run.sh
 	bench/speed.sh
+	RUNS="bs+lwr ce" bench/compare.sh 10 0 1 2
 
 # JPEG decoding + augmentation per core, beside torchvision + PIL.
 bench-decode: setup
