@@ -92,7 +92,7 @@ func (f *Folded) build(n Net) error {
 	default:
 		return fmt.Errorf("%w: a %T", ErrNotFoldable, n)
 	}
-	if err := f.check(stem.c); err != nil {
+	if err := checkFoldable(stem.c); err != nil {
 		return err
 	}
 	var err error
@@ -118,8 +118,8 @@ func (f *Folded) build(n Net) error {
 	return nil
 }
 
-// check refuses parameters that are not float32 on the CPU.
-func (f *Folded) check(c conv2d) error {
+// checkFoldable refuses parameters that are not float32 on the CPU.
+func checkFoldable(c conv2d) error {
 	if c.w.MustDevice().IsCuda() {
 		return fmt.Errorf("%w: the network is on %v, fused convolutions run on the CPU", ErrNotFoldable, c.w.MustDevice())
 	}
@@ -148,25 +148,21 @@ func (f *Folded) ForwardT(x *ts.Tensor, train bool) (logits, features *ts.Tensor
 	if train {
 		panic("resnet: a Folded network only evaluates")
 	}
-	h := f.run(f.stem, x, nil, true)
+	h := fused(f.stem, x, nil, true)
 	if f.maxPool {
 		h = h.MustMaxPool2d([]int64{3, 3}, []int64{2, 2}, []int64{1, 1}, []int64{1, 1}, false, true)
 	}
-	for _, b := range f.blocks {
-		next := b.forward(f, h)
-		h.MustDrop()
-		h = next
-	}
-	features = h.MustAdaptiveAvgPool2d([]int64{1, 1}, true).MustFlatten(1, -1, true)
+	features = pooledFeatures(h, f.blocks, false)
 	return f.head.Forward(features), features
 }
 
-// forward runs the block on x (left for the caller to free).
-func (b foldedBlock) forward(f *Folded, x *ts.Tensor) *ts.Tensor {
+// forward runs the block on x (left for the caller to free); there is no
+// training mode.
+func (b foldedBlock) forward(x *ts.Tensor, _ bool) *ts.Tensor {
 	h := x
 	last := len(b.convs) - 1
 	for _, c := range b.convs[:last] {
-		next := f.run(c, h, nil, true)
+		next := fused(c, h, nil, true)
 		if h != x {
 			h.MustDrop()
 		}
@@ -175,17 +171,15 @@ func (b foldedBlock) forward(f *Folded, x *ts.Tensor) *ts.Tensor {
 	var short *ts.Tensor
 	switch {
 	case b.down != nil:
-		short = f.run(b.down, x, nil, false)
+		short = fused(b.down, x, nil, false)
 	case b.padChannels > 0:
-		size := x.MustSize()
-		sub := x.MustSlice(2, []int64{0}, []int64{size[2]}, 2, false).MustSlice(3, []int64{0}, []int64{size[3]}, 2, true)
-		short = sub.MustConstantPadNd([]int64{0, 0, 0, 0, b.padChannels, b.padChannels}, true)
+		short = optionA(x, b.padChannels)
 	default:
 		// The block's input itself: the result is computed in its memory
 		// (the caller drops it next).
 		short = x.MustShallowClone()
 	}
-	out := f.run(b.convs[last], h, short, true)
+	out := fused(b.convs[last], h, short, true)
 	short.MustDrop()
 	if h != x {
 		h.MustDrop()
@@ -193,7 +187,8 @@ func (b foldedBlock) forward(f *Folded, x *ts.Tensor) *ts.Tensor {
 	return out
 }
 
-func (f *Folded) run(c *libtorch.FusedConv, x, add *ts.Tensor, relu bool) *ts.Tensor {
+// fused runs c, raising (libtorch.Raise) its error.
+func fused(c *libtorch.FusedConv, x, add *ts.Tensor, relu bool) *ts.Tensor {
 	y, err := c.Forward(x, add, relu)
 	if err != nil {
 		libtorch.Raise(err)

@@ -14,33 +14,6 @@ import (
 	"github.com/lwr-go/lwr/pkg/libtorch"
 )
 
-// perturbBatchNorms gives every batch norm of vs weights, biases and
-// running statistics away from their initial 1, 0, 0, 1, as after
-// training, so that folding them is exercised.
-func perturbBatchNorms(t *testing.T, vs *nn.VarStore) {
-	t.Helper()
-	libtorch.ManualSeed(7)
-	libtorch.NoGrad(func() {
-		for name, v := range vs.Variables() {
-			var r *ts.Tensor
-			size := v.MustSize()
-			switch {
-			case strings.HasSuffix(name, "running_var"):
-				r = ts.MustRand(size, gotch.Float, gotch.CPU).MustMulScalar(ts.FloatScalar(1.5), true).MustAddScalar(ts.FloatScalar(0.25), true)
-			case strings.HasSuffix(name, "running_mean"), strings.HasPrefix(name, "bn") && strings.HasSuffix(name, "bias"),
-				strings.Contains(name, ".bn") && strings.HasSuffix(name, "bias"), strings.Contains(name, "downsample.1.bias"):
-				r = ts.MustRandn(size, gotch.Float, gotch.CPU).MustMulScalar(ts.FloatScalar(0.2), true)
-			case (strings.HasPrefix(name, "bn") || strings.Contains(name, ".bn") || strings.Contains(name, "downsample.1")) && strings.HasSuffix(name, "weight"):
-				r = ts.MustRand(size, gotch.Float, gotch.CPU).MustAddScalar(ts.FloatScalar(0.5), true)
-			default:
-				continue
-			}
-			v.Copy_(r)
-			r.MustDrop()
-		}
-	})
-}
-
 // maxAbsDiff returns max |a-b| and max |b| over two tensors of one shape.
 func maxAbsDiff(a, b *ts.Tensor) (diff, scale float64) {
 	av := a.MustTotype(gotch.Double, false).MustContiguous(true)
@@ -83,7 +56,7 @@ func TestFoldedMatchesForward(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			perturbBatchNorms(t, vs)
+			fusedtest.PerturbBatchNorms(vs)
 			x := ts.MustRandn([]int64{c.batch, c.channels, c.size, c.size}, gotch.Float, gotch.CPU)
 			if c.cl {
 				y, err := libtorch.ToChannelsLast(x)

@@ -74,12 +74,19 @@ func (b basicBlock) forward(x *ts.Tensor, train bool) *ts.Tensor {
 	h.MustDrop()
 	short := x
 	if b.padChannels > 0 {
-		size := x.MustSize()
-		sub := x.MustSlice(2, []int64{0}, []int64{size[2]}, 2, false).MustSlice(3, []int64{0}, []int64{size[3]}, 2, true)
-		short = sub.MustConstantPadNd([]int64{0, 0, 0, 0, b.padChannels, b.padChannels}, true)
+		short = optionA(x, b.padChannels)
 		defer short.MustDrop()
 	}
 	return addRelu(h2, short)
+}
+
+// optionA is the option-A shortcut of x [B,C,H,W]: subsampled by 2 and
+// padded with pad zero channels on each side (no parameters). The caller
+// frees it.
+func optionA(x *ts.Tensor, pad int64) *ts.Tensor {
+	size := x.MustSize()
+	sub := x.MustSlice(2, []int64{0}, []int64{size[2]}, 2, false).MustSlice(3, []int64{0}, []int64{size[3]}, 2, true)
+	return sub.MustConstantPadNd([]int64{0, 0, 0, 0, pad, pad}, true)
 }
 
 // CIFARResNet is ResNet-6n+2 for 32×32 inputs: a 3×3 stem of 16 channels,

@@ -37,20 +37,7 @@ func TestFusedEvaluation(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			libtorch.NoGrad(func() { // running statistics as after training
-				for name, v := range vs.Variables() {
-					value := 2.5
-					switch {
-					case strings.HasSuffix(name, "running_mean"):
-						value = -0.3
-					case !strings.HasSuffix(name, "running_var"):
-						continue
-					}
-					full := ts.MustFull(v.MustSize(), ts.FloatScalar(value), gotch.Float, gotch.CPU)
-					v.Copy_(full)
-					full.MustDrop()
-				}
-			})
+			fusedtest.PerturbBatchNorms(vs)
 			switch wrap {
 			case "channels-last":
 				if net, err = inMemoryFormat(libtorch.ChannelsLast, vs, nil, net); err != nil {
