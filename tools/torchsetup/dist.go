@@ -11,8 +11,14 @@ import (
 // (Debian's libgloo-dev) — or "" when there is none: then the distributed
 // shim is written as a stub whose every call says what to install.
 func glooInclude(lt Libtorch) string {
-	for _, dir := range append(append([]string{}, lt.Includes...), "/usr/include") {
-		if _, err := os.Stat(filepath.Join(dir, "gloo", "config.h")); err == nil {
+	return headerFolder(lt, filepath.Join("gloo", "config.h"), "/usr/include")
+}
+
+// headerFolder returns the first of lt's include folders, then the
+// system folders, that holds header (a relative path); "" when none does.
+func headerFolder(lt Libtorch, header string, system ...string) string {
+	for _, dir := range append(slices.Clone(lt.Includes), system...) {
+		if _, err := os.Stat(filepath.Join(dir, header)); err == nil {
 			return dir
 		}
 	}
@@ -20,14 +26,18 @@ func glooInclude(lt Libtorch) string {
 }
 
 // glooFlags are the preprocessor flags of c10d's Gloo headers in lt.Gloo:
-// the define they sit behind, and their folder unless the compiler
-// searches it already.
+// the define they sit behind, and their folder (includeFlags).
 func glooFlags(lt Libtorch) []string {
-	flags := []string{"-DUSE_C10D_GLOO"}
-	if !isSystemDir(lt.Gloo) && !slices.Contains(lt.Includes, lt.Gloo) {
-		flags = append(flags, "-I"+lt.Gloo)
+	return append([]string{"-DUSE_C10D_GLOO"}, includeFlags(lt, lt.Gloo)...)
+}
+
+// includeFlags is -I dir, unless the compiler searches dir already: a
+// system folder, or one of lt's own.
+func includeFlags(lt Libtorch, dir string) []string {
+	if isSystemDir(dir) || slices.Contains(lt.Includes, dir) {
+		return nil
 	}
-	return flags
+	return []string{"-I" + dir}
 }
 
 // distHeader is the C face of the c10d shim: process groups of libtorch's

@@ -4,7 +4,6 @@ import (
 	"debug/elf"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 )
 
@@ -46,12 +45,7 @@ func dnnlOf(lt Libtorch) (soname, libDir, include string) {
 	if libDir == "" {
 		return "", "", ""
 	}
-	for _, dir := range append(append([]string{}, lt.Includes...), "/usr/include", "/usr/local/include") {
-		if _, err := os.Stat(filepath.Join(dir, "oneapi", "dnnl", "dnnl.hpp")); err == nil {
-			return soname, libDir, dir
-		}
-	}
-	return soname, libDir, ""
+	return soname, libDir, headerFolder(lt, filepath.Join("oneapi", "dnnl", "dnnl.hpp"), "/usr/include", "/usr/local/include")
 }
 
 // dnnlFlags are the preprocessor and linker flags of the fused
@@ -59,10 +53,7 @@ func dnnlOf(lt Libtorch) (soname, libDir, include string) {
 // folder unless the compiler searches it already, and the very library
 // libtorch loads (by soname, so no libdnnl.so link is needed).
 func dnnlFlags(lt Libtorch) (cpp, ld []string) {
-	cpp = []string{"-DLWR_DNNL"}
-	if !isSystemDir(lt.DNNL) && !slices.Contains(lt.Includes, lt.DNNL) {
-		cpp = append(cpp, "-I"+lt.DNNL)
-	}
+	cpp = append([]string{"-DLWR_DNNL"}, includeFlags(lt, lt.DNNL)...)
 	if !isSystemDir(lt.DNNLLibDir) && lt.DNNLLibDir != lt.LibDir {
 		ld = append(ld, "-L"+lt.DNNLLibDir, "-Wl,-rpath,"+lt.DNNLLibDir)
 	}

@@ -41,18 +41,15 @@ func LibGo(lt Libtorch) string {
 	if lt.Gloo != "" {
 		cpp = append(cpp, glooFlags(lt)...)
 	}
-	var dnnlLD []string
-	if lt.DNNL != "" {
-		var dcpp []string
-		dcpp, dnnlLD = dnnlFlags(lt)
-		cpp = append(cpp, dcpp...)
-	}
 	ld := []string{}
 	if !isSystemDir(lt.LibDir) {
 		ld = append(ld, "-L"+lt.LibDir, "-Wl,-rpath,"+lt.LibDir)
 	}
 	ld = append(ld, "-ltorch", "-ltorch_cpu", "-lc10")
-	ld = append(ld, dnnlLD...)
+	if lt.DNNL != "" {
+		dcpp, dld := dnnlFlags(lt)
+		cpp, ld = append(cpp, dcpp...), append(ld, dld...)
+	}
 	var b strings.Builder
 	// The libtorch without how it was found: LIBTORCH pointing at a pip
 	// torch/ folder and python3 finding the same one give the same file,

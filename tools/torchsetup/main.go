@@ -94,7 +94,7 @@ func run(out, python string, install, force bool, log func(string, ...any)) erro
 	}
 	libtch := filepath.Join(tmp, "libtch")
 	for name, text := range map[string]string{"lwr_extra.go": extraGo, "lwr_extra.h": extraHeader, "lwr_extra.cpp": extraCpp,
-		"lwr_dist.go": distGo, "lwr_dist.h": distHeader, "lwr_fused.go": fusedGo, "lwr_fused.h": fusedHeader} {
+		"lwr_dist.go": distGo, "lwr_dist.h": distHeader, "lwr_fused.go": fusedGo, "lwr_fused.h": fusedHeader, "lwr_fused.cpp": fusedCpp} {
 		if err := os.WriteFile(filepath.Join(libtch, name), []byte(text), 0o644); err != nil {
 			return err
 		}
@@ -117,7 +117,8 @@ func run(out, python string, install, force bool, log func(string, ...any)) erro
 		return err
 	}
 	// Fused evaluation: against the headers of the oneDNN libtorch links,
-	// when they are here and compile; else lwr_fused.cpp says how to get it.
+	// when they are here and compile (lib.go then defines LWR_DNNL); else
+	// lwr_fused.cpp's stub says how to get it.
 	switch {
 	case lt.DNNLSoname == "":
 		log("fused evaluation: libtorch links no shared oneDNN; evaluation runs libtorch's own convolutions")
@@ -132,9 +133,6 @@ func run(out, python string, install, force bool, log func(string, ...any)) erro
 		} else {
 			log("fused evaluation: oneDNN %s with the headers in %s", lt.DNNLSoname, lt.DNNL)
 		}
-	}
-	if err := os.WriteFile(filepath.Join(libtch, "lwr_fused.cpp"), []byte(fusedCpp), 0o644); err != nil {
-		return err
 	}
 	if err := os.WriteFile(filepath.Join(libtch, "lib.go"), []byte(LibGo(lt)), 0o644); err != nil {
 		return err
