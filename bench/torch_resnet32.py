@@ -75,7 +75,7 @@ def main():
     ap.add_argument("--channels-last", action="store_true", help="step, eval: the model and input in torch.channels_last")
     ap.add_argument("--side", type=int, default=32, help="step, eval: image side")
     ap.add_argument("--dim", type=int, default=64, help="lwr: classifier width (64 for ResNet-32, 2048 for ResNet-50)")
-    ap.add_argument("--model", default="resnet32", choices=["resnet32", "resnet50"], help="step: torchvision's resnet50 or ResNet-32")
+    ap.add_argument("--model", default="resnet32", choices=["resnet32", "resnet50"], help="step, eval: torchvision's resnet50 or ResNet-32")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
@@ -136,19 +136,23 @@ def main():
             print("steps %5d-%5d  mean rss %7.1f MiB  vs first window %+.2f%%  (%.1f steps/s)"
                   % (i - window + 1, i, mean, 100 * (mean - first) / first, i / (time.perf_counter() - t0)))
 
+def build(a, dev):
+    """The --model network on dev, a function from images to logits, and
+    one returning the classifier's weight [classes, d]."""
+    if a.model == "resnet50":
+        import torchvision
+        net = torchvision.models.resnet50(num_classes=a.classes).to(dev)
+        return net, net, lambda: net.fc.weight
+    net = ResNet32(a.classes).to(dev)
+    return net, lambda x: net(x)[0], lambda: net.linear.weight
+
+
 def step(a, dev, y):
     """Times whole training steps — forward, Balanced Softmax + LWR,
     backward, SGD with momentum and weight decay — as bench/resnet --mode
     step does."""
-    if a.model == "resnet50":
-        import torchvision
-        net = torchvision.models.resnet50(num_classes=a.classes).to(dev)
-        head, dim = lambda: net.fc.weight, 2048
-        forward = net
-    else:
-        net = ResNet32(a.classes).to(dev)
-        head, dim = lambda: net.linear.weight, 64
-        forward = lambda x: net(x)[0]
+    net, forward, head = build(a, dev)
+    dim = head().shape[1]
     proj = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim)).to(dev)
     x = torch.randn(a.batch, 3, a.side, a.side, device=dev)
     if a.channels_last:
@@ -176,13 +180,8 @@ def step(a, dev, y):
 def evaluate(a, dev):
     """Times evaluation as bench/resnet --mode eval: the model's forward in
     eval mode under no_grad, softmax included, per image."""
-    if a.model == "resnet50":
-        import torchvision
-        net = torchvision.models.resnet50(num_classes=a.classes).to(dev).eval()
-        forward = net
-    else:
-        net = ResNet32(a.classes).to(dev).eval()
-        forward = lambda x: net(x)[0]
+    net, forward, _ = build(a, dev)
+    net.eval()
     x = torch.randn(a.batch, 3, a.side, a.side, device=dev)
     if a.channels_last:
         net = net.to(memory_format=torch.channels_last)
