@@ -39,6 +39,7 @@ func main() {
 	model := pflag.String("model", "resnet32", "step, eval: resnet32 or resnet50")
 	dim := pflag.Int64("dim", 64, "lwr: classifier width d (64 for ResNet-32, 2048 for ResNet-50)")
 	fused := pflag.Bool("fused", false, "eval: batch norms folded into oneDNN convolutions with the ReLUs and residual adds (resnet.Fold), as the trainer evaluates on CPUs")
+	pflag.BoolVar(&libtorchBN, "libtorch-bn", false, "step: each batch norm, residual add and ReLU as libtorch's separate ops (resnet.Options.LibtorchBatchNorm), as PyTorch runs them, not lwr's kernel")
 	cpuprofile := pflag.String("cpuprofile", "", "write a Go CPU profile here (cgo calls show as runtime.cgocall)")
 	pflag.Parse()
 	if *cpuprofile != "" {
@@ -184,9 +185,12 @@ func objective(vs *nn.VarStore, net resnet.Net, classes int64) (*lwr.Regularizer
 	return reg, loss, err
 }
 
+// libtorchBN is --libtorch-bn.
+var libtorchBN bool
+
 // build makes model (resnet32 or resnet50) for classes and RGB images in vs.
 func build(vs *nn.VarStore, model string, classes int64) (resnet.Net, error) {
-	o := resnet.Options{Classes: classes, InChannels: 3}
+	o := resnet.Options{Classes: classes, InChannels: 3, LibtorchBatchNorm: libtorchBN}
 	if model == "resnet50" {
 		return resnet.ResNet50(vs.Root(), o)
 	}

@@ -83,7 +83,14 @@ func (c conv2d) forward(x *ts.Tensor) *ts.Tensor {
 // synchronised over data-parallel workers in training when sync is set.
 type batchNorm struct {
 	w, b, mean, variance *ts.Tensor
-	sync                 SyncBatchNorm
+	normOptions
+}
+
+// normOptions say how batch norms run in training: over the global batch
+// when sync is set; as libtorch's ops, not lwr's kernel, when plain is.
+type normOptions struct {
+	sync  SyncBatchNorm
+	plain bool
 }
 
 // SyncBatchNorm is batch norm in training of x [N,C,H,W] over the global
@@ -98,13 +105,13 @@ const (
 	bnEps      = 1e-5
 )
 
-func newBatchNorm(p *nn.Path, ch int64, sync SyncBatchNorm) batchNorm {
+func newBatchNorm(p *nn.Path, ch int64, no normOptions) batchNorm {
 	return batchNorm{
-		w:        addConst(p, "weight", []int64{ch}, 1, true),
-		b:        addConst(p, "bias", []int64{ch}, 0, true),
-		mean:     addConst(p, "running_mean", []int64{ch}, 0, false),
-		variance: addConst(p, "running_var", []int64{ch}, 1, false),
-		sync:     sync,
+		w:           addConst(p, "weight", []int64{ch}, 1, true),
+		b:           addConst(p, "bias", []int64{ch}, 0, true),
+		mean:        addConst(p, "running_mean", []int64{ch}, 0, false),
+		variance:    addConst(p, "running_var", []int64{ch}, 1, false),
+		normOptions: no,
 	}
 }
 
@@ -115,14 +122,6 @@ func (bn batchNorm) forward(x *ts.Tensor, train bool) *ts.Tensor {
 	return ts.MustBatchNorm(x, bn.w, bn.b, bn.mean, bn.variance, train, bnMomentum, bnEps, true)
 }
 
-// addRelu returns relu(h + short), computed in h's memory (h, a batch
-// norm's output, is not needed by autograd), as torchvision's blocks do.
-func addRelu(h, short *ts.Tensor) *ts.Tensor {
-	h.MustAdd_(short)
-	h.MustRelu_()
-	return h
-}
-
 // convBN runs conv then batch norm, freeing the intermediate.
 func convBN(c conv2d, bn batchNorm, x *ts.Tensor, train bool) *ts.Tensor {
 	h := c.forward(x)
@@ -130,12 +129,29 @@ func convBN(c conv2d, bn batchNorm, x *ts.Tensor, train bool) *ts.Tensor {
 	return bn.forward(h, train)
 }
 
-// convBNRelu is convBN then ReLU, in place on the batch norm's output (not
-// needed by autograd).
+// convBNRelu is convBNAddRelu without a shortcut.
 func convBNRelu(c conv2d, bn batchNorm, x *ts.Tensor, train bool) *ts.Tensor {
-	h := convBN(c, bn, x, train)
-	h.MustRelu_()
-	return h
+	return convBNAddRelu(c, bn, x, nil, train)
+}
+
+// convBNAddRelu returns relu(bn(conv(x)) + short), short nil for none: in
+// training, where it applies and the options allow, by lwr's kernel
+// (libtorch.BatchNormReLU); else the add and the ReLU run in place on the
+// batch norm's output (not needed by autograd), as torchvision's blocks do.
+func convBNAddRelu(c conv2d, bn batchNorm, x, short *ts.Tensor, train bool) *ts.Tensor {
+	h := c.forward(x)
+	defer h.MustDrop()
+	if train && bn.sync == nil && !bn.plain {
+		if y := libtorch.BatchNormReLU(h, short, bn.w, bn.b, bn.mean, bn.variance, bnMomentum, bnEps); y != nil {
+			return y
+		}
+	}
+	y := bn.forward(h, train)
+	if short != nil {
+		y.MustAdd_(short)
+	}
+	y.MustRelu_()
+	return y
 }
 
 // Classifier is the last layer: logits [B,C] of features [B,D]. Its

@@ -34,6 +34,17 @@ type Options struct {
 	// (--sync-bn: each layer normalises with the mean and variance of the
 	// whole global batch of data-parallel workers).
 	SyncBatchNorm SyncBatchNorm
+	// LibtorchBatchNorm runs each batch norm, residual add and ReLU in
+	// training as libtorch's separate ops, as PyTorch computes them. By
+	// default, where the activations are float32, channels-last and on
+	// the CPU, lwr's kernel runs them as one (libtorch.BatchNormReLU): the
+	// same values up to float rounding, in fewer passes over memory.
+	LibtorchBatchNorm bool
+}
+
+// norm is what each batch norm takes from the options.
+func (o Options) norm() normOptions {
+	return normOptions{sync: o.SyncBatchNorm, plain: o.LibtorchBatchNorm}
 }
 
 func (o Options) validate() error {
@@ -55,12 +66,12 @@ type basicBlock struct {
 	padChannels  int64 // option A: channels padded on each side; 0 for identity
 }
 
-func newBasicBlock(p *nn.Path, in, out, stride int64, sync SyncBatchNorm) basicBlock {
+func newBasicBlock(p *nn.Path, in, out, stride int64, no normOptions) basicBlock {
 	b := basicBlock{
 		conv1: newConv(p.Sub("conv1"), in, out, 3, stride, 1, FanIn),
-		bn1:   newBatchNorm(p.Sub("bn1"), out, sync),
+		bn1:   newBatchNorm(p.Sub("bn1"), out, no),
 		conv2: newConv(p.Sub("conv2"), out, out, 3, 1, 1, FanIn),
-		bn2:   newBatchNorm(p.Sub("bn2"), out, sync),
+		bn2:   newBatchNorm(p.Sub("bn2"), out, no),
 	}
 	if stride != 1 || in != out {
 		b.padChannels = (out - in) / 2
@@ -70,14 +81,13 @@ func newBasicBlock(p *nn.Path, in, out, stride int64, sync SyncBatchNorm) basicB
 
 func (b basicBlock) forward(x *ts.Tensor, train bool) *ts.Tensor {
 	h := convBNRelu(b.conv1, b.bn1, x, train)
-	h2 := convBN(b.conv2, b.bn2, h, train)
-	h.MustDrop()
+	defer h.MustDrop()
 	short := x
 	if b.padChannels > 0 {
 		short = optionA(x, b.padChannels)
 		defer short.MustDrop()
 	}
-	return addRelu(h2, short)
+	return convBNAddRelu(b.conv2, b.bn2, h, short, train)
 }
 
 // optionA is the option-A shortcut of x [B,C,H,W]: subsampled by 2 and
@@ -116,7 +126,7 @@ func NewCIFARResNet(p *nn.Path, n int, o Options) (*CIFARResNet, error) {
 	}
 	m := &CIFARResNet{
 		conv1: newConv(p.Sub("conv1"), o.InChannels, 16, 3, 1, 1, FanIn),
-		bn1:   newBatchNorm(p.Sub("bn1"), 16, o.SyncBatchNorm),
+		bn1:   newBatchNorm(p.Sub("bn1"), 16, o.norm()),
 	}
 	in := int64(16)
 	for stage, width := range []int64{16, 32, 64} {
@@ -126,7 +136,7 @@ func NewCIFARResNet(p *nn.Path, n int, o Options) (*CIFARResNet, error) {
 			if i == 0 && stage > 0 {
 				stride = 2
 			}
-			m.blocks = append(m.blocks, newBasicBlock(layer.Sub(fmt.Sprint(i)), in, width, stride, o.SyncBatchNorm))
+			m.blocks = append(m.blocks, newBasicBlock(layer.Sub(fmt.Sprint(i)), in, width, stride, o.norm()))
 			in = width
 		}
 	}
@@ -172,23 +182,23 @@ type bottleneck struct {
 	}
 }
 
-func newBottleneck(p *nn.Path, in, planes, stride, groups, baseWidth int64, sync SyncBatchNorm) bottleneck {
+func newBottleneck(p *nn.Path, in, planes, stride, groups, baseWidth int64, no normOptions) bottleneck {
 	width := planes * baseWidth / 64 * groups
 	out := planes * 4
 	b := bottleneck{
 		conv1: newConv(p.Sub("conv1"), in, width, 1, 1, 1, FanOut),
-		bn1:   newBatchNorm(p.Sub("bn1"), width, sync),
+		bn1:   newBatchNorm(p.Sub("bn1"), width, no),
 		conv2: newConv(p.Sub("conv2"), width, width, 3, stride, groups, FanOut),
-		bn2:   newBatchNorm(p.Sub("bn2"), width, sync),
+		bn2:   newBatchNorm(p.Sub("bn2"), width, no),
 		conv3: newConv(p.Sub("conv3"), width, out, 1, 1, 1, FanOut),
-		bn3:   newBatchNorm(p.Sub("bn3"), out, sync),
+		bn3:   newBatchNorm(p.Sub("bn3"), out, no),
 	}
 	if stride != 1 || in != out {
 		d := p.Sub("downsample")
 		b.down = &struct {
 			conv conv2d
 			bn   batchNorm
-		}{newConv(d.Sub("0"), in, out, 1, stride, 1, FanOut), newBatchNorm(d.Sub("1"), out, sync)}
+		}{newConv(d.Sub("0"), in, out, 1, stride, 1, FanOut), newBatchNorm(d.Sub("1"), out, no)}
 	}
 	return b
 }
@@ -197,14 +207,13 @@ func (b bottleneck) forward(x *ts.Tensor, train bool) *ts.Tensor {
 	h := convBNRelu(b.conv1, b.bn1, x, train)
 	h2 := convBNRelu(b.conv2, b.bn2, h, train)
 	h.MustDrop()
-	h3 := convBN(b.conv3, b.bn3, h2, train)
-	h2.MustDrop()
+	defer h2.MustDrop()
 	short := x
 	if b.down != nil {
 		short = convBN(b.down.conv, b.down.bn, x, train)
 		defer short.MustDrop()
 	}
-	return addRelu(h3, short)
+	return convBNAddRelu(b.conv3, b.bn3, h2, short, train)
 }
 
 // ImageNetResNet is torchvision's ResNet with bottleneck blocks.
@@ -232,7 +241,7 @@ func newImageNetResNet(p *nn.Path, layers []int, groups, baseWidth int64, o Opti
 	}
 	m := &ImageNetResNet{
 		conv1: conv2d{w: heNormal(p.Sub("conv1"), "weight", []int64{64, o.InChannels, 7, 7}, FanOut), stride: 2, pad: 3, groups: 1},
-		bn1:   newBatchNorm(p.Sub("bn1"), 64, o.SyncBatchNorm),
+		bn1:   newBatchNorm(p.Sub("bn1"), 64, o.norm()),
 	}
 	in := int64(64)
 	for stage, n := range layers {
@@ -243,7 +252,7 @@ func newImageNetResNet(p *nn.Path, layers []int, groups, baseWidth int64, o Opti
 			if i == 0 && stage > 0 {
 				stride = 2
 			}
-			m.blocks = append(m.blocks, newBottleneck(layer.Sub(fmt.Sprint(i)), in, planes, stride, groups, baseWidth, o.SyncBatchNorm))
+			m.blocks = append(m.blocks, newBottleneck(layer.Sub(fmt.Sprint(i)), in, planes, stride, groups, baseWidth, o.norm()))
 			in = planes * 4
 		}
 	}

@@ -29,7 +29,7 @@ const (
 	gotchVersion = "v0.9.1"
 	// adapterVersion changes whenever what setup writes changes, so that
 	// an old adapted copy is rebuilt.
-	adapterVersion = "20"
+	adapterVersion = "21"
 	generatedFile  = "torch_api_generated.cpp.h"
 	stampFile      = ".lwr-setup.json"
 )
@@ -94,7 +94,8 @@ func run(out, python string, install, force bool, log func(string, ...any)) erro
 	}
 	libtch := filepath.Join(tmp, "libtch")
 	for name, text := range map[string]string{"lwr_extra.go": extraGo, "lwr_extra.h": extraHeader, "lwr_extra.cpp": extraCpp,
-		"lwr_dist.go": distGo, "lwr_dist.h": distHeader, "lwr_fused.go": fusedGo, "lwr_fused.h": fusedHeader, "lwr_fused.cpp": fusedCpp} {
+		"lwr_dist.go": distGo, "lwr_dist.h": distHeader, "lwr_fused.go": fusedGo, "lwr_fused.h": fusedHeader, "lwr_fused.cpp": fusedCpp,
+		"lwr_bn.go": bnGo, "lwr_bn.h": bnHeader, "lwr_bn.cpp": bnCpp} {
 		if err := os.WriteFile(filepath.Join(libtch, name), []byte(text), 0o644); err != nil {
 			return err
 		}
