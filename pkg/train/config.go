@@ -86,6 +86,10 @@ type Config struct {
 	// (and stage two's frozen backbone) on CPUs: auto (or ""), on or off
 	// (FusedAuto, FusedOn, FusedOff).
 	FusedEval string `json:"fused_eval,omitempty"`
+	// FusedBN runs each batch norm, residual add and ReLU of training as
+	// lwr's one kernel where it applies (float32, channels-last, CPU):
+	// auto (or "") or off (libtorch's separate ops, as PyTorch runs them).
+	FusedBN string `json:"fused_bn,omitempty"`
 
 	Out    string `json:"out"` // output folder
 	Resume bool   `json:"-"`   // continue from Out's checkpoint
@@ -185,6 +189,8 @@ func (c Config) Validate() error {
 			"--memory-format %q: want auto, channels-last or contiguous", c.MemoryFormat),
 		check(c.FusedEval == "" || c.FusedEval == FusedAuto || c.FusedEval == FusedOn || c.FusedEval == FusedOff,
 			"--fused-eval %q: want auto, on or off", c.FusedEval),
+		check(c.FusedBN == "" || c.FusedBN == FusedAuto || c.FusedBN == FusedOff,
+			"--fused-bn %q: want auto or off", c.FusedBN),
 		check(c.EvalEvery >= 1, "--eval-every %d: want ≥ 1", c.EvalEvery),
 	} {
 		if err != nil {
@@ -271,7 +277,7 @@ func (c Config) Hash() string {
 
 // resultRelevant is c without the settings that do not change the result.
 func (c Config) resultRelevant() Config {
-	c.Out, c.Device, c.Threads, c.EvalEvery, c.Workers, c.Prefetch, c.MemoryFormat, c.FusedEval = "", "", 0, 0, 0, 0, "", ""
+	c.Out, c.Device, c.Threads, c.EvalEvery, c.Workers, c.Prefetch, c.MemoryFormat, c.FusedEval, c.FusedBN = "", "", 0, 0, 0, 0, "", "", ""
 	c.MaxPixels, c.MaxBytes, c.CheckImages = 0, 0, false
 	return c
 }

@@ -146,3 +146,61 @@ func TestFusedOnRefusedUpFront(t *testing.T) {
 		t.Errorf("an epoch was trained before the refusal:\n%s", b)
 	}
 }
+
+// TestFusedBatchNormFlag: --fused-bn reaches the network. On the same
+// weights and channels-last float32 input, a training forward with auto
+// (lwr's batch norm + ReLU kernel) and one with off (libtorch's ops) agree
+// to float32 rounding but not bit for bit — the kernel ran in one only —
+// while two networks built with off agree exactly.
+func TestFusedBatchNormFlag(t *testing.T) {
+	c := tinyConfig(t.TempDir())
+	err := libtorch.OnThread(func() error {
+		_, test, _, err := sources(c, gotch.CPU)
+		if err != nil {
+			return err
+		}
+		var first *nn.VarStore
+		logits := map[string]*ts.Tensor{}
+		x := ts.MustRandn([]int64{16, int64(test.Channels()), 28, 28}, gotch.Float, gotch.CPU)
+		defer x.MustDrop()
+		for _, run := range []string{FusedAuto, FusedOff, FusedOff + " again"} {
+			c.FusedBN = strings.Fields(run)[0]
+			vs := nn.NewVarStore(gotch.CPU)
+			net, err := newModel(vs.Root(), c, test)
+			if err != nil {
+				return err
+			}
+			if first == nil {
+				first = vs
+			} else if err := vs.Copy(first); err != nil {
+				return err
+			}
+			if net, err = inMemoryFormat(libtorch.ChannelsLast, vs, nil, net); err != nil {
+				return err
+			}
+			out, feat := net.ForwardT(x, true)
+			feat.MustDrop()
+			logits[run] = out
+			defer out.MustDrop()
+		}
+		equal := func(a, b string) bool { return logits[a].MustEqual(logits[b], false) }
+		if !equal(FusedOff, FusedOff+" again") {
+			t.Error("two networks with --fused-bn off differ")
+		}
+		if equal(FusedAuto, FusedOff) {
+			t.Error("--fused-bn auto and off gave the same bits: the flag does not reach the batch norms")
+		}
+		var diff, scale float64
+		off := logits[FusedOff].Float64Values()
+		for i, v := range logits[FusedAuto].Float64Values() {
+			diff, scale = math.Max(diff, math.Abs(v-off[i])), math.Max(scale, math.Abs(off[i]))
+		}
+		if diff > 1e-4*math.Max(scale, 1) {
+			t.Errorf("--fused-bn auto and off differ by %g (logits up to %g), want float32 rounding", diff, scale)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

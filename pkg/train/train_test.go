@@ -81,6 +81,7 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{func(c *Config) { c.Milestones = []int{170, 140} }, "--milestones [170 140]: want increasing"},
 		{func(c *Config) { c.Sampler = "random" }, `--sampler "random"`},
 		{func(c *Config) { c.FusedEval = "yes" }, `--fused-eval "yes": want auto, on or off`},
+		{func(c *Config) { c.FusedBN = "on" }, `--fused-bn "on": want auto or off`},
 		{func(c *Config) { c.LWRSchedule = "cosine" }, "--lwr-schedule"},
 		{func(c *Config) { c.BatchSize = 0 }, "--batch-size 0"},
 		// Loader bounds (case 9): a typo must not ask for terabytes.
@@ -112,7 +113,7 @@ func TestValidateNamesTheFlag(t *testing.T) {
 func TestConfigDiff(t *testing.T) {
 	a := DefaultConfig()
 	b := a
-	b.Out, b.Device = "elsewhere", "cpu" // do not change results
+	b.Out, b.Device, b.FusedBN, b.MemoryFormat = "elsewhere", "cpu", FusedOff, "contiguous" // change results by rounding at most: resumable
 	if d := a.Diff(b); len(d) != 0 || a.Hash() != b.Hash() {
 		t.Errorf("diff %v for settings that do not change results", d)
 	}
