@@ -20,6 +20,7 @@ setup:
 	@bin/torchsetup --out $(CURDIR)/third_party/gotch
 
 test: setup
+	@f=$$($$($(GO) env GOROOT)/bin/gofmt -l cmd pkg internal bench tools scripts 2>/dev/null); [ -z "$$f" ] || { echo "gofmt -w these: $$f"; exit 1; }
 	$(GO) vet ./...
 	cd tools/torchsetup && $(GO) vet ./... && $(GO) test ./...
 	$(GO) run $(ACTIONLINT) .github/workflows/ci.yml

@@ -175,7 +175,9 @@ func TestBatchNormReLUThreads(t *testing.T) {
 func TestBatchNormReLUDeclines(t *testing.T) {
 	var s libtorch.Scope
 	defer s.Free()
-	ones := func(dtype gotch.DType, shape ...int64) *ts.Tensor { return s.Keep(ts.MustOnes(shape, dtype, gotch.CPU)) }
+	ones := func(dtype gotch.DType, shape ...int64) *ts.Tensor {
+		return s.Keep(ts.MustOnes(shape, dtype, gotch.CPU))
+	}
 	cl := func(x *ts.Tensor) *ts.Tensor {
 		y, err := libtorch.ToChannelsLast(x)
 		if err != nil {
