@@ -43,8 +43,26 @@ type State struct {
 // and the folder is synced. So path always holds a whole checkpoint, and
 // once saveCheckpoint returns it survives a crash.
 func saveCheckpoint(path string, vs *nn.VarStore, opt *optim.SGD, st State) error {
+	s, err := takeSnapshot(path, vs, opt, st)
+	if err != nil {
+		return err
+	}
+	defer s.free()
+	return s.write(path)
+}
+
+// snapshot is a checkpoint's contents copied to the CPU, so that training
+// can change the run's tensors while it is written.
+type snapshot struct {
+	named []ts.NamedTensor // model.NAME, optim.momentum.NAME, then meta (st as JSON bytes)
+}
+
+// takeSnapshot copies the variables of vs, the momentum buffers of opt
+// and st, after checking that they are finite (ErrDiverged naming path's
+// last good state otherwise). The copies keep each tensor's layout.
+func takeSnapshot(path string, vs *nn.VarStore, opt *optim.SGD, st State) (*snapshot, error) {
 	// vs.Variables() copies the tensors' handles: vs must stay reachable
-	// until they are written, or the garbage collector may run the
+	// until they are copied, or the garbage collector may run the
 	// finalizers of its tensors, which free the handles the copies share
 	// (a caller that does not use vs after the call would let it go).
 	defer runtime.KeepAlive(vs)
@@ -64,15 +82,41 @@ func saveCheckpoint(path string, vs *nn.VarStore, opt *optim.SGD, st State) erro
 		named = append(named, ts.NamedTensor{Name: "optim.momentum." + paramNames[i], Tensor: b})
 	}
 	if bad := nonFinite(named); bad != "" {
-		return fmt.Errorf("%w: %s is not finite; %s", ErrDiverged, bad, lastGood(path))
+		return nil, fmt.Errorf("%w: %s is not finite; %s", ErrDiverged, bad, lastGood(path))
 	}
 	meta, err := json.Marshal(st)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	mt := ts.MustOfSlice(meta)
-	defer mt.MustDrop()
-	named = append(named, ts.NamedTensor{Name: "meta", Tensor: mt})
+	s := &snapshot{}
+	libtorch.NoGrad(func() {
+		for _, nt := range named {
+			var c *ts.Tensor
+			if !nt.Tensor.MustDevice().IsCuda() { // gotch reads a CPU tensor's device as {CPU 1}, not gotch.CPU
+				c = nt.Tensor.MustEmptyLike(false)
+				c.Copy_(nt.Tensor)
+			} else {
+				c = nt.Tensor.MustTo(gotch.CPU, false)
+			}
+			s.named = append(s.named, ts.NamedTensor{Name: nt.Name, Tensor: c})
+		}
+	})
+	s.named = append(s.named, ts.NamedTensor{Name: "meta", Tensor: ts.MustOfSlice(meta)})
+	return s, nil
+}
+
+// free releases the copies.
+func (s *snapshot) free() {
+	for _, nt := range s.named {
+		nt.Tensor.MustDrop()
+	}
+	s.named = nil
+}
+
+// write writes s to path as saveCheckpoint says. It makes libtorch calls:
+// run it on a thread of its own (libtorch.OnThread), or the training one.
+func (s *snapshot) write(path string) error {
+	named := s.named
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {

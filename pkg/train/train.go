@@ -145,11 +145,12 @@ type runner struct {
 	weights           lwr.Stats    // of the last evaluation
 	g                 *dist.Group  // the run's workers (dist.Single() on its own)
 	buffers           []*ts.Tensor // batch-norm statistics, broadcast from rank 0 before each step of a data-parallel run
+	writing           chan error   // the result of the checkpoint being written on another thread; nil when none
 }
 
 // run is the whole of Run on the training thread: open, start or
 // restore, the epochs, the summary.
-func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
+func run(ctx context.Context, c Config, progress io.Writer) (sum Summary, err error) {
 	g := c.Dist
 	if g == nil {
 		g = dist.Single()
@@ -162,6 +163,15 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 		return Summary{Config: c}, err
 	}
 	defer r.dir.close()
+	defer func() { // every return waits for the checkpoint being written
+		if werr := r.waitCheckpoint(); werr != nil {
+			if err == nil {
+				err = werr
+			} else {
+				err = fmt.Errorf("%w (and the last checkpoint: %v)", err, werr)
+			}
+		}
+	}()
 	err = r.startOrRestore()
 	if err == nil {
 		err = r.broadcastState()
@@ -203,6 +213,9 @@ func run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
 		if ctx.Err() != nil {
 			return r.summary(), ErrInterrupted
 		}
+	}
+	if err := r.waitCheckpoint(); err != nil { // the last epoch's, before summary.json
+		return r.summary(), err
 	}
 	return r.finish(ctx)
 }
@@ -397,13 +410,51 @@ func (r *runner) startOrRestore() error {
 // elapsed is the run's seconds over all its processes.
 func (r *runner) elapsed() float64 { return r.before + time.Since(r.start).Seconds() }
 
-// checkpoint writes the position after the last completed step.
+// checkpoint writes the position after the last completed step and
+// returns once it is on disk.
 func (r *runner) checkpoint() error {
+	if err := r.checkpointAsync(); err != nil {
+		return err
+	}
+	return r.waitCheckpoint()
+}
+
+// checkpointAsync copies the position after the last completed step (an
+// ErrDiverged error if it is not finite) and writes it on another thread
+// while training goes on, after the write before it has ended; its error
+// comes from the next checkpoint, the next epoch's end or the run's return.
+func (r *runner) checkpointAsync() error {
+	if err := r.waitCheckpoint(); err != nil {
+		return err
+	}
 	if !r.lead() {
 		return nil
 	}
 	r.st.Seconds = r.elapsed()
-	return saveCheckpoint(r.ckptPath, r.vs, r.opt, r.st)
+	s, err := takeSnapshot(r.ckptPath, r.vs, r.opt, r.st)
+	if err != nil {
+		return err
+	}
+	done, path := make(chan error, 1), r.ckptPath
+	go func() {
+		done <- libtorch.OnThread(func() error {
+			defer s.free()
+			return s.write(path)
+		})
+	}()
+	r.writing = done
+	return nil
+}
+
+// waitCheckpoint waits for the checkpoint being written, if any, and
+// returns its error.
+func (r *runner) waitCheckpoint() error {
+	if r.writing == nil {
+		return nil
+	}
+	err := <-r.writing
+	r.writing = nil
+	return err
 }
 
 // stopped checkpoints the last completed step after err (an interrupt, a
@@ -585,16 +636,22 @@ func (r *runner) evaluateEpoch(ctx context.Context, epoch int, line *EpochLog) e
 	return nil
 }
 
-// endEpoch appends the epoch's log line, checkpoints the start of the next
-// epoch and prints the epoch's line.
+// endEpoch appends the epoch's log line, starts the checkpoint of the next
+// epoch's start (written while that epoch trains) and prints the epoch's
+// line.
 func (r *runner) endEpoch(epoch int, line EpochLog) error {
+	// The epoch before's checkpoint first, then this epoch's log line:
+	// the log never runs more than one epoch ahead of the checkpoint.
+	if err := r.waitCheckpoint(); err != nil {
+		return err
+	}
 	if r.lead() {
 		if err := appendJSONL(r.logPath, line); err != nil {
 			return err
 		}
 	}
 	r.st = State{ConfigHash: r.st.ConfigHash, Config: r.c, Epoch: epoch + 1}
-	if err := r.checkpoint(); err != nil {
+	if err := r.checkpointAsync(); err != nil {
 		return err
 	}
 	if r.progress != nil {
