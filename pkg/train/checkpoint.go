@@ -89,6 +89,12 @@ func takeSnapshot(path string, vs *nn.VarStore, opt *optim.SGD, st State) (*snap
 		return nil, err
 	}
 	s := &snapshot{}
+	defer func() { // a libtorch error while copying (out of memory): free what was copied
+		if r := recover(); r != nil {
+			s.free()
+			panic(r)
+		}
+	}()
 	libtorch.NoGrad(func() {
 		for _, nt := range named {
 			var c *ts.Tensor
