@@ -268,3 +268,14 @@ func TestPatchBallast(t *testing.T) {
 		t.Error("a file without gotch's ballast was patched")
 	}
 }
+
+func TestPatchSaveMulti(t *testing.T) {
+	src := "func AtSaveMulti() {\n\t" + saveMultiMallocs[1].from + "\n}\nfunc AtSaveMultiNew() {\n\t" + saveMultiMallocs[0].from + "\n}\n"
+	got, err := PatchSaveMulti(src)
+	if err != nil || strings.Contains(got, "C.malloc") || strings.Count(got, "C.calloc(") != 2 {
+		t.Errorf("PatchSaveMulti = %q, %v", got, err)
+	}
+	if _, err := PatchSaveMulti("func AtSaveMultiNew() {}"); err == nil {
+		t.Error("a file without gotch's save was patched")
+	}
+}

@@ -123,3 +123,30 @@ func PatchBallast(src string) (string, error) {
 	}
 	return strings.Replace(src, ballastOriginal, ballastSmall, 1), nil
 }
+
+// gotch's AtSaveMulti and AtSaveMultiNew (libtch/tensor.go) fill a C.malloc'd
+// array of C pointers from Go through a Go pointer type. While the garbage
+// collector runs, each store's write barrier reads the slot's old value,
+// which in fresh malloc memory is garbage: when it happens to point into
+// Go's heap the runtime stops with "found bad pointer in Go heap". Saving
+// a checkpoint on its own thread while training allocates made it happen
+// (CI, 2026-12-06). calloc zeroes the slots first.
+var saveMultiMallocs = []struct{ from, to string }{
+	{"ctensorsPtr := (*[1 << 30]C.tensor)(C.malloc(nbytes))",
+		"ctensorsPtr := (*[1 << 30]C.tensor)(C.calloc(C.size_t(ntensors), C.size_t(unsafe.Sizeof(uintptr(0))))) // lwr's setup: zeroed slots, see PatchSaveMulti"},
+	{"cnamesPtr := (*[1 << 30]**C.char)(C.malloc(C.size_t(cpointerSize * len(tensor_names))))",
+		"cnamesPtr := (*[1 << 30]**C.char)(C.calloc(C.size_t(len(tensor_names)), C.size_t(unsafe.Sizeof(uintptr(0))))) // lwr's setup: zeroed slots of pointer size, see PatchSaveMulti"},
+}
+
+// PatchSaveMulti makes both arrays zeroed (and the second one's slots
+// pointer-sized: gotch sizes them at 4 bytes) in src (libtch/tensor.go).
+// It is an error if src does not have gotch v0.9.1's code.
+func PatchSaveMulti(src string) (string, error) {
+	for _, m := range saveMultiMallocs {
+		if strings.Count(src, m.from) != 1 {
+			return "", fmt.Errorf("no single %q: not gotch v0.9.1's libtch", m.from)
+		}
+		src = strings.Replace(src, m.from, m.to, 1)
+	}
+	return src, nil
+}

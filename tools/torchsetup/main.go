@@ -29,7 +29,7 @@ const (
 	gotchVersion = "v0.9.1"
 	// adapterVersion changes whenever what setup writes changes, so that
 	// an old adapted copy is rebuilt.
-	adapterVersion = "21"
+	adapterVersion = "22"
 	generatedFile  = "torch_api_generated.cpp.h"
 	stampFile      = ".lwr-setup.json"
 )
@@ -170,6 +170,18 @@ func run(out, python string, install, force bool, log func(string, ...any)) erro
 		}
 	}
 	log("patched %d C int results that gotch read as 8 bytes", casts)
+	saver := filepath.Join(libtch, "tensor.go")
+	if b, err = os.ReadFile(saver); err != nil {
+		return err
+	}
+	fixed, err := PatchSaveMulti(string(b))
+	if err != nil {
+		return fmt.Errorf("%s: %w", saver, err)
+	}
+	if err := os.WriteFile(saver, []byte(fixed), 0o644); err != nil {
+		return err
+	}
+	log("patched gotch's checkpoint save: its arrays of C pointers start zeroed")
 	fatals, err := patchFatalCalls(tmp)
 	if err != nil {
 		return err
