@@ -270,9 +270,9 @@ func TestPatchBallast(t *testing.T) {
 }
 
 func TestPatchSaveMulti(t *testing.T) {
-	src := "func AtSaveMulti() {\n\t" + saveMultiMallocs[1].from + "\n}\nfunc AtSaveMultiNew() {\n\t" + saveMultiMallocs[0].from + "\n}\n"
+	src := "func AtSaveMulti() {\n\t" + saveMultiMallocs[1].from + "\n\t" + saveMultiMallocs[2].from + "\n}\nfunc AtSaveMultiNew() {\n\t" + saveMultiMallocs[0].from + "\n}\n"
 	got, err := PatchSaveMulti(src)
-	if err != nil || strings.Contains(got, "C.malloc") || strings.Count(got, "C.calloc(") != 2 {
+	if err != nil || strings.Contains(got, "C.malloc") || strings.Count(got, "C.calloc(") != 2 || strings.Contains(got, ":= 4") {
 		t.Errorf("PatchSaveMulti = %q, %v", got, err)
 	}
 	if _, err := PatchSaveMulti("func AtSaveMultiNew() {}"); err == nil {

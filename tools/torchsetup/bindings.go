@@ -133,9 +133,11 @@ func PatchBallast(src string) (string, error) {
 // (CI, 2026-12-06). calloc zeroes the slots first.
 var saveMultiMallocs = []struct{ from, to string }{
 	{"ctensorsPtr := (*[1 << 30]C.tensor)(C.malloc(nbytes))",
-		"ctensorsPtr := (*[1 << 30]C.tensor)(C.calloc(C.size_t(ntensors), C.size_t(unsafe.Sizeof(uintptr(0))))) // lwr's setup: zeroed slots, see PatchSaveMulti"},
+		"ctensorsPtr := (*[1 << 30]C.tensor)(C.calloc(1, nbytes)) // lwr's setup: zeroed slots, see PatchSaveMulti"},
+	{"cpointerSize := 4",
+		"cpointerSize := int(unsafe.Sizeof(uintptr(0))) // lwr's setup: gotch's 4 is half a pointer"},
 	{"cnamesPtr := (*[1 << 30]**C.char)(C.malloc(C.size_t(cpointerSize * len(tensor_names))))",
-		"cnamesPtr := (*[1 << 30]**C.char)(C.calloc(C.size_t(len(tensor_names)), C.size_t(unsafe.Sizeof(uintptr(0))))) // lwr's setup: zeroed slots of pointer size, see PatchSaveMulti"},
+		"cnamesPtr := (*[1 << 30]**C.char)(C.calloc(C.size_t(len(tensor_names)), C.size_t(cpointerSize))) // lwr's setup: zeroed slots, see PatchSaveMulti"},
 }
 
 // PatchSaveMulti makes both arrays zeroed (and the second one's slots

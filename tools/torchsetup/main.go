@@ -29,7 +29,7 @@ const (
 	gotchVersion = "v0.9.1"
 	// adapterVersion changes whenever what setup writes changes, so that
 	// an old adapted copy is rebuilt.
-	adapterVersion = "22"
+	adapterVersion = "23"
 	generatedFile  = "torch_api_generated.cpp.h"
 	stampFile      = ".lwr-setup.json"
 )
