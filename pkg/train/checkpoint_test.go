@@ -25,14 +25,13 @@ import (
 // is a disk, not memory (TMPDIR).
 func BenchmarkSaveCheckpoint(b *testing.B) {
 	for _, k := range []struct {
-		name    string
-		classes int64
 		model   string
+		classes int64
 	}{
-		{"resnet32", 100, "resnet32"},
-		{"resnet50", 1000, "resnet50"},
+		{"resnet32", 100},
+		{"resnet50", 1000},
 	} {
-		b.Run(k.name, func(b *testing.B) {
+		b.Run(k.model, func(b *testing.B) {
 			vs := nn.NewVarStore(gotch.CPU)
 			var err error
 			if k.model == "resnet32" {
