@@ -205,27 +205,101 @@ void eachBlock(int64_t n, const F &f) {
       1);
 }
 
-// Per-column sums of rows [0,m) in double, two kinds at once: f(r0, r1, a,
-// b) adds rows [r0,r1) into a and b [c]; the totals land in a and b.
+// Layout is the activations as rows of values, cut into units of work.
+// Channels-last x [N,C,H,W] is N*H*W rows of C values, in units of
+// blockRows(C) rows. oneDNN's blocked x [N,C/b,H,W,b] (contiguous) is
+// N*(C/b) planes of H*W*b values; plane n*(C/b) + g holds channels
+// [g*b, g*b + b) of image n. A plane is read as rows of t*b values (t
+// pixels a row, t the largest of 8, 4, 2, 1 that divides H*W), so that
+// the loops run over more than one vector of b = 8 floats, and a unit is
+// the planes of one channel group for about 32k values' worth of
+// consecutive images. Column i of a row is channel channel(i).
+struct Layout {
+  int64_t m;       // rows
+  int64_t width;   // values per row
+  int64_t groups;  // channel groups: 1 channels-last, C/b blocked
+  int64_t block;   // channels per group: C channels-last, b blocked
+  int64_t rows;    // rows per unit (channels-last) or per plane (blocked)
+  int64_t images;  // N
+  int64_t per;     // blocked: images per unit
+  bool blocked;
+
+  static Layout of(const torch::Tensor &x) {
+    if (x.dim() == 5) {
+      int64_t b = x.size(4), hw = x.size(2) * x.size(3), t = 8;
+      while (hw % t != 0) t /= 2;
+      return Layout{x.numel() / (b * t), b * t, x.size(1), b, hw / t, x.size(0), std::max<int64_t>(1, 32768 / (hw * b)), true};
+    }
+    int64_t c = x.size(1);
+    return Layout{x.numel() / c, c, 1, c, blockRows(c), 0, 0, false};
+  }
+  int64_t channels() const { return block * groups; }
+  int64_t columns() const { return width * groups; }        // per-column arrays' length
+  int64_t count() const { return m * width / channels(); }  // values per channel
+  int64_t units() const { return blocked ? (images + per - 1) / per * groups : (m + rows - 1) / rows; }
+  int64_t offset(int64_t k) const { return (k % groups) * width; }  // unit k's first column
+  int64_t channel(int64_t i) const { return i / width * block + i % width % block; }
+  at::MemoryFormat format() const { return blocked ? at::MemoryFormat::Contiguous : at::MemoryFormat::ChannelsLast; }
+  // f(r0, r1, off) for each run of rows [r0,r1) of unit k, off their first column.
+  template <typename F>
+  void unitRows(int64_t k, const F &f) const {
+    if (!blocked) {
+      f(k * rows, std::min(m, (k + 1) * rows), int64_t(0));
+      return;
+    }
+    int64_t g = k % groups, n0 = k / groups * per, n1 = std::min(images, n0 + per);
+    for (int64_t n = n0; n < n1; n++) {
+      int64_t p = n * groups + g;
+      f(p * rows, (p + 1) * rows, g * width);
+    }
+  }
+  // Per-channel values v [channels] as per-column ones [columns].
+  template <typename T>
+  std::vector<float> columnsOf(const T *v) const {
+    std::vector<float> out(columns());
+    for (int64_t i = 0; i < columns(); i++) out[i] = (float)v[channel(i)];
+    return out;
+  }
+  // The first value of each channel, in channel order.
+  std::vector<float> firsts(const float *x) const {
+    std::vector<float> k(channels());
+    for (int64_t g = 0; g < groups; g++) std::copy(x + g * rows * width, x + g * rows * width + block, k.begin() + g * block);
+    return k;
+  }
+};
+
+// Per-channel sums in double, two kinds at once: f(r0, r1, off, a, b) adds
+// rows [r0,r1), whose first column is off, into a and b [width]; the
+// totals land in a and b [channels]. Units' sums are added in unit order,
+// then columns into their channels.
 template <typename F>
-void columnSums(int64_t m, int64_t c, double *a, double *b, const F &f) {
-  int64_t rows = blockRows(c), blocks = (m + rows - 1) / rows;
-  std::vector<double> part(blocks * 2 * c, 0.0);
-  eachBlock(blocks, [&](int64_t k) { f(k * rows, std::min(m, (k + 1) * rows), &part[2 * k * c], &part[(2 * k + 1) * c]); });
+void columnSums(const Layout &l, double *a, double *b, const F &f) {
+  int64_t units = l.units(), w = l.width, c = l.channels(), cols = l.columns();
+  std::vector<double> part(units * 2 * w, 0.0);
+  eachBlock(units, [&](int64_t k) {
+    double *pa = &part[2 * k * w], *pb = &part[(2 * k + 1) * w];
+    l.unitRows(k, [&](int64_t r0, int64_t r1, int64_t off) { f(r0, r1, off, pa, pb); });
+  });
+  std::vector<double> ca(cols, 0.0), cb(cols, 0.0);
+  for (int64_t k = 0; k < units; k++) {
+    int64_t off = l.offset(k);
+    for (int64_t j = 0; j < w; j++) {
+      ca[off + j] += part[2 * k * w + j];
+      cb[off + j] += part[(2 * k + 1) * w + j];
+    }
+  }
   std::fill(a, a + c, 0.0);
   std::fill(b, b + c, 0.0);
-  for (int64_t k = 0; k < blocks; k++)
-    for (int64_t j = 0; j < c; j++) {
-      a[j] += part[2 * k * c + j];
-      b[j] += part[(2 * k + 1) * c + j];
-    }
+  for (int64_t i = 0; i < cols; i++) {
+    a[l.channel(i)] += ca[i];
+    b[l.channel(i)] += cb[i];
+  }
 }
 
-// f(r0, r1) over rows [0,m) in blocks.
+// f(r0, r1, off) over the units' rows, off the first column of rows [r0,r1).
 template <typename F>
-void eachRows(int64_t m, int64_t c, const F &f) {
-  int64_t rows = blockRows(c);
-  eachBlock((m + rows - 1) / rows, [&](int64_t k) { f(k * rows, std::min(m, (k + 1) * rows)); });
+void eachRows(const Layout &l, const F &f) {
+  eachBlock(l.units(), [&](int64_t k) { l.unitRows(k, f); });
 }
 
 bool fits(const torch::Tensor &t, int64_t c) {
@@ -237,10 +311,13 @@ struct BNReLU : public torch::autograd::Function<BNReLU> {
   // takes no undefined inputs).
   static torch::Tensor forward(torch::autograd::AutogradContext *ctx, torch::Tensor x, torch::Tensor res, torch::Tensor w,
                                torch::Tensor b, torch::Tensor rmean, torch::Tensor rvar, double momentum, double eps) {
-    int64_t c = x.size(1), m = x.numel() / c;
+    Layout l = Layout::of(x);
+    int64_t c = l.channels(), rw = l.width, m = l.count();
     const float *xp = x.data_ptr<float>();
+    std::vector<float> k = l.firsts(xp), kc = l.columnsOf(k.data());
     std::vector<double> s(c), ss(c);
-    columnSums(m, c, s.data(), ss.data(), [&](int64_t r0, int64_t r1, double *a, double *bb) { moments(xp, r0, r1, c, xp, a, bb); });
+    columnSums(l, s.data(), ss.data(),
+               [&](int64_t r0, int64_t r1, int64_t off, double *a, double *bb) { moments(xp, r0, r1, rw, &kc[off], a, bb); });
     auto opts = torch::TensorOptions().dtype(at::kDouble);
     auto mean = torch::empty({c}, opts), invstd = torch::empty({c}, opts);
     auto fopts = torch::TensorOptions().dtype(at::kFloat);
@@ -251,7 +328,7 @@ struct BNReLU : public torch::autograd::Function<BNReLU> {
     auto wc = w.contiguous(), bc = b.contiguous();
     const float *wp = wc.data_ptr<float>(), *bp = bc.data_ptr<float>();
     for (int64_t j = 0; j < c; j++) {
-      double d = s[j] / m, var = std::max(0.0, ss[j] / m - d * d), mu = (double)xp[j] + d;
+      double d = s[j] / m, var = std::max(0.0, ss[j] / m - d * d), mu = (double)k[j] + d;
       double is = 1.0 / std::sqrt(var + eps);
       mp[j] = mu;
       ip[j] = is;
@@ -269,12 +346,13 @@ struct BNReLU : public torch::autograd::Function<BNReLU> {
     torch::Tensor rc;
     const float *rp = nullptr;
     if (shortcut) {
-      rc = res.contiguous(at::MemoryFormat::ChannelsLast);
+      rc = res.contiguous(l.format());
       rp = rc.data_ptr<float>();
     }
-    auto y = torch::empty_like(x, at::MemoryFormat::ChannelsLast);
+    auto y = torch::empty_like(x, l.format());
     float *yp = y.data_ptr<float>();
-    eachRows(m, c, [&](int64_t r0, int64_t r1) { normalize(xp, rp, yp, r0, r1, c, ap, shp); });
+    std::vector<float> ac = l.columnsOf(ap), shc = l.columnsOf(shp);
+    eachRows(l, [&](int64_t r0, int64_t r1, int64_t off) { normalize(xp, rp, yp, r0, r1, rw, &ac[off], &shc[off]); });
     // y only with a shortcut: without one, backward recomputes ReLU's mask
     // from x.
     ctx->save_for_backward({x, shortcut ? y : torch::Tensor(), wc, mean, invstd, a, sh});
@@ -286,21 +364,23 @@ struct BNReLU : public torch::autograd::Function<BNReLU> {
     auto saved = ctx->get_saved_variables();
     auto x = saved[0], y = saved[1], w = saved[2], mean = saved[3], invstd = saved[4], a = saved[5], sh = saved[6];
     bool shortcut = ctx->saved_data["shortcut"].toBool();
-    auto g = grads[0].contiguous(at::MemoryFormat::ChannelsLast);
-    int64_t c = x.size(1), m = x.numel() / c;
+    Layout l = Layout::of(x);
+    auto g = grads[0].contiguous(l.format());
+    int64_t c = l.channels(), rw = l.width, m = l.count();
     torch::Tensor ds;
     float *dsp = nullptr;
     if (shortcut) {
-      ds = torch::empty_like(x, at::MemoryFormat::ChannelsLast);
+      ds = torch::empty_like(x, l.format());
       dsp = ds.data_ptr<float>();
     }
     const float *gp = g.data_ptr<float>(), *yp = shortcut ? y.data_ptr<float>() : nullptr, *xp = x.data_ptr<float>(),
                 *wp = w.data_ptr<float>(), *ap = a.data_ptr<float>(), *shp = sh.data_ptr<float>();
     const double *mp = mean.data_ptr<double>(), *ip = invstd.data_ptr<double>();
-    std::vector<float> mf(mp, mp + c);
+    std::vector<float> mc = l.columnsOf(mp), ac = l.columnsOf(ap), shc = l.columnsOf(shp);
     std::vector<double> sg(c), sgx(c);
-    columnSums(m, c, sg.data(), sgx.data(),
-               [&](int64_t r0, int64_t r1, double *a, double *b) { gradSums(gp, yp, xp, dsp, r0, r1, c, ap, shp, mf.data(), a, b); });
+    columnSums(l, sg.data(), sgx.data(), [&](int64_t r0, int64_t r1, int64_t off, double *a, double *b) {
+      gradSums(gp, yp, xp, dsp, r0, r1, rw, &ac[off], &shc[off], &mc[off], a, b);
+    });
     auto fopts = torch::TensorOptions().dtype(at::kFloat);
     auto dw = torch::empty({c}, fopts), db = torch::empty({c}, fopts);
     float *dwp = dw.data_ptr<float>(), *dbp = db.data_ptr<float>();
@@ -313,9 +393,12 @@ struct BNReLU : public torch::autograd::Function<BNReLU> {
       k2[j] = (float)(-q);
       k3[j] = (float)(-a * sg[j] / m + mp[j] * q);
     }
-    auto dx = torch::empty_like(x, at::MemoryFormat::ChannelsLast);
+    std::vector<float> k1c = l.columnsOf(k1.data()), k2c = l.columnsOf(k2.data()), k3c = l.columnsOf(k3.data());
+    auto dx = torch::empty_like(x, l.format());
     float *dxp = dx.data_ptr<float>();
-    eachRows(m, c, [&](int64_t r0, int64_t r1) { gradInput(gp, dsp, xp, dxp, r0, r1, c, ap, shp, k1.data(), k2.data(), k3.data()); });
+    eachRows(l, [&](int64_t r0, int64_t r1, int64_t off) {
+      gradInput(gp, dsp, xp, dxp, r0, r1, rw, &ac[off], &shc[off], &k1c[off], &k2c[off], &k3c[off]);
+    });
     torch::Tensor none;
     return {dx, shortcut ? ds : none, dw, db, none, none, none, none};
   }
@@ -325,10 +408,11 @@ struct BNReLU : public torch::autograd::Function<BNReLU> {
 
 tensor lwr_bn_relu(tensor x, tensor res, tensor w, tensor b, tensor mean, tensor var, double momentum, double eps) {
   try {
-    if (!x->device().is_cpu() || x->scalar_type() != at::kFloat || x->dim() != 4 ||
-        !x->is_contiguous(at::MemoryFormat::ChannelsLast) || x->size(1) < 1)
-      return nullptr;
-    int64_t c = x->size(1), m = x->numel() / c;
+    if (!x->device().is_cpu() || x->scalar_type() != at::kFloat || x->numel() < 1) return nullptr;
+    bool cl = x->dim() == 4 && x->is_contiguous(at::MemoryFormat::ChannelsLast),
+         blocked = x->dim() == 5 && x->is_contiguous();
+    if (!cl && !blocked) return nullptr;
+    int64_t c = cl ? x->size(1) : x->size(1) * x->size(4), m = x->numel() / c;
     if (m < 2 || !fits(*w, c) || !fits(*b, c) || !fits(*mean, c) || !fits(*var, c) || !mean->is_contiguous() ||
         !var->is_contiguous())
       return nullptr;

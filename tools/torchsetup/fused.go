@@ -60,12 +60,15 @@ func dnnlFlags(lt Libtorch) (cpp, ld []string) {
 	return cpp, append(ld, "-l:"+lt.DNNLSoname)
 }
 
-// checkFused compiles the fused convolutions (syntax only) in libtch
-// against lt with its oneDNN headers; it returns the first compiler error,
-// "" when they compile.
+// checkFused compiles the fused and the blocked convolutions (conv.go)
+// in libtch, syntax only, against lt with its oneDNN headers; it returns
+// the first compiler error, "" when they compile.
 func checkFused(libtch string, lt Libtorch) (string, error) {
 	cpp, _ := dnnlFlags(lt)
-	return firstSyntaxError(libtch, lt, "lwr_fused_check.cpp", fusedCpp, cpp)
+	if msg, err := firstSyntaxError(libtch, lt, "lwr_fused_check.cpp", fusedCpp, cpp); msg != "" || err != nil {
+		return msg, err
+	}
+	return firstSyntaxError(libtch, lt, "lwr_conv_check.cpp", convCpp, cpp)
 }
 
 // fusedHeader is the C face of the fused convolutions: a convolution and

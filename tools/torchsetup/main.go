@@ -9,6 +9,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -29,7 +30,7 @@ const (
 	gotchVersion = "v0.9.1"
 	// adapterVersion changes whenever what setup writes changes, so that
 	// an old adapted copy is rebuilt.
-	adapterVersion = "23"
+	adapterVersion = "24"
 	generatedFile  = "torch_api_generated.cpp.h"
 	stampFile      = ".lwr-setup.json"
 )
@@ -42,6 +43,18 @@ type Stamp struct {
 	Libtorch Libtorch `json:"libtorch"`
 	Adapted  []string `json:"adapted"`
 	Total    int      `json:"total_wrappers"`
+}
+
+// adapterID is adapterVersion and a hash of the sources setup writes into
+// libtch, so that editing one of them rebuilds the adapted copy without a
+// version bump (changes to setup's patching code still need one).
+func adapterID() string {
+	h := sha256.New()
+	for _, text := range []string{extraGo, extraHeader, extraCpp, distGo, distHeader, distCpp, distStub,
+		fusedGo, fusedHeader, fusedCpp, bnGo, bnHeader, bnCpp, convGo, convHeader, convCpp} {
+		fmt.Fprintf(h, "%d\n%s", len(text), text)
+	}
+	return fmt.Sprintf("%s+%x", adapterVersion, h.Sum(nil)[:6])
 }
 
 func main() {
@@ -72,7 +85,7 @@ func run(out, python string, install, force bool, log func(string, ...any)) erro
 		}
 		lt.DNNLSoname, lt.DNNLLibDir, lt.DNNL = dnnlOf(lt)
 	}
-	want := Stamp{Adapter: adapterVersion, Gotch: gotchVersion, Identity: lt.Identity(), Libtorch: lt}
+	want := Stamp{Adapter: adapterID(), Gotch: gotchVersion, Identity: lt.Identity(), Libtorch: lt}
 	if !force {
 		if got, err := readStamp(filepath.Join(out, stampFile)); err == nil &&
 			got.Adapter == want.Adapter && got.Gotch == want.Gotch && got.Identity == want.Identity {
@@ -95,7 +108,8 @@ func run(out, python string, install, force bool, log func(string, ...any)) erro
 	libtch := filepath.Join(tmp, "libtch")
 	for name, text := range map[string]string{"lwr_extra.go": extraGo, "lwr_extra.h": extraHeader, "lwr_extra.cpp": extraCpp,
 		"lwr_dist.go": distGo, "lwr_dist.h": distHeader, "lwr_fused.go": fusedGo, "lwr_fused.h": fusedHeader, "lwr_fused.cpp": fusedCpp,
-		"lwr_bn.go": bnGo, "lwr_bn.h": bnHeader, "lwr_bn.cpp": bnCpp} {
+		"lwr_bn.go": bnGo, "lwr_bn.h": bnHeader, "lwr_bn.cpp": bnCpp,
+		"lwr_conv.go": convGo, "lwr_conv.h": convHeader, "lwr_conv.cpp": convCpp} {
 		if err := os.WriteFile(filepath.Join(libtch, name), []byte(text), 0o644); err != nil {
 			return err
 		}
