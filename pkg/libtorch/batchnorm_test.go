@@ -1,6 +1,7 @@
 package libtorch_test
 
 import (
+	"fmt"
 	"math"
 	"testing"
 
@@ -11,12 +12,14 @@ import (
 )
 
 // bnCase is one call of BatchNormReLU: x [n,c,h,w] drawn from N(shift, 1),
-// with a shortcut of x's shape when res is set.
+// with a shortcut of x's shape when res is set, in the Blocked format
+// [n,c/8,h,w,8] when blocked is set (else channels-last).
 type bnCase struct {
 	name       string
 	n, c, h, w int64
 	res        bool
 	shift      float64
+	blocked    bool
 }
 
 // bnResult is what a call gives: the output, the gradients of
@@ -27,8 +30,9 @@ type bnResult struct {
 }
 
 // runBN draws c's inputs from seed and runs them through BatchNormReLU in
-// float32 channels-last (fused) or through libtorch's batch norm, add and
-// ReLU in float64 (the reference). ok is false when BatchNormReLU declined.
+// float32 channels-last or blocked (fused) or through libtorch's batch
+// norm, add and ReLU in float64 (the reference). ok is false when
+// BatchNormReLU declined.
 func runBN(t *testing.T, c bnCase, seed int64, fused bool) (r bnResult, ok bool) {
 	t.Helper()
 	var s libtorch.Scope
@@ -43,8 +47,11 @@ func runBN(t *testing.T, c bnCase, seed int64, fused bool) (r bnResult, ok bool)
 		x = s.Keep(x.MustMulScalar(ts.FloatScalar(scale), false).MustAddScalar(ts.FloatScalar(shift), true))
 		return s.Keep(x.MustTotype(dtype, false))
 	}
+	blocked := fused && c.blocked
 	leaf := func(x *ts.Tensor, cl bool) *ts.Tensor {
-		if cl {
+		if cl && blocked {
+			x = s.Keep(libtorch.ToBlocked(x))
+		} else if cl {
 			y, err := libtorch.ToChannelsLast(x)
 			if err != nil {
 				t.Fatal(err)
@@ -65,13 +72,18 @@ func runBN(t *testing.T, c bnCase, seed int64, fused bool) (r bnResult, ok bool)
 	mean := s.Keep(draw([]int64{c.c}, 1, 0).MustDetach(false))
 	variance := s.Keep(draw([]int64{c.c}, 0.2, 1).MustAbs(false))
 	gout := draw(shape, 1, 0)
+	if blocked {
+		gout = s.Keep(libtorch.ToBlocked(gout))
+	}
 	var y *ts.Tensor
 	if fused {
 		if y = libtorch.BatchNormReLU(x, res, w, b, mean, variance, 0.1, 1e-5); y == nil {
 			return r, false
 		}
 		s.Keep(y)
-		if !isChannelsLast(y) {
+		if blocked && !equalInts(y.MustSize(), x.MustSize()) {
+			t.Errorf("output is %v, want the input's blocked shape %v", y.MustSize(), x.MustSize())
+		} else if !blocked && !isChannelsLast(y) {
 			t.Errorf("output is not channels-last")
 		}
 	} else {
@@ -83,7 +95,10 @@ func runBN(t *testing.T, c bnCase, seed int64, fused bool) (r bnResult, ok bool)
 	}
 	loss := s.Keep(s.Keep(y.MustMul(gout, false)).MustSum(dtype, false))
 	loss.MustBackward()
-	values := func(t *ts.Tensor) []float64 {
+	values := func(t *ts.Tensor) []float64 { // in NCHW order
+		if len(t.MustSize()) == 5 {
+			t = s.Keep(libtorch.FromBlocked(t))
+		}
 		return s.Keep(s.Keep(t.MustTotype(gotch.Double, false)).MustContiguous(true)).Float64Values()
 	}
 	r = bnResult{y: values(y), dx: values(s.Keep(x.MustGrad(false))), dw: values(s.Keep(w.MustGrad(false))),
@@ -99,7 +114,8 @@ func runBN(t *testing.T, c bnCase, seed int64, fused bool) (r bnResult, ok bool)
 // libtorch computes them in float64, within float32 rounding: for
 // ResNet-32's and ResNet-50's widths, with and without the shortcut, one
 // channel, two values per channel, and a mean far from zero against the
-// spread (where a one-pass variance in float32 would lose it).
+// spread (where a one-pass variance in float32 would lose it); in the
+// channels-last and the Blocked format.
 func TestBatchNormReLU(t *testing.T) {
 	for _, c := range []bnCase{
 		{name: "resnet32-stage1", n: 4, c: 16, h: 8, w: 8},
@@ -108,11 +124,16 @@ func TestBatchNormReLU(t *testing.T) {
 		{name: "one-channel", n: 3, c: 1, h: 5, w: 5},
 		{name: "two-values", n: 2, c: 4, h: 1, w: 1, res: true},
 		{name: "mean-300", n: 4, c: 8, h: 6, w: 6, shift: 300},
+		{name: "blocked", n: 4, c: 16, h: 8, w: 8, blocked: true},
+		{name: "blocked-residual", n: 4, c: 32, h: 5, w: 7, res: true, blocked: true},
+		{name: "blocked-one-block", n: 3, c: 8, h: 4, w: 4, res: true, blocked: true},
+		{name: "blocked-two-values", n: 2, c: 16, h: 1, w: 1, res: true, blocked: true},
+		{name: "blocked-mean-300", n: 4, c: 16, h: 6, w: 6, shift: 300, blocked: true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got, ok := runBN(t, c, 11, true)
 			if !ok {
-				t.Fatal("BatchNormReLU declined a float32 channels-last CPU input")
+				t.Fatal("BatchNormReLU declined a float32 channels-last or blocked CPU input")
 			}
 			want, _ := runBN(t, c, 11, false)
 			for _, f := range []struct {
@@ -146,24 +167,31 @@ func TestBatchNormReLU(t *testing.T) {
 func TestBatchNormReLUThreads(t *testing.T) {
 	prev := libtorch.NumThreads()
 	defer libtorch.SetNumThreads(prev)
-	c := bnCase{n: 8, c: 16, h: 32, w: 32, res: true} // 4 blocks of rows
-	var runs []bnResult
-	for _, n := range []int{1, 2} {
-		libtorch.SetNumThreads(n)
-		r, ok := runBN(t, c, 5, true)
-		if !ok {
-			t.Fatal("declined")
+	for _, blocked := range []bool{false, true} {
+		c := bnCase{n: 8, c: 16, h: 32, w: 32, res: true, blocked: blocked} // 4 blocks of rows; 16 planes
+		var runs []bnResult
+		for _, n := range []int{1, 2} {
+			libtorch.SetNumThreads(n)
+			r, ok := runBN(t, c, 5, true)
+			if !ok {
+				t.Fatal("declined")
+			}
+			runs = append(runs, r)
 		}
-		runs = append(runs, r)
+		sameBits(t, fmt.Sprintf("blocked=%v", blocked), runs[0], runs[1])
 	}
-	a, b := runs[0], runs[1]
+}
+
+// sameBits fails t where a and b differ in any bit.
+func sameBits(t *testing.T, name string, a, b bnResult) {
+	t.Helper()
 	for _, f := range []struct {
 		name string
 		a, b []float64
 	}{{"y", a.y, b.y}, {"dx", a.dx, b.dx}, {"dres", a.dres, b.dres}, {"dw", a.dw, b.dw}, {"db", a.db, b.db}, {"running var", a.variance, b.variance}} {
 		for i := range f.a {
 			if f.a[i] != f.b[i] {
-				t.Errorf("%s[%d]: %v on one thread, %v on two", f.name, i, f.a[i], f.b[i])
+				t.Errorf("%s: %s[%d]: %v on one thread, %v on two", name, f.name, i, f.a[i], f.b[i])
 				break
 			}
 		}
@@ -192,7 +220,8 @@ func TestBatchNormReLUDeclines(t *testing.T) {
 		{"float64", cl(ones(gotch.Double, 2, 4, 3, 3)), nil},
 		{"NCHW", ones(gotch.Float, 2, 4, 3, 3), nil},
 		{"one value per channel", cl(ones(gotch.Float, 1, 4, 1, 1)), nil},
-		{"not 4-d", ones(gotch.Float, 2, 4, 3), nil},
+		{"3-d", ones(gotch.Float, 2, 4, 3), nil},
+		{"5-d not contiguous", s.Keep(ones(gotch.Float, 2, 1, 3, 3, 4).MustTranspose(2, 3, false)), nil},
 		{"shortcut shape", cl(ones(gotch.Float, 2, 4, 3, 3)), cl(ones(gotch.Float, 2, 4, 2, 2))},
 		{"shortcut float64", cl(ones(gotch.Float, 2, 4, 3, 3)), cl(ones(gotch.Double, 2, 4, 3, 3))},
 	} {
@@ -238,4 +267,16 @@ func TestBatchNormReLUNaN(t *testing.T) {
 			t.Fatalf("value %d (channel %d) is NaN", i, ch)
 		}
 	}
+}
+
+func equalInts(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }

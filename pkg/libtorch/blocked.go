@@ -1,0 +1,79 @@
+package libtorch
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	lib "github.com/sugarme/gotch/libtch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// Blocked is the memory format of activations in oneDNN's channel
+// blocks: [N, C/b, H, W, b], contiguous, b = 8 (nChw8c), the layout
+// oneDNN's AVX2 convolutions compute in. Images and weights stay
+// channels-last; only a network's activations in training are blocked
+// (resnet.Options.Blocked).
+const Blocked = "blocked"
+
+// BlockSize is the channel block of the Blocked format.
+const BlockSize = 8
+
+var preferred struct {
+	once  sync.Once
+	block int64
+}
+
+// PreferredBlock is the channel block of the activations oneDNN's
+// training convolutions choose on this CPU when left to choose: 8 with
+// AVX2 or SSE4.1, 16 with AVX-512 (DNNL_MAX_CPU_ISA caps it), 0 where
+// they choose an unblocked layout or this build cannot call oneDNN
+// (FusedAvailable).
+func PreferredBlock() int64 {
+	preferred.once.Do(func() { preferred.block = lib.LwrConvBlock() })
+	return preferred.block
+}
+
+// ErrNoBlocked is returned where the blocked convolutions are not built in.
+var ErrNoBlocked = errors.New("blocked convolutions are not built in: they need Debian's libtorch and oneDNN's headers (apt-get install libdnnl-dev, then make setup)")
+
+// ConvBlocked returns conv(x, w) without bias, as one autograd node run by
+// oneDNN, in the Blocked format [N, O/8, H', W', 8]: x float32 on the CPU,
+// either blocked [N, C/8, H, W, 8] or an image batch [N, C, H, W] in any
+// memory format (a network's first convolution); w [O, C, kh, kw] float32
+// in any memory format, O a multiple of 8; the same stride and padding
+// along both sides. w's gradient has w's strides. On failure it raises
+// the error (Raise: OnThread and Catch return it), ErrNoBlocked where
+// FusedAvailable is false. The caller frees the result.
+func ConvBlocked(x, w *ts.Tensor, stride, pad int64) *ts.Tensor {
+	if !FusedAvailable() {
+		Raise(ErrNoBlocked)
+	}
+	out, msg := lib.LwrConvBlocked(lib.Ctensor(x.Ctensor()), lib.Ctensor(w.Ctensor()), BlockSize, stride, pad)
+	if msg != "" {
+		Raise(fmt.Errorf("%s (input %v, weight %v)", msg, x.MustSize(), w.MustSize()))
+	}
+	return ts.New(out)
+}
+
+// ToBlocked returns x [N, C, H, W] (C a multiple of 8) in the Blocked
+// format [N, C/8, H, W, 8], a copy that autograd differentiates through.
+func ToBlocked(x *ts.Tensor) *ts.Tensor {
+	s := x.MustSize()
+	v := x.MustView([]int64{s[0], s[1] / BlockSize, BlockSize, s[2], s[3]}, false)
+	defer v.MustDrop()
+	p := v.MustPermute([]int64{0, 1, 3, 4, 2}, false)
+	defer p.MustDrop()
+	return p.MustContiguous(false)
+}
+
+// FromBlocked returns blocked x [N, C/8, H, W, 8] as [N, C, H, W]
+// (contiguous NCHW), a copy that autograd differentiates through.
+func FromBlocked(x *ts.Tensor) *ts.Tensor {
+	s := x.MustSize()
+	p := x.MustPermute([]int64{0, 1, 4, 2, 3}, false)
+	defer p.MustDrop()
+	c := p.MustContiguous(false)
+	defer c.MustDrop()
+	return c.MustView([]int64{s[0], s[1] * s[4], s[2], s[3]}, false)
+}
