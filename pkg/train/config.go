@@ -80,7 +80,9 @@ type Config struct {
 	Device    string `json:"device"`     // cpu, cuda, cuda:N, auto
 	Threads   int    `json:"threads"`    // libtorch CPU threads; 0: all cores
 	// MemoryFormat of images and convolution weights: channels-last,
-	// contiguous (NCHW), or "" / auto: the faster one for the device.
+	// contiguous (NCHW), blocked (channels-last, and ResNet-32's
+	// activations in training in oneDNN's channel blocks), or "" / auto:
+	// the fastest for the device and model.
 	MemoryFormat string `json:"memory_format,omitempty"`
 	// FusedEval folds batch norms into oneDNN convolutions for evaluation
 	// (and stage two's frozen backbone) on CPUs: auto (or ""), on or off
@@ -185,8 +187,18 @@ func (c Config) Validate() error {
 		check(!usesIB(c.Loss.Name) || c.Loss.IBEpoch < c.Epochs,
 			"--ib-epoch %d: want below --epochs %d, or --loss %s never switches to IB", c.Loss.IBEpoch, c.Epochs, c.Loss.Name),
 		check(c.Sampler == "instance" || c.Sampler == "class" || c.Sampler == "sqrt", "--sampler %q: want instance, class or sqrt", c.Sampler),
-		check(c.MemoryFormat == "" || c.MemoryFormat == "auto" || c.MemoryFormat == libtorch.ChannelsLast || c.MemoryFormat == libtorch.Contiguous,
-			"--memory-format %q: want auto, channels-last or contiguous", c.MemoryFormat),
+		check(c.MemoryFormat == "" || c.MemoryFormat == "auto" || c.MemoryFormat == libtorch.ChannelsLast || c.MemoryFormat == libtorch.Contiguous || c.MemoryFormat == libtorch.Blocked,
+			"--memory-format %q: want auto, channels-last, contiguous or blocked", c.MemoryFormat),
+		check(c.MemoryFormat != libtorch.Blocked || c.Model == "resnet32",
+			"--memory-format blocked: ResNet-32 only (--model %s runs channels-last)", c.Model),
+		check(c.MemoryFormat != libtorch.Blocked || c.FusedBN != FusedOff,
+			"--memory-format blocked runs lwr's batch-norm kernel: not with --fused-bn off"),
+		check(c.MemoryFormat != libtorch.Blocked || !c.SyncBN,
+			"--memory-format blocked: not with --sync-bn (synchronised batch norms are libtorch's)"),
+		check(c.MemoryFormat != libtorch.Blocked || !strings.HasPrefix(c.Device, "cuda"),
+			"--memory-format blocked is for CPUs: not with --device %s", c.Device),
+		check(c.MemoryFormat != libtorch.Blocked || libtorch.FusedAvailable(),
+			"--memory-format blocked: %v", libtorch.ErrNoBlocked),
 		check(c.FusedEval == "" || c.FusedEval == FusedAuto || c.FusedEval == FusedOn || c.FusedEval == FusedOff,
 			"--fused-eval %q: want auto, on or off", c.FusedEval),
 		check(c.FusedBN == "" || c.FusedBN == FusedAuto || c.FusedBN == FusedOff,
@@ -337,14 +349,20 @@ func LearningRate(c Config, epoch int) float64 {
 }
 
 // memoryFormat is the memory format c's run uses on dev: as asked, or for
-// auto channels-last on CPUs (oneDNN's blocked convolutions; BENCHMARKS.md)
-// and contiguous on GPUs.
+// auto contiguous on GPUs and on CPUs blocked where it applies and oneDNN
+// computes in 8-channel blocks (AVX2 and narrower; BENCHMARKS.md), else
+// channels-last.
 func (c Config) memoryFormat(dev gotch.Device) string {
-	if c.MemoryFormat == libtorch.ChannelsLast || c.MemoryFormat == libtorch.Contiguous {
+	switch c.MemoryFormat {
+	case libtorch.ChannelsLast, libtorch.Contiguous, libtorch.Blocked:
 		return c.MemoryFormat
 	}
 	if dev.IsCuda() {
 		return libtorch.Contiguous
+	}
+	if c.Model == "resnet32" && c.FusedBN != FusedOff && !(c.SyncBN && c.Dist != nil && c.Dist.Distributed()) &&
+		gotch.DefaultDType == gotch.Float && libtorch.PreferredBlock() == libtorch.BlockSize {
+		return libtorch.Blocked
 	}
 	return libtorch.ChannelsLast
 }

@@ -26,9 +26,11 @@ func (n channelsLastNet) ForwardT(x *ts.Tensor, train bool) (logits, feat *ts.Te
 
 // inMemoryFormat switches the 4-d variables of vs (and the momentum
 // buffers of opt, if any) to format and returns net to run on inputs in
-// it. The values do not change, only their layout in memory.
+// it. The values do not change, only their layout in memory. Blocked
+// stores them channels-last: only a network's activations are blocked
+// (resnet.Options.Blocked, set when it was built).
 func inMemoryFormat(format string, vs *nn.VarStore, opt *optim.SGD, net resnet.Net) (resnet.Net, error) {
-	if format != libtorch.ChannelsLast {
+	if format != libtorch.ChannelsLast && format != libtorch.Blocked {
 		return net, nil
 	}
 	all, _ := sortedVars(vs)

@@ -204,3 +204,41 @@ func TestFusedBatchNormFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestMemoryFormatAuto: auto picks blocked activations for ResNet-32 on a
+// CPU whose oneDNN computes in 8-channel blocks, channels-last where it
+// does not apply (ResNet-50, --fused-bn off) or oneDNN prefers another
+// layout, contiguous on a GPU, and an explicit choice as given.
+func TestMemoryFormatAuto(t *testing.T) {
+	fusedtest.Require(t)
+	autoCPU := libtorch.ChannelsLast
+	if libtorch.PreferredBlock() == libtorch.BlockSize {
+		autoCPU = libtorch.Blocked
+	}
+	for _, c := range []struct {
+		name string
+		edit func(*Config)
+		dev  gotch.Device
+		want string
+	}{
+		{"resnet32 cpu", func(c *Config) {}, gotch.CPU, autoCPU},
+		{"resnet32 gpu", func(c *Config) {}, gotch.CudaIfAvailable(), ""},
+		{"resnet50", func(c *Config) { *c = ImageNetConfig() }, gotch.CPU, libtorch.ChannelsLast},
+		{"fused-bn off", func(c *Config) { c.FusedBN = FusedOff }, gotch.CPU, libtorch.ChannelsLast},
+		{"asked channels-last", func(c *Config) { c.MemoryFormat = libtorch.ChannelsLast }, gotch.CPU, libtorch.ChannelsLast},
+		{"asked blocked", func(c *Config) { c.MemoryFormat = libtorch.Blocked }, gotch.CPU, libtorch.Blocked},
+	} {
+		cfg := DefaultConfig()
+		c.edit(&cfg)
+		want := c.want
+		if want == "" { // a GPU where there is one, else this CPU
+			want = autoCPU
+			if c.dev.IsCuda() {
+				want = libtorch.Contiguous
+			}
+		}
+		if got := cfg.memoryFormat(c.dev); got != want {
+			t.Errorf("%s: %s, want %s", c.name, got, want)
+		}
+	}
+}
