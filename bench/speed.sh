@@ -2,8 +2,9 @@
 # Training-step speed on this CPU, ours beside PyTorch in the same run:
 # whole training steps (forward, Balanced Softmax + LWR, backward, SGD with
 # momentum and weight decay) with the weights and input in the default NCHW
-# layout and in channels-last, for ResNet-32 (batch 128 at 2 threads, batch
-# 16 at 1 thread) and ResNet-50 (224 px, batch 32, 2 threads), then LWR's
+# layout and in channels-last (and for ResNet-32 ours with its activations
+# in oneDNN's blocks, where --memory-format auto picks that), for ResNet-32
+# (batch 128 at 2 threads, batch 16 at 1 thread) and ResNet-50 (224 px, batch 32, 2 threads), then LWR's
 # R alone (forward + backward) at ResNet-32's and ImageNet-LT's sizes
 # (100 × 64, 1,000 × 2,048), and evaluation (forward in eval mode, 2
 # threads, batches of 64: ResNet-32 at 28 px and ResNet-50 at 224 px:
@@ -23,12 +24,19 @@ bench_start speed
 go build -o "$tmp/resnet" ./bench/resnet
 echo "# $(machine), torch $($PY -c 'import torch; print(torch.__version__)')"
 log=$tmp/log
+# ResNet-32 also trains with its activations in oneDNN's blocks, which
+# --memory-format auto picks where oneDNN computes in 8-channel blocks.
+blocked=$("$tmp/resnet" --mode blocked)
+echo "# blocked activations (auto for ResNet-32 here): $blocked"
 case_() { # case_ NAME ROUNDS THREADS ITERS WARMUP ARGS...
   local name=$1 n=$2 threads=$3 iters=$4 warm=$5
   shift 5
+  local formats="contiguous channels-last"
+  [[ "$blocked" == true && " $* " != *" resnet50 "* ]] && formats="$formats blocked"
   for r in $(seq "$n"); do
-    for f in contiguous channels-last; do
+    for f in $formats; do
       "$tmp/resnet" --mode step --threads "$threads" --iters "$iters" --warmup "$warm" --memory-format "$f" "$@" | sed "s/^/$name /" | tee -a "$log"
+      [ "$f" = blocked ] && continue
       cl=""
       [ "$f" = channels-last ] && cl=--channels-last
       $PY bench/torch_resnet32.py --mode step --threads "$threads" --iters "$iters" --warmup "$warm" $cl "$@" | sed "s/^/$name /" | tee -a "$log"
@@ -77,16 +85,20 @@ if want eval && [ "$r50" -gt 0 ]; then
   eval_case eval-r50-b64-t2 "$r50" --model resnet50 --batch 64 --side 224 --classes 1000 --iters 4 --warmup 1
 fi
 echo
-echo "| case | ours NCHW | ours channels-last | PyTorch NCHW | PyTorch channels-last | ours (auto: channels-last) vs PyTorch NCHW | vs PyTorch channels-last |"
-echo "|---|---|---|---|---|---|---|"
+echo "| case | ours NCHW | ours channels-last | ours blocked | PyTorch NCHW | PyTorch channels-last | ours (auto) vs PyTorch NCHW | vs PyTorch channels-last |"
+echo "|---|---|---|---|---|---|---|---|"
 for c in r32-b128-t2 r32-b16-t1 r50-b32-t2; do
   grep -q "^$c " "$log" || continue
   gn=$(grep "^$c go .*format=contiguous" "$log" | median)
   gc=$(grep "^$c go .*format=channels-last" "$log" | median)
+  gb=""
+  grep -q "^$c go .*format=blocked" "$log" && gb=$(grep "^$c go .*format=blocked" "$log" | median)
   tn=$(grep "^$c torch .*format=contiguous" "$log" | median)
   tc=$(grep "^$c torch .*format=channels-last" "$log" | median)
-  awk -v c="$c" -v gn="$gn" -v gc="$gc" -v tn="$tn" -v tc="$tc" 'BEGIN {
-    printf "| %s | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.2f× | %.2f× |\n", c, gn, gc, tn, tc, tn / gc, tc / gc }'
+  awk -v c="$c" -v gn="$gn" -v gc="$gc" -v gb="$gb" -v tn="$tn" -v tc="$tc" 'BEGIN {
+    auto = gc; b = "—"; how = "channels-last"
+    if (gb != "") { auto = gb; b = sprintf("%.1f ms", gb); how = "blocked" }
+    printf "| %s | %.1f ms | %.1f ms | %s | %.1f ms | %.1f ms | %.2f× (%s) | %.2f× |\n", c, gn, gc, b, tn, tc, tn / auto, how, tc / auto }'
 done
 echo
 echo "| LWR's R, forward + backward, 2 threads | ours | PyTorch | ours vs PyTorch |"

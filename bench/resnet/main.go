@@ -34,7 +34,7 @@ func main() {
 	classes := pflag.Int64("classes", 100, "classes")
 	threads := pflag.Int("threads", 0, "libtorch intra-op threads (0: libtorch's default)")
 	device := pflag.String("device", "cpu", "cpu, cuda or auto")
-	format := pflag.String("memory-format", "contiguous", "step, eval: contiguous or channels-last")
+	format := pflag.String("memory-format", "contiguous", "step, eval: contiguous, channels-last, or (step, ResNet-32) blocked: channels-last weights and input, activations in oneDNN's blocks (resnet.Options.Blocked)")
 	side := pflag.Int64("side", 32, "step, eval: image side in pixels (32 for ResNet-32)")
 	model := pflag.String("model", "resnet32", "step, eval: resnet32 or resnet50")
 	dim := pflag.Int64("dim", 64, "lwr: classifier width d (64 for ResNet-32, 2048 for ResNet-50)")
@@ -71,8 +71,13 @@ func main() {
 			return eval(dev, *model, *batch, *side, *classes, *iters, *warmup, *format, *fused)
 		case "lwr":
 			return regularizer(dev, *classes, *dim, *iters, *warmup)
+		case "blocked":
+			// Whether the trainer's --memory-format auto trains ResNet-32
+			// blocked on this CPU: oneDNN computes in 8-channel blocks.
+			fmt.Println(libtorch.FusedAvailable() && libtorch.PreferredBlock() == libtorch.BlockSize)
+			return nil
 		}
-		return fmt.Errorf("--mode %q: want fwdbwd, step, eval, lwr or train", *mode)
+		return fmt.Errorf("--mode %q: want fwdbwd, step, eval, lwr, blocked or train", *mode)
 	})
 	if err != nil {
 		pprof.StopCPUProfile()
@@ -188,9 +193,10 @@ func objective(vs *nn.VarStore, net resnet.Net, classes int64) (*lwr.Regularizer
 // libtorchBN is --libtorch-bn.
 var libtorchBN bool
 
-// build makes model (resnet32 or resnet50) for classes and RGB images in vs.
-func build(vs *nn.VarStore, model string, classes int64) (resnet.Net, error) {
-	o := resnet.Options{Classes: classes, InChannels: 3, LibtorchBatchNorm: libtorchBN}
+// build makes model (resnet32 or resnet50) for classes and RGB images in
+// vs, training in the blocked layout when blocked is set.
+func build(vs *nn.VarStore, model string, classes int64, blocked bool) (resnet.Net, error) {
+	o := resnet.Options{Classes: classes, InChannels: 3, LibtorchBatchNorm: libtorchBN, Blocked: blocked}
 	if model == "resnet50" {
 		return resnet.ResNet50(vs.Root(), o)
 	}
@@ -202,7 +208,7 @@ func build(vs *nn.VarStore, model string, classes int64) (resnet.Net, error) {
 // trainer's code, with the weights and inputs in format.
 func step(dev gotch.Device, model string, batch, side, classes int64, iters, warmup int, format string) error {
 	vs := nn.NewVarStore(dev)
-	net, err := build(vs, model, classes)
+	net, err := build(vs, model, classes, format == libtorch.Blocked)
 	if err != nil {
 		return err
 	}
@@ -231,7 +237,7 @@ func step(dev gotch.Device, model string, batch, side, classes int64, iters, war
 // fused), and prints the time per image.
 func eval(dev gotch.Device, model string, batch, side, classes int64, iters, warmup int, format string, fused bool) error {
 	vs := nn.NewVarStore(dev)
-	net, err := build(vs, model, classes)
+	net, err := build(vs, model, classes, false)
 	if err != nil {
 		return err
 	}
@@ -308,18 +314,19 @@ func timed(warmup, iters int, fn func()) []float64 {
 }
 
 // inFormat stores the 4-d tensors of params and the input x in format
-// (contiguous or channels-last) and returns x in it.
+// (contiguous, or channels-last for channels-last and blocked) and
+// returns x in it.
 func inFormat(format string, params []*ts.Tensor, x *ts.Tensor) (*ts.Tensor, error) {
 	switch format {
 	case libtorch.Contiguous:
 		return x, nil
-	case libtorch.ChannelsLast:
+	case libtorch.ChannelsLast, libtorch.Blocked:
 		if err := libtorch.SetChannelsLast(params); err != nil {
 			return nil, err
 		}
 		return libtorch.ToChannelsLast(x)
 	}
-	return nil, fmt.Errorf("--memory-format %q: want contiguous or channels-last", format)
+	return nil, fmt.Errorf("--memory-format %q: want contiguous, channels-last or blocked", format)
 }
 
 // rssKB reads the resident set size of this process from /proc.
