@@ -7,11 +7,12 @@ import (
 
 // BatchNormReLU returns relu(batch_norm(x) + res) in training, as one
 // autograd node run by lwr's own kernel (lwr_bn.cpp, written by
-// tools/torchsetup): x [N,C,H,W], float32, channels-last, on the CPU, with
-// N·H·W > 1; res nil or a float32 CPU tensor of x's shape (a residual
-// block's shortcut); w and b the affine weight and bias [C]; mean and
-// variance the running statistics [C], float32, updated in place with
-// the momentum as torch.nn.BatchNorm2d updates them (variance unbiased).
+// tools/torchsetup): x float32 on the CPU, [N,C,H,W] channels-last or
+// in the Blocked format [N,C/8,H,W,8], with N·H·W > 1; res nil or a
+// float32 CPU tensor of x's shape (a residual block's shortcut); w and b
+// the affine weight and bias [C]; mean and variance the running
+// statistics [C], float32, updated in place with the momentum as
+// torch.nn.BatchNorm2d updates them (variance unbiased).
 // The batch is normalised with its mean and biased variance plus eps.
 //
 // libtorch computes the same with three or four ops, each a pass over

@@ -3,7 +3,7 @@ package main
 // bnHeader, bnCpp and bnGo add to libtch lwr's training kernel for batch
 // norm followed by ReLU (and, in a residual block, the shortcut added
 // between them): relu(batch_norm(x) + res) in one autograd node, on CPU,
-// float32, channels-last. libtorch runs the same as three or four ops,
+// float32, channels-last or in oneDNN's channel blocks (conv.go). libtorch runs the same as three or four ops,
 // each a pass over the activations in memory, and autograd keeps the
 // batch norm's output for ReLU's backward; this reads x once for the
 // statistics and once to write the output, and in backward reads the
@@ -23,8 +23,9 @@ extern "C" {
 #include "torch_api.h"
 #endif
 // relu(batch_norm(x) + res) in training, as one autograd node: x
-// [N,C,H,W] float32, channels-last, on the CPU, N*H*W > 1; res NULL or a
-// float32 CPU tensor of x's shape; w, b the affine weight and bias [C]
+// float32 on the CPU, [N,C,H,W] channels-last or oneDNN's blocked
+// [N,C/b,H,W,b] (contiguous), N*H*W > 1; res NULL or a float32 CPU tensor
+// of x's shape; w, b the affine weight and bias [C]
 // (float32); mean, var the running statistics [C] (float32), updated in
 // place with the momentum as torch.nn.BatchNorm2d does (var unbiased).
 // Normalises with the batch's mean and biased variance plus eps. Returns
