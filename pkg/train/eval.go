@@ -51,6 +51,11 @@ func EvaluateCheckpoint(ctx context.Context, ckpt, device string, threads int, s
 		}
 		c := st.Config
 		c.Device = device
+		if c.MemoryFormat == libtorch.Blocked {
+			// Blocked activations are a training layout (and need a
+			// build with oneDNN's headers): evaluate as auto does.
+			c.MemoryFormat = ""
+		}
 		if split != "" {
 			if c.Dataset != "imagenet-lt" {
 				return fmt.Errorf("--test-split %s: only ImageNet-LT has lists to choose from; %s was trained on %s", split, ckpt, c.Dataset)
