@@ -47,7 +47,7 @@ type Options struct {
 	// Blocked keeps ResNet-32's activations in training in oneDNN's
 	// channel blocks (libtorch.Blocked, [N, C/8, H, W, 8]): convolutions
 	// by libtorch.ConvBlocked, batch norms by lwr's kernel, with no
-	// reorder between them (a step ~7% faster on AVX2 CPUs;
+	// reorder between them (a step takes ~9% less time on AVX2 CPUs;
 	// BENCHMARKS.md). The same values up to float32 rounding. CPU and
 	// float32 only, where libtorch.FusedAvailable; not with SyncBatchNorm
 	// or LibtorchBatchNorm. Evaluation runs as without it. CIFAR networks
