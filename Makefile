@@ -12,20 +12,28 @@ NUMERIC_PKGS = ./pkg/losses ./pkg/lwr ./pkg/resnet ./pkg/optim ./pkg/train ./pkg
 NUMERIC_TESTS = Golden|MatMulT|FusedConv|ConvBlocked|ToBlocked|BatchNormReLU|FoldedMatches|FiniteDifferences|Parity|SGDMatchesTorch|HeInit|NormedClassifier|ForwardShapes|TinyConvNet
 ISAS = SSE41 AVX2 AVX512_CORE
 
-.PHONY: setup test test-isa demo bench bench-decode clean
+# lwr's C and C++: the kernels, the JPEG decoder and the augmentation loops.
+C_SOURCES = $(wildcard internal/csrc/*.h internal/csrc/*.cpp pkg/jpeg/*.[ch] pkg/transform/*.[ch])
+
+.PHONY: setup test test-isa format demo bench bench-decode clean
 
 # Built, then run (not go run), so that a failure is the tool's one line.
 setup:
 	@$(GO) build -C tools/torchsetup -o $(CURDIR)/bin/torchsetup .
-	@bin/torchsetup --out $(CURDIR)/third_party/gotch
+	@bin/torchsetup --out $(CURDIR)/third_party/gotch --kernels $(CURDIR)/internal/csrc
 
 test: setup
 	@f=$$($$($(GO) env GOROOT)/bin/gofmt -l cmd pkg internal bench tools scripts 2>/dev/null); [ -z "$$f" ] || { echo "gofmt -w these: $$f"; exit 1; }
+	@command -v clang-format >/dev/null || { echo "make test: clang-format is missing (apt-get install clang-format)"; exit 1; }
+	clang-format --dry-run --Werror $(C_SOURCES)
 	$(GO) vet ./...
 	cd tools/torchsetup && $(GO) vet ./... && $(GO) test ./...
 	$(GO) run $(ACTIONLINT) .github/workflows/ci.yml
 	$(GO) test ./...
 	$(MAKE) --no-print-directory test-isa
+
+format:
+	clang-format -i $(C_SOURCES)
 
 test-isa: setup
 	@for isa in $(ISAS); do \

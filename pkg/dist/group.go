@@ -10,6 +10,8 @@ import (
 
 	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lwr-go/lwr/internal/csrc"
 )
 
 // BucketBytes is the size of the buckets gradients are averaged in
@@ -29,7 +31,7 @@ type Group struct {
 
 // Available reports whether this build has a backend for more than one
 // process: setup found Gloo's headers (libgloo-dev) when it adapted gotch.
-func Available() bool { return lib.LwrDistHas("gloo") }
+func Available() bool { return csrc.DistHas("gloo") }
 
 // Single is the group of a run on its own: every collective is a no-op.
 func Single() *Group { return &Group{Env: Env{World: 1}} }
@@ -48,12 +50,12 @@ func Join(env Env, backend string, timeout time.Duration) (*Group, error) {
 	if backend != "gloo" && backend != "nccl" {
 		return nil, fmt.Errorf("--backend %q: want gloo, nccl or auto", backend)
 	}
-	if !lib.LwrDistHas(backend) {
-		_, msg := lib.LwrDistInit(backend, env.Addr, env.Port, env.Rank, env.World, false, "", 1)
+	if !csrc.DistHas(backend) {
+		_, msg := csrc.DistInit(backend, env.Addr, env.Port, env.Rank, env.World, false, "", 1)
 		return nil, fmt.Errorf("--backend %s: %s", backend, msg)
 	}
 	server := env.Rank == 0 && !env.AgentStore
-	pg, msg := lib.LwrDistInit(backend, env.Addr, env.Port, env.Rank, env.World, server, env.Prefix, timeout.Milliseconds())
+	pg, msg := csrc.DistInit(backend, env.Addr, env.Port, env.Rank, env.World, server, env.Prefix, timeout.Milliseconds())
 	if msg != "" {
 		return nil, fmt.Errorf("rank %d of %d: joining the job at %s:%d (%s): %s", env.Rank, env.World, env.Addr, env.Port, backend, oneLine(msg))
 	}
@@ -64,7 +66,7 @@ func Join(env Env, backend string, timeout time.Duration) (*Group, error) {
 // Close leaves the group.
 func (g *Group) Close() {
 	if g.pg != nil {
-		lib.LwrDistDestroy(g.pg)
+		csrc.DistDestroy(g.pg)
 		g.pg = nil
 	}
 }
@@ -72,10 +74,10 @@ func (g *Group) Close() {
 // Distributed reports whether there are other ranks.
 func (g *Group) Distributed() bool { return g.World > 1 }
 
-func handles(t []*ts.Tensor) []lib.Ctensor {
-	out := make([]lib.Ctensor, len(t))
+func handles(t []*ts.Tensor) []unsafe.Pointer {
+	out := make([]unsafe.Pointer, len(t))
 	for i, x := range t {
-		out[i] = lib.Ctensor(x.Ctensor())
+		out[i] = x.Ctensor()
 	}
 	return out
 }
@@ -110,7 +112,7 @@ func (g *Group) AllReduceMean(t []*ts.Tensor) error {
 		return nil
 	}
 	defer runtime.KeepAlive(t)
-	return g.fail("allreduce", lib.LwrDistAllreduce(g.pg, handles(t), true, BucketBytes))
+	return g.fail("allreduce", csrc.DistAllreduce(g.pg, handles(t), true, BucketBytes))
 }
 
 // AllReduceSum replaces each tensor with its sum over the ranks.
@@ -119,7 +121,7 @@ func (g *Group) AllReduceSum(t []*ts.Tensor) error {
 		return nil
 	}
 	defer runtime.KeepAlive(t)
-	return g.fail("allreduce", lib.LwrDistAllreduce(g.pg, handles(t), false, BucketBytes))
+	return g.fail("allreduce", csrc.DistAllreduce(g.pg, handles(t), false, BucketBytes))
 }
 
 // Broadcast copies each tensor of rank root into the same tensor of every
@@ -129,7 +131,7 @@ func (g *Group) Broadcast(t []*ts.Tensor, root int) error {
 		return nil
 	}
 	defer runtime.KeepAlive(t)
-	return g.fail("broadcast", lib.LwrDistBroadcast(g.pg, handles(t), root, BucketBytes))
+	return g.fail("broadcast", csrc.DistBroadcast(g.pg, handles(t), root, BucketBytes))
 }
 
 // SyncBatchNorm is batch norm in training of x [N,C,H,W] (weight w and
@@ -146,12 +148,11 @@ func (g *Group) SyncBatchNorm(x, w, b, mean, variance *ts.Tensor, momentum, eps 
 		return ts.BatchNorm(x, w, b, mean, variance, true, momentum, eps, false)
 	}
 	defer runtime.KeepAlive([]*ts.Tensor{x, w, b, mean, variance})
-	out, msg := lib.LwrDistSyncBatchNorm(g.pg, lib.Ctensor(x.Ctensor()), lib.Ctensor(w.Ctensor()), lib.Ctensor(b.Ctensor()),
-		lib.Ctensor(mean.Ctensor()), lib.Ctensor(variance.Ctensor()), momentum, eps)
+	out, msg := csrc.DistSyncBatchNorm(g.pg, x.Ctensor(), w.Ctensor(), b.Ctensor(), mean.Ctensor(), variance.Ctensor(), momentum, eps)
 	if err := g.fail("synchronised batch norm", msg); err != nil {
 		return nil, err
 	}
-	return ts.New(out), nil
+	return ts.New(lib.Ctensor(out)), nil
 }
 
 // Barrier returns when every rank has called it.
@@ -159,7 +160,7 @@ func (g *Group) Barrier() error {
 	if g.pg == nil {
 		return nil
 	}
-	return g.fail("barrier", lib.LwrDistBarrier(g.pg))
+	return g.fail("barrier", csrc.DistBarrier(g.pg))
 }
 
 // oneLine is the first line of a c10d message (they carry C++ backtraces).

@@ -1,13 +1,15 @@
 package libtorch
 
 import (
-	lib "github.com/sugarme/gotch/libtch"
+	"unsafe"
+
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lwr-go/lwr/internal/csrc"
 )
 
 // BatchNormReLU returns relu(batch_norm(x) + res) in training, as one
-// autograd node run by lwr's own kernel (lwr_bn.cpp, written by
-// tools/torchsetup): x float32 on the CPU, [N,C,H,W] channels-last or
+// autograd node run by lwr's own kernel (internal/csrc/batchnorm.cpp): x float32 on the CPU, [N,C,H,W] channels-last or
 // in the Blocked format [N,C/8,H,W,8], with N·H·W > 1; res nil or a
 // float32 CPU tensor of x's shape (a residual block's shortcut); w and b
 // the affine weight and bias [C]; mean and variance the running
@@ -25,17 +27,16 @@ import (
 // libtorch error on failure, as gotch's Must functions do. The caller
 // frees the result; x and res are left as they are.
 func BatchNormReLU(x, res, w, b, mean, variance *ts.Tensor, momentum, eps float64) *ts.Tensor {
-	var r lib.Ctensor
+	var r unsafe.Pointer
 	if res != nil {
-		r = lib.Ctensor(res.Ctensor())
+		r = res.Ctensor()
 	}
-	out, ok := lib.LwrBNReLU(lib.Ctensor(x.Ctensor()), r, lib.Ctensor(w.Ctensor()), lib.Ctensor(b.Ctensor()),
-		lib.Ctensor(mean.Ctensor()), lib.Ctensor(variance.Ctensor()), momentum, eps)
-	if err := ts.TorchErr(); err != nil {
-		panic(err)
+	out, msg := csrc.BNReLU(x.Ctensor(), r, w.Ctensor(), b.Ctensor(), mean.Ctensor(), variance.Ctensor(), momentum, eps)
+	if msg != "" {
+		panic(kernelError(msg))
 	}
-	if !ok {
+	if out == nil {
 		return nil
 	}
-	return ts.New(out)
+	return wrap(out)
 }

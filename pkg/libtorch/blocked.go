@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"sync"
 
-	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lwr-go/lwr/internal/csrc"
 )
 
 // Blocked is the memory format of activations in oneDNN's channel
@@ -30,7 +31,7 @@ var preferred struct {
 // they choose an unblocked layout or this build cannot call oneDNN
 // (FusedAvailable).
 func PreferredBlock() int64 {
-	preferred.once.Do(func() { preferred.block = lib.LwrConvBlock() })
+	preferred.once.Do(func() { preferred.block = csrc.ConvBlock() })
 	return preferred.block
 }
 
@@ -49,11 +50,11 @@ func ConvBlocked(x, w *ts.Tensor, stride, pad int64) *ts.Tensor {
 	if !FusedAvailable() {
 		Raise(ErrNoBlocked)
 	}
-	out, msg := lib.LwrConvBlocked(lib.Ctensor(x.Ctensor()), lib.Ctensor(w.Ctensor()), BlockSize, stride, pad)
+	out, msg := csrc.ConvBlocked(x.Ctensor(), w.Ctensor(), BlockSize, stride, pad)
 	if msg != "" {
 		Raise(fmt.Errorf("%s (input %v, weight %v)", msg, x.MustSize(), w.MustSize()))
 	}
-	return ts.New(out)
+	return wrap(out)
 }
 
 // ToBlocked returns x [N, C, H, W] (C a multiple of 8) in the Blocked

@@ -3,8 +3,9 @@ package libtorch
 import (
 	"fmt"
 
-	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lwr-go/lwr/internal/csrc"
 )
 
 // Memory formats of 4-d tensors (images, convolution weights).
@@ -17,11 +18,11 @@ const (
 // values; x itself is left as it is). Tensors that are not 4-d come back
 // as a new handle to the same data.
 func ToChannelsLast(x *ts.Tensor) (*ts.Tensor, error) {
-	c := lib.LwrChannelsLast(lib.Ctensor(x.Ctensor()))
-	if err := ts.TorchErr(); err != nil {
-		return nil, err
+	c, msg := csrc.ChannelsLast(x.Ctensor())
+	if msg != "" {
+		return nil, kernelError(msg)
 	}
-	return ts.New(c), nil
+	return wrap(c), nil
 }
 
 // SetChannelsLast switches the storage of every 4-d tensor of vars to
@@ -29,13 +30,12 @@ func ToChannelsLast(x *ts.Tensor) (*ts.Tensor, error) {
 // and the variable store see the same tensors).
 func SetChannelsLast(vars []*ts.Tensor) error {
 	for _, v := range vars {
-		lib.LwrSetChannelsLast(lib.Ctensor(v.Ctensor()))
-		if err := ts.TorchErr(); err != nil {
-			return fmt.Errorf("channels-last: %w", err)
+		if msg := csrc.SetChannelsLast(v.Ctensor()); msg != "" {
+			return fmt.Errorf("channels-last: %w", kernelError(msg))
 		}
 	}
 	return nil
 }
 
 // IsChannelsLast reports whether x is 4-d and stored channels-last.
-func IsChannelsLast(x *ts.Tensor) bool { return lib.LwrIsChannelsLast(lib.Ctensor(x.Ctensor())) }
+func IsChannelsLast(x *ts.Tensor) bool { return csrc.IsChannelsLast(x.Ctensor()) }

@@ -5,15 +5,16 @@ import (
 	"fmt"
 	"unsafe"
 
-	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lwr-go/lwr/internal/csrc"
 )
 
 // FusedAvailable reports whether this build can run FusedConv: lwr was
 // built against the headers of the oneDNN that libtorch links (Debian's
 // libtorch with libdnnl-dev). PyPI's torch carries its own oneDNN, hidden
 // inside libtorch_cpu.so, so there it is false.
-func FusedAvailable() bool { return lib.LwrFusedAvailable() }
+func FusedAvailable() bool { return csrc.FusedAvailable() }
 
 // ErrNoFused is returned by NewFusedConv when FusedAvailable is false.
 var ErrNoFused = errors.New("fused evaluation is not built in: it needs Debian's libtorch and oneDNN's headers (apt-get install libdnnl-dev, then make setup)")
@@ -36,8 +37,7 @@ func NewFusedConv(w, gamma, beta, mean, variance *ts.Tensor, eps float64, stride
 	if !FusedAvailable() {
 		return nil, ErrNoFused
 	}
-	h, msg := lib.LwrFusedNew(lib.Ctensor(w.Ctensor()), lib.Ctensor(gamma.Ctensor()), lib.Ctensor(beta.Ctensor()),
-		lib.Ctensor(mean.Ctensor()), lib.Ctensor(variance.Ctensor()), eps, stride, pad, groups)
+	h, msg := csrc.FusedNew(w.Ctensor(), gamma.Ctensor(), beta.Ctensor(), mean.Ctensor(), variance.Ctensor(), eps, stride, pad, groups)
 	if msg != "" {
 		return nil, errors.New(msg)
 	}
@@ -53,21 +53,21 @@ func (c *FusedConv) Forward(x, add *ts.Tensor, relu bool) (*ts.Tensor, error) {
 	if c.h == nil {
 		return nil, errors.New("fused convolution: used after Close")
 	}
-	var a lib.Ctensor
+	var a unsafe.Pointer
 	if add != nil {
-		a = lib.Ctensor(add.Ctensor())
+		a = add.Ctensor()
 	}
-	out, msg := lib.LwrFusedRun(c.h, lib.Ctensor(x.Ctensor()), a, relu)
+	out, msg := csrc.FusedRun(c.h, x.Ctensor(), a, relu)
 	if msg != "" {
 		return nil, fmt.Errorf("%s (input %v)", msg, x.MustSize())
 	}
-	return ts.New(out), nil
+	return wrap(out), nil
 }
 
 // Close frees the folded weights and the kernels built for them.
 func (c *FusedConv) Close() {
 	if c.h != nil {
-		lib.LwrFusedFree(c.h)
+		csrc.FusedFree(c.h)
 		c.h = nil
 	}
 }

@@ -12,26 +12,29 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/sugarme/gotch"
 	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lwr-go/lwr/internal/csrc"
 )
 
 // ManualSeed seeds libtorch's default generators (CPU and, when present,
 // every CUDA device), as torch.manual_seed does.
-func ManualSeed(seed int64) { lib.AtManualSeed(seed) }
+func ManualSeed(seed int64) { csrc.ManualSeed(seed) }
 
 // SetNumThreads sets the size of libtorch's intra-op thread pool; n <= 0
 // leaves it as it is.
 func SetNumThreads(n int) {
 	if n > 0 {
-		lib.AtSetNumThreads(n)
+		csrc.SetNumThreads(n)
 	}
 }
 
 // NumThreads is the size of libtorch's intra-op thread pool.
-func NumThreads() int { return lib.AtGetNumThreads() }
+func NumThreads() int { return csrc.NumThreads() }
 
 // CUDAAvailable reports whether libtorch sees a CUDA device.
 func CUDAAvailable() bool { return gotch.CUDA.IsAvailable() }
@@ -73,15 +76,15 @@ func ParseDevice(s string) (gotch.Device, error) {
 // call it from the training thread (OnThread). Without a GPU it only sets
 // the thread's state.
 func AutocastCUDA(on, bf16 bool) (bool, error) {
-	prev := lib.LwrAutocastCUDA(on, bf16)
-	if err := ts.TorchErr(); err != nil || prev < 0 {
-		return false, Short(fmt.Errorf("autocast: %w", err))
+	prev, msg := csrc.AutocastCUDA(on, bf16)
+	if msg != "" {
+		return false, Short(fmt.Errorf("autocast: %w", kernelError(msg)))
 	}
-	return prev == 1, nil
+	return prev, nil
 }
 
 // AutocastCUDABF16 reports whether CUDA autocast casts to bfloat16.
-func AutocastCUDABF16() bool { return lib.LwrAutocastCUDABF16() == 1 }
+func AutocastCUDABF16() bool { return csrc.AutocastCUDABF16() == 1 }
 
 // OnThread runs fn on a goroutine locked to one OS thread and waits for it.
 // libtorch keeps grad mode, autocast and the current CUDA stream per OS
@@ -205,3 +208,10 @@ func NoGrad(fn func()) {
 	defer ts.MustGradSetEnabled(prev)
 	fn()
 }
+
+// wrap makes a ts.Tensor of a handle a kernel of internal/csrc returned.
+func wrap(p unsafe.Pointer) *ts.Tensor { return ts.New(lib.Ctensor(p)) }
+
+// kernelError is a kernel's error message as gotch words libtorch's
+// errors (ts.TorchErr, as setup patches it).
+func kernelError(msg string) error { return fmt.Errorf("libtorch: %s", msg) }

@@ -4,8 +4,9 @@ import (
 	"sync"
 
 	"github.com/sugarme/gotch"
-	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/lwr-go/lwr/internal/csrc"
 )
 
 // None is an undefined tensor, for an absent optional argument (no bias,
@@ -16,7 +17,7 @@ var None = ts.NewTensor()
 // HasMKL reports whether libtorch does its CPU matrix products with Intel's
 // MKL. PyPI's builds do; Debian's libtorch 1.13 calls the system BLAS
 // (libblas.so.3), by default the reference BLAS.
-var HasMKL = sync.OnceValue(lib.LwrHasMKL)
+var HasMKL = sync.OnceValue(csrc.HasMKL)
 
 // convolutionMACs is the size (N·M·K multiply-adds) from which MatMulT
 // takes the convolution route. Smaller products take at most ~4 ms with the

@@ -7,10 +7,11 @@ package optim
 import (
 	"fmt"
 	"slices"
+	"unsafe"
 
-	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lwr-go/lwr/internal/csrc"
 	"github.com/lwr-go/lwr/pkg/libtorch"
 )
 
@@ -56,20 +57,19 @@ func (o *SGD) Step() {
 			}
 		})
 	}
-	params := make([]lib.Ctensor, len(o.Params))
+	params := make([]unsafe.Pointer, len(o.Params))
 	for i, p := range o.Params {
-		params[i] = lib.Ctensor(p.Ctensor())
+		params[i] = p.Ctensor()
 	}
-	var bufs []lib.Ctensor
+	var bufs []unsafe.Pointer
 	if o.Momentum > 0 {
-		bufs = make([]lib.Ctensor, len(o.buffers))
+		bufs = make([]unsafe.Pointer, len(o.buffers))
 		for i, b := range o.buffers {
-			bufs[i] = lib.Ctensor(b.Ctensor())
+			bufs[i] = b.Ctensor()
 		}
 	}
-	lib.LwrSgdStep(params, bufs, o.LR, o.Momentum, o.WeightDecay, o.Nesterov)
-	if err := ts.TorchErr(); err != nil {
-		panic(fmt.Errorf("sgd step: %w", err))
+	if msg := csrc.SGDStep(params, bufs, o.LR, o.Momentum, o.WeightDecay, o.Nesterov); msg != "" {
+		panic(fmt.Errorf("sgd step: libtorch: %s", msg))
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -183,10 +184,8 @@ func(ts *Tensor) Abs_()(err error) {
   ts.ctensor = *ptr
 }
 `
-	out, allocs, swaps, err := PatchBindings(src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, allocs := patchNamed(t, "free-outputs").Apply(src)
+	out, swaps := patchNamed(t, "in-place-handles").Apply(out)
 	if allocs != 2 || swaps != 1 {
 		t.Errorf("patched %d allocations and %d swaps, want 2 and 1", allocs, swaps)
 	}
@@ -196,9 +195,18 @@ func(ts *Tensor) Abs_()(err error) {
 	if !strings.Contains(out, "lib.AtFree(ts.ctensor)\n  ts.ctensor = *ptr") {
 		t.Errorf("in-place op does not free the old handle:\n%s", out)
 	}
-	if _, _, _, err := PatchBindings("package ts\n"); err == nil {
-		t.Error("a file without gotch's layout was patched without error")
+}
+
+// patchNamed is the Patch called name.
+func patchNamed(t *testing.T, name string) Patch {
+	t.Helper()
+	for _, p := range Patches {
+		if p.Name == name {
+			return p
+		}
 	}
+	t.Fatalf("no patch %s", name)
+	return Patch{}
 }
 
 func TestPatchCInts(t *testing.T) {
@@ -246,36 +254,125 @@ func TestPatchFatal(t *testing.T) {
 
 func TestPatchTorchErr(t *testing.T) {
 	src := "func TorchErr() error {\n\tif errStr != \"\" {\n\t\t" + torchErrWithStack + "\n\t}\n\treturn nil\n}\n"
-	out, err := PatchTorchErr(src)
-	if err != nil {
-		t.Fatal(err)
+	out, n := PatchTorchErr(src)
+	if n != 1 || strings.Contains(out, "debug.Stack()") || !strings.Contains(out, torchErrShort) {
+		t.Errorf("TorchErr still appends the stack (%d places):\n%s", n, out)
 	}
-	if strings.Contains(out, "debug.Stack()") || !strings.Contains(out, torchErrShort) {
-		t.Errorf("TorchErr still appends the stack:\n%s", out)
-	}
-	if _, err := PatchTorchErr("package ts\n"); err == nil {
-		t.Error("a file without gotch's TorchErr was patched without error")
+	if _, n := PatchTorchErr("package ts\n"); n != 0 {
+		t.Errorf("a file without gotch's TorchErr: %d places", n)
 	}
 }
 
 func TestPatchBallast(t *testing.T) {
 	src := "type bigStruct struct {\n\t" + ballastOriginal + "\n}\n"
-	got, err := PatchBallast(src)
-	if err != nil || !strings.Contains(got, "lots [4 << 10]byte") || strings.Contains(got, "1e5") {
-		t.Errorf("PatchBallast = %q, %v", got, err)
-	}
-	if _, err := PatchBallast("type bigStruct struct{}"); err == nil {
-		t.Error("a file without gotch's ballast was patched")
+	got, n := PatchBallast(src)
+	if n != 1 || !strings.Contains(got, "lots [4 << 10]byte") || strings.Contains(got, "1e5") {
+		t.Errorf("PatchBallast = %q, %d", got, n)
 	}
 }
 
 func TestPatchSaveMulti(t *testing.T) {
 	src := "func AtSaveMulti() {\n\t" + saveMultiMallocs[1].from + "\n\t" + saveMultiMallocs[2].from + "\n}\nfunc AtSaveMultiNew() {\n\t" + saveMultiMallocs[0].from + "\n}\n"
-	got, err := PatchSaveMulti(src)
-	if err != nil || strings.Contains(got, "C.malloc") || strings.Count(got, "C.calloc(") != 2 || strings.Contains(got, ":= 4") {
-		t.Errorf("PatchSaveMulti = %q, %v", got, err)
+	got, n := PatchSaveMulti(src)
+	if n != 3 || strings.Contains(got, "C.malloc") || strings.Count(got, "C.calloc(") != 2 || strings.Contains(got, ":= 4") {
+		t.Errorf("PatchSaveMulti = %q, %d", got, n)
 	}
-	if _, err := PatchSaveMulti("func AtSaveMultiNew() {}"); err == nil {
-		t.Error("a file without gotch's save was patched")
+}
+
+// TestApplyPatchesGotch runs every patch over a copy of gotch v0.9.1 from
+// the module cache (skipped where the cache lacks it): each changes the
+// number of places it wants. Then, for each patch, a copy whose first
+// target is edited away makes ApplyPatches fail with one line naming that
+// patch, and leaves the files untouched.
+func TestApplyPatchesGotch(t *testing.T) {
+	pristine, err := moduleDir(gotchModule, gotchVersion)
+	if err != nil {
+		t.Skipf("gotch %s not in the module cache: %v", gotchVersion, err)
 	}
+	copyGotch := func(t *testing.T) string {
+		dir := t.TempDir()
+		for _, d := range []string{"libtch", "ts", "nn"} {
+			if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, glob := range []string{"*.go", "libtch/*.go", "ts/*.go", "nn/*.go"} {
+			files, _ := filepath.Glob(filepath.Join(pristine, glob))
+			for _, f := range files {
+				rel, _ := filepath.Rel(pristine, f)
+				if err := copyFile(f, filepath.Join(dir, rel)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return dir
+	}
+	if err := ApplyPatches(copyGotch(t), Patches); err != nil {
+		t.Fatalf("gotch %s: %v", gotchVersion, err)
+	}
+	for i, p := range Patches {
+		t.Run(p.Name, func(t *testing.T) {
+			dir := copyGotch(t)
+			// Edit gotch's text as a new release might: the first file p
+			// changes loses the first line p would change.
+			var target string
+			for _, glob := range p.Files {
+				files, _ := filepath.Glob(filepath.Join(dir, glob))
+				for _, f := range files {
+					b, _ := os.ReadFile(f)
+					if _, k := p.Apply(string(b)); k > 0 && target == "" {
+						target = f
+					}
+				}
+			}
+			if target == "" {
+				t.Fatalf("patch %s changes nothing in gotch", p.Name)
+			}
+			b, _ := os.ReadFile(target)
+			edited := breakFirst(string(b), p)
+			if err := os.WriteFile(target, []byte(edited), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			before := readAll(t, dir)
+			err := ApplyPatches(dir, Patches[i:i+1])
+			if err == nil {
+				t.Fatalf("patch %s applied to an edited gotch without error", p.Name)
+			}
+			if msg := err.Error(); !strings.HasPrefix(msg, "patch "+p.Name+": ") || strings.Contains(msg, "\n") {
+				t.Errorf("error is not one line naming the patch: %q", msg)
+			}
+			if after := readAll(t, dir); after != before {
+				t.Error("a failed patch wrote files")
+			}
+		})
+	}
+}
+
+// breakFirst removes one of the places p changes in src: it drops lines,
+// from the first, until p changes one place fewer.
+func breakFirst(src string, p Patch) string {
+	_, want := p.Apply(src)
+	lines := strings.Split(src, "\n")
+	for i := range lines {
+		cut := strings.Join(append(append([]string{}, lines[:i]...), lines[i+1:]...), "\n")
+		if _, k := p.Apply(cut); k == want-1 {
+			return cut
+		}
+	}
+	return src
+}
+
+// readAll is the content of every .go file under dir, concatenated.
+func readAll(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			data, _ := os.ReadFile(path)
+			b.WriteString(path)
+			b.Write(data)
+		}
+		return nil
+	})
+	return b.String()
 }

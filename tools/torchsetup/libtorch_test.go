@@ -71,11 +71,9 @@ func TestLibGo(t *testing.T) {
 		LibDir: "/opt/torch/lib", CUDA: true, CXX11ABI: false, CXXStd: "c++17"}
 	newest := pip
 	newest.Version, newest.CXXStd = "2.15.0", "c++20"
-	sysGloo, pipGloo := sys, pip
-	sysGloo.Gloo, pipGloo.Gloo = "/usr/include", "/opt/gloo/include"
-	sysDNNL, ownDNNL := sys, pip
+	sysGloo, sysDNNL := sys, sys
+	sysGloo.Gloo = "/usr/include"
 	sysDNNL.DNNL, sysDNNL.DNNLSoname, sysDNNL.DNNLLibDir = "/usr/include", "libdnnl.so.2", "/lib/x86_64-linux-gnu"
-	ownDNNL.DNNL, ownDNNL.DNNLSoname, ownDNNL.DNNLLibDir = "/opt/dnnl/include", "libdnnl.so.3", "/opt/dnnl/lib"
 	cases := []struct {
 		name          string
 		lt            Libtorch
@@ -89,12 +87,8 @@ func TestLibGo(t *testing.T) {
 				"-Wl,--no-as-needed -ltorch_cuda -lc10_cuda", "-std=c++17"},
 			nil},
 		{"c++20", newest, []string{"-std=c++20"}, []string{"-std=c++17"}},
-		{"no gloo", sys, nil, []string{"USE_C10D_GLOO"}},
-		{"system gloo", sysGloo, []string{"-DUSE_C10D_GLOO"}, []string{"-I/usr/include "}},
-		{"gloo elsewhere", pipGloo, []string{"-DUSE_C10D_GLOO -I/opt/gloo/include"}, nil},
-		{"no onednn", sys, nil, []string{"LWR_DNNL", "dnnl"}},
-		{"system onednn", sysDNNL, []string{"-DLWR_DNNL", "-lc10 -l:libdnnl.so.2"}, []string{"-I/usr/include ", "-L/lib", "rpath"}},
-		{"onednn elsewhere", ownDNNL, []string{"-DLWR_DNNL -I/opt/dnnl/include", "-L/opt/dnnl/lib -Wl,-rpath,/opt/dnnl/lib -l:libdnnl.so.3"}, nil},
+		{"gloo is the kernels'", sysGloo, nil, []string{"GLOO", "gloo"}},
+		{"onednn is the kernels'", sysDNNL, nil, []string{"LWR_DNNL", "dnnl"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -111,6 +105,57 @@ func TestLibGo(t *testing.T) {
 			}
 			if !strings.Contains(got, "package libtch\n") || !strings.Contains(got, "import \"C\"\n") {
 				t.Errorf("not a cgo file:\n%s", got)
+			}
+		})
+	}
+}
+
+// TestKernelFlags: lwr's kernels build with its own flags (optimised,
+// warnings fatal), libtorch's headers as system headers, and each optional
+// variant's define, headers and library only where setup found it compiles.
+func TestKernelFlags(t *testing.T) {
+	sys := Libtorch{Source: "system", Version: "1.13.0", Includes: []string{"/usr/include", "/usr/include/torch/csrc/api/include"},
+		LibDir: "/usr/lib/x86_64-linux-gnu", CXX11ABI: true}
+	pip := Libtorch{Source: "LIBTORCH", Version: "2.11.0", Includes: []string{"/opt/torch/include", "/opt/torch/include/torch/csrc/api/include"},
+		LibDir: "/opt/torch/lib", CUDA: true, CXXStd: "c++17"}
+	sysBoth := sys
+	sysBoth.Gloo, sysBoth.DNNL, sysBoth.DNNLSoname, sysBoth.DNNLLibDir = "/usr/include", "/usr/include", "libdnnl.so.2", "/lib/x86_64-linux-gnu"
+	pipGloo := pip
+	pipGloo.Gloo = "/opt/gloo/include"
+	ownDNNL := pip
+	ownDNNL.DNNL, ownDNNL.DNNLSoname, ownDNNL.DNNLLibDir = "/opt/dnnl/include", "libdnnl.so.3", "/opt/dnnl/lib"
+	all := KernelVariants{Gloo: true, DNNL: true}
+	cases := []struct {
+		name          string
+		lt            Libtorch
+		v             KernelVariants
+		want, notWant []string
+	}{
+		{"system", sys, KernelVariants{},
+			[]string{"package csrc\n", "-isystem /usr/include/torch/csrc/api/include", "-O3 -Wall -Wextra -Werror", "-std=c++17",
+				"-ltorch -ltorch_cpu -lc10", "// inputs abc\n"},
+			[]string{"-I/usr/include", "-isystem /usr/include ", "LWR_GLOO", "LWR_DNNL", "rpath", "torch_cuda"}},
+		{"pip", pip, KernelVariants{},
+			[]string{"-isystem /opt/torch/include ", "-D_GLIBCXX_USE_CXX11_ABI=0", "-L/opt/torch/lib -Wl,-rpath,/opt/torch/lib"}, nil},
+		{"system variants", sysBoth, all,
+			[]string{"-DLWR_GLOO -DUSE_C10D_GLOO", "-DLWR_DNNL", "-lc10 -l:libdnnl.so.2"}, []string{"-L/lib", "-isystem /usr/include "}},
+		{"found, did not compile", sysBoth, KernelVariants{}, nil, []string{"GLOO", "DNNL", "dnnl"}},
+		{"gloo elsewhere", pipGloo, KernelVariants{Gloo: true}, []string{"-DUSE_C10D_GLOO -isystem /opt/gloo/include"}, nil},
+		{"onednn elsewhere", ownDNNL, KernelVariants{DNNL: true},
+			[]string{"-DLWR_DNNL -isystem /opt/dnnl/include", "-L/opt/dnnl/lib -Wl,-rpath,/opt/dnnl/lib -l:libdnnl.so.3"}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := KernelFlags(c.lt, c.v, "abc")
+			for _, w := range c.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("cgo_flags.go lacks %q:\n%s", w, got)
+				}
+			}
+			for _, w := range c.notWant {
+				if strings.Contains(got, w) {
+					t.Errorf("cgo_flags.go has %q:\n%s", w, got)
+				}
 			}
 		})
 	}

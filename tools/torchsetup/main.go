@@ -9,7 +9,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -26,18 +25,15 @@ import (
 )
 
 const (
-	gotchModule  = "github.com/sugarme/gotch"
-	gotchVersion = "v0.9.1"
-	// adapterVersion changes whenever what setup writes changes, so that
-	// an old adapted copy is rebuilt.
-	adapterVersion = "24"
-	generatedFile  = "torch_api_generated.cpp.h"
-	stampFile      = ".lwr-setup.json"
+	gotchModule   = "github.com/sugarme/gotch"
+	gotchVersion  = "v0.9.1"
+	generatedFile = "torch_api_generated.cpp.h"
+	stampFile     = ".lwr-setup.json"
 )
 
 // Stamp records what an adapted copy was made for.
 type Stamp struct {
-	Adapter  string   `json:"adapter"`
+	Setup    string   `json:"setup"` // sourcesHash: setup's own Go files
 	Gotch    string   `json:"gotch"`
 	Identity string   `json:"libtorch_identity"`
 	Libtorch Libtorch `json:"libtorch"`
@@ -45,50 +41,70 @@ type Stamp struct {
 	Total    int      `json:"total_wrappers"`
 }
 
-// adapterID is adapterVersion and a hash of the sources setup writes into
-// libtch, so that editing one of them rebuilds the adapted copy without a
-// version bump (changes to setup's patching code still need one).
-func adapterID() string {
-	h := sha256.New()
-	for _, text := range []string{extraGo, extraHeader, extraCpp, distGo, distHeader, distCpp, distStub,
-		fusedGo, fusedHeader, fusedCpp, bnGo, bnHeader, bnCpp, convGo, convHeader, convCpp} {
-		fmt.Fprintf(h, "%d\n%s", len(text), text)
-	}
-	return fmt.Sprintf("%s+%x", adapterVersion, h.Sum(nil)[:6])
-}
-
 func main() {
 	out := flag.String("out", "third_party/gotch", "folder to write the adapted gotch into")
 	python := flag.String("python", "python3", "python interpreter whose torch package may serve as libtorch (empty: skip)")
 	install := flag.Bool("install", true, "install Debian's libtorch-dev with apt-get when no libtorch is found (as root)")
+	kernels := flag.String("kernels", "internal/csrc", "folder of lwr's C++ kernels, where setup writes their cgo flags ("+flagsFile+")")
 	force := flag.Bool("force", false, "adapt again even if the copy is up to date")
 	flag.Parse()
 	log := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "setup: "+format+"\n", args...) }
-	if err := run(*out, *python, *install, *force, log); err != nil {
+	if err := run(*out, *kernels, *python, *install, *force, log); err != nil {
 		fmt.Fprintf(os.Stderr, "setup: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(out, python string, install, force bool, log func(string, ...any)) error {
+// run finds libtorch, adapts gotch to it in out (unless that copy is
+// current) and writes the kernels' cgo flags in kernels.
+func run(out, kernels, python string, install, force bool, log func(string, ...any)) error {
 	lt, err := Find(FindOptions{Env: os.Getenv("LIBTORCH"), Python: python, Install: install, Log: log})
 	if err != nil {
 		return err
 	}
 	log("using %s", lt.Describe())
-	if lt.DNNLSoname != "" && lt.DNNL == "" && install && os.Geteuid() == 0 {
-		// Debian's libtorch links the system oneDNN, whose headers come
-		// apart; without them setup still succeeds, evaluation is slower.
+	if install && os.Geteuid() == 0 {
+		lt = installOptional(lt, log)
+	}
+	if err := adaptGotch(out, lt, force, log); err != nil {
+		return err
+	}
+	return WriteKernelFlags(kernels, lt, force, log)
+}
+
+// installOptional installs, with apt-get, the headers of the Gloo and
+// oneDNN that Debian's libtorch links, when they are missing: c10d's Gloo
+// backend (data-parallel training) and the oneDNN kernels (fused
+// evaluation, blocked convolutions). Setup goes on without them.
+func installOptional(lt Libtorch, log func(string, ...any)) Libtorch {
+	if lt.Source != "system" {
+		return lt
+	}
+	if lt.Gloo == "" {
+		log("installing libgloo-dev (Gloo's headers, for data-parallel training) with apt-get")
+		if err := aptInstall("libgloo-dev"); err != nil {
+			log("could not install libgloo-dev: %v", err)
+		}
+		lt.Gloo = glooInclude(lt)
+	}
+	if lt.DNNLSoname != "" && lt.DNNL == "" {
 		log("installing libdnnl-dev (oneDNN's headers, for fused evaluation) with apt-get")
 		if err := aptInstall("libdnnl-dev"); err != nil {
 			log("could not install libdnnl-dev: %v", err)
 		}
 		lt.DNNLSoname, lt.DNNLLibDir, lt.DNNL = dnnlOf(lt)
 	}
-	want := Stamp{Adapter: adapterID(), Gotch: gotchVersion, Identity: lt.Identity(), Libtorch: lt}
+	return lt
+}
+
+// adaptGotch copies pristine gotch into out, writes its lib.go for lt,
+// applies Patches and stubs the wrappers lt's headers cannot compile,
+// unless out is already that (same setup, gotch and libtorch).
+func adaptGotch(out string, lt Libtorch, force bool, log func(string, ...any)) error {
+	want := Stamp{Setup: sourcesHash(), Gotch: gotchVersion, Identity: lt.Identity(), Libtorch: lt}
 	if !force {
 		if got, err := readStamp(filepath.Join(out, stampFile)); err == nil &&
-			got.Adapter == want.Adapter && got.Gotch == want.Gotch && got.Identity == want.Identity {
+			got.Setup == want.Setup && got.Gotch == want.Gotch && got.Identity == want.Identity {
 			log("%s is up to date (%d of %d wrappers adapted)", out, len(got.Adapted), got.Total)
 			return nil
 		}
@@ -106,101 +122,17 @@ func run(out, python string, install, force bool, log func(string, ...any)) erro
 		return fmt.Errorf("copy %s: %w", pristine, err)
 	}
 	libtch := filepath.Join(tmp, "libtch")
-	for name, text := range map[string]string{"lwr_extra.go": extraGo, "lwr_extra.h": extraHeader, "lwr_extra.cpp": extraCpp,
-		"lwr_dist.go": distGo, "lwr_dist.h": distHeader, "lwr_fused.go": fusedGo, "lwr_fused.h": fusedHeader, "lwr_fused.cpp": fusedCpp,
-		"lwr_bn.go": bnGo, "lwr_bn.h": bnHeader, "lwr_bn.cpp": bnCpp,
-		"lwr_conv.go": convGo, "lwr_conv.h": convHeader, "lwr_conv.cpp": convCpp} {
-		if err := os.WriteFile(filepath.Join(libtch, name), []byte(text), 0o644); err != nil {
-			return err
-		}
-	}
-	// The c10d shim: against Gloo's headers when they are here and fit
-	// this libtorch, else the stub that says what to install.
-	dist := distStub
-	if lt.Gloo == "" {
-		log("distributed training: no Gloo headers (gloo/config.h); install libgloo-dev for it")
-	} else if msg, err := checkDist(libtch, lt); err != nil {
-		return err
-	} else if msg != "" {
-		log("distributed training: the c10d shim does not compile against libtorch %s with the Gloo headers in %s; left out:\n%s", lt.Version, lt.Gloo, msg)
-		lt.Gloo = ""
-	} else {
-		dist = distCpp
-		log("distributed training: c10d (Gloo) with the headers in %s", lt.Gloo)
-	}
-	if err := os.WriteFile(filepath.Join(libtch, "lwr_dist.cpp"), []byte(dist), 0o644); err != nil {
-		return err
-	}
-	// Fused evaluation: against the headers of the oneDNN libtorch links,
-	// when they are here and compile (lib.go then defines LWR_DNNL); else
-	// lwr_fused.cpp's stub says how to get it.
-	switch {
-	case lt.DNNLSoname == "":
-		log("fused evaluation: libtorch links no shared oneDNN; evaluation runs libtorch's own convolutions")
-	case lt.DNNL == "":
-		log("fused evaluation: no oneDNN headers (oneapi/dnnl/dnnl.hpp) for libtorch's %s; install libdnnl-dev for faster CPU evaluation", lt.DNNLSoname)
-	default:
-		if msg, err := checkFused(libtch, lt); err != nil {
-			return err
-		} else if msg != "" {
-			log("fused evaluation: does not compile against the oneDNN headers in %s; left out:\n%s", lt.DNNL, msg)
-			lt.DNNL = ""
-		} else {
-			log("fused evaluation: oneDNN %s with the headers in %s", lt.DNNLSoname, lt.DNNL)
-		}
-	}
 	if err := os.WriteFile(filepath.Join(libtch, "lib.go"), []byte(LibGo(lt)), 0o644); err != nil {
 		return err
 	}
-	bindings := filepath.Join(tmp, "ts", "tensor-generated.go")
-	b, err := os.ReadFile(bindings)
-	if err != nil {
+	if err := ApplyPatches(tmp, Patches); err != nil {
 		return err
 	}
-	patched, allocs, swaps, err := PatchBindings(string(b))
-	if err != nil {
-		return fmt.Errorf("%s: %w", bindings, err)
+	var done []string
+	for _, p := range Patches {
+		done = append(done, fmt.Sprintf("%s %d", p.Name, p.Want))
 	}
-	if err := os.WriteFile(bindings, []byte(patched), 0o644); err != nil {
-		return err
-	}
-	log("patched gotch's Go bindings: %d output allocations freed, %d in-place ops release their old handle", allocs, swaps)
-	goFiles, err := filepath.Glob(filepath.Join(libtch, "*.go"))
-	if err != nil {
-		return err
-	}
-	casts := 0
-	for _, f := range goFiles {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		fixed, n := PatchCInts(string(b))
-		if n > 0 {
-			casts += n
-			if err := os.WriteFile(f, []byte(fixed), 0o644); err != nil {
-				return err
-			}
-		}
-	}
-	log("patched %d C int results that gotch read as 8 bytes", casts)
-	saver := filepath.Join(libtch, "tensor.go")
-	if b, err = os.ReadFile(saver); err != nil {
-		return err
-	}
-	fixed, err := PatchSaveMulti(string(b))
-	if err != nil {
-		return fmt.Errorf("%s: %w", saver, err)
-	}
-	if err := os.WriteFile(saver, []byte(fixed), 0o644); err != nil {
-		return err
-	}
-	log("patched gotch's checkpoint save: its arrays of C pointers start zeroed")
-	fatals, err := patchFatalCalls(tmp)
-	if err != nil {
-		return err
-	}
-	log("patched gotch's Go in %d places: log.Fatal calls into panics that lwr returns as errors, TorchErr's message, the per-tensor ballast", fatals)
+	log("patched gotch (places changed): %s", strings.Join(done, ", "))
 	adapted, total, err := adapt(libtch, lt, log)
 	if err != nil {
 		return err
@@ -219,48 +151,6 @@ func run(out, python string, install, force bool, log func(string, ...any)) erro
 	log("adapted %d of %d generated wrappers for libtorch %s in %s; wrote %s",
 		len(adapted), total, lt.Version, time.Since(start).Round(time.Second), out)
 	return nil
-}
-
-// patchFatalCalls turns gotch's log.Fatal calls into panics (PatchFatal) in
-// the packages lwr uses, and shortens ts.TorchErr's errors (PatchTorchErr).
-func patchFatalCalls(root string) (int, error) {
-	n := 0
-	for _, dir := range []string{"", "ts", "nn"} {
-		files, err := filepath.Glob(filepath.Join(root, dir, "*.go"))
-		if err != nil {
-			return 0, err
-		}
-		for _, f := range files {
-			if strings.HasSuffix(f, "_test.go") {
-				continue
-			}
-			b, err := os.ReadFile(f)
-			if err != nil {
-				return 0, err
-			}
-			src, k := PatchFatal(string(b))
-			if filepath.Base(f) == "error.go" && dir == "ts" {
-				if src, err = PatchTorchErr(src); err != nil {
-					return 0, fmt.Errorf("%s: %w", f, err)
-				}
-				k++
-			}
-			if filepath.Base(f) == "tensor.go" && dir == "ts" {
-				if src, err = PatchBallast(src); err != nil {
-					return 0, fmt.Errorf("%s: %w", f, err)
-				}
-				k++
-			}
-			if k == 0 {
-				continue
-			}
-			n += k
-			if err := os.WriteFile(f, []byte(src), 0o644); err != nil {
-				return 0, err
-			}
-		}
-	}
-	return n, nil
 }
 
 // adapt compiles the wrappers against lt's headers (syntax only) and stubs
@@ -385,41 +275,10 @@ func syntaxCheck(libtch string, lt Libtorch, src string) (string, bool, error) {
 	return strings.Join(outs, "\n"), ok, nil
 }
 
-// checkDist compiles the c10d shim (syntax only) in libtch against lt
-// with its Gloo headers; it returns the first compiler error, "" when it
-// compiles.
-func checkDist(libtch string, lt Libtorch) (string, error) {
-	return firstSyntaxError(libtch, lt, "lwr_dist_check.cpp", distCpp, glooFlags(lt))
-}
-
-// firstSyntaxError writes text to name in libtch, compiles it (syntax
-// only) with lt's flags and extra, removes it, and returns the first
-// compiler error, "" when it compiles.
-func firstSyntaxError(libtch string, lt Libtorch, name, text string, extra []string) (string, error) {
-	src := filepath.Join(libtch, name)
-	if err := os.WriteFile(src, []byte(text), 0o644); err != nil {
-		return "", err
-	}
-	defer os.Remove(src)
-	args := append(compileFlags(lt, libtch), extra...)
-	cmd := exec.Command("g++", append(args, "-fsyntax-only", "-w", src)...)
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return "", nil
-	case errors.As(err, &ee):
-		return FirstError(buf.String()), nil
-	}
-	return "", fmt.Errorf("run g++: %v", err)
-}
-
-// compileFlags are the g++ flags of the syntax check: the same defines and
-// include folders as lib.go gives cgo.
-func compileFlags(lt Libtorch, libtch string) []string {
-	flags := []string{lt.std(), "-I" + libtch, abiDefine(lt)}
+// compileFlags are the g++ flags of the syntax checks of gotch's C++ (in
+// folder dir) and lwr's: the same defines and include folders as cgo gets.
+func compileFlags(lt Libtorch, dir string) []string {
+	flags := []string{lt.std(), "-I" + dir, abiDefine(lt)}
 	for _, inc := range lt.Includes {
 		if !isSystemDir(inc) {
 			flags = append(flags, "-I"+inc)

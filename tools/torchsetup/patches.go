@@ -2,9 +2,84 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 )
+
+// A Patch is one named change setup makes to the text of gotch v0.9.1's Go
+// files. Each knows how many places it changes in that version: any other
+// count means gotch's text moved, and setup stops with one line naming the
+// patch rather than build a half-patched copy.
+type Patch struct {
+	Name  string   // what setup's messages call it
+	Files []string // globs relative to gotch's root; _test.go files are left out
+	Want  int      // places changed over all the files, in gotch v0.9.1
+	// Apply returns src changed and the number of places it changed.
+	Apply func(src string) (string, int)
+}
+
+// Patches are setup's changes to gotch, in the order they run. Their
+// reasons are given beside each function below.
+var Patches = []Patch{
+	{"free-outputs", []string{"ts/tensor-generated.go"}, 2221, func(s string) (string, int) {
+		return replaceAll(s, mallocSlots, fixedSlots)
+	}},
+	{"in-place-handles", []string{"ts/tensor-generated.go"}, 260, func(s string) (string, int) {
+		return replaceAll(s, inPlaceSwap, fixedSwap)
+	}},
+	{"c-ints", []string{"libtch/*.go"}, 3, PatchCInts},
+	{"save-arrays", []string{"libtch/tensor.go"}, len(saveMultiMallocs), PatchSaveMulti},
+	{"fatal-to-panic", []string{"*.go", "ts/*.go", "nn/*.go"}, 2642, PatchFatal},
+	{"torch-err", []string{"ts/error.go"}, 1, PatchTorchErr},
+	{"ballast", []string{"ts/tensor.go"}, 1, PatchBallast},
+}
+
+// replaceAll replaces every from in s by to and counts them.
+func replaceAll(s, from, to string) (string, int) {
+	return strings.ReplaceAll(s, from, to), strings.Count(s, from)
+}
+
+// ApplyPatches runs patches over the gotch copy in root. It fails, with
+// one line naming the patch and its files, when a patch changes another
+// number of places than it wants; files are written only when it does not.
+func ApplyPatches(root string, patches []Patch) error {
+	for _, p := range patches {
+		changed := map[string]string{}
+		n := 0
+		for _, glob := range p.Files {
+			files, err := filepath.Glob(filepath.Join(root, glob))
+			if err != nil {
+				return err
+			}
+			for _, f := range files {
+				if strings.HasSuffix(f, "_test.go") {
+					continue
+				}
+				b, err := os.ReadFile(f)
+				if err != nil {
+					return err
+				}
+				src, k := p.Apply(string(b))
+				if k > 0 {
+					changed[f] = src
+					n += k
+				}
+			}
+		}
+		if n != p.Want {
+			return fmt.Errorf("patch %s: changed %d places in %s, want %d: gotch's text is not v0.9.1's",
+				p.Name, n, strings.Join(p.Files, " "), p.Want)
+		}
+		for f, src := range changed {
+			if err := os.WriteFile(f, []byte(src), 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
 
 // Two faults of gotch v0.9.1's generated Go bindings (ts/tensor-generated.go)
 // that matter for a trainer running millions of ops:
@@ -22,20 +97,6 @@ const (
 	inPlaceSwap = "ts.ctensor = *ptr"
 	fixedSwap   = "lib.AtFree(ts.ctensor)\n  ts.ctensor = *ptr"
 )
-
-// PatchBindings fixes both faults in the text of tensor-generated.go and
-// reports how many allocations and in-place ops it changed. It is an error
-// if the file does not have the shape these patches expect.
-func PatchBindings(src string) (string, int, int, error) {
-	allocs := strings.Count(src, mallocSlots)
-	swaps := strings.Count(src, inPlaceSwap)
-	if allocs == 0 {
-		return "", 0, 0, fmt.Errorf("no %q in the generated bindings: not gotch v0.9.1's layout", mallocSlots)
-	}
-	src = strings.ReplaceAll(src, mallocSlots, fixedSlots)
-	src = strings.ReplaceAll(src, inPlaceSwap, fixedSwap)
-	return src, allocs, swaps, nil
-}
 
 // cIntAsGoInt matches gotch's conversion of a C int result to a Go int by
 // reinterpreting its address, which reads 8 bytes of a 4-byte value: the
@@ -92,14 +153,14 @@ const (
 )
 
 // PatchTorchErr makes ts.TorchErr's errors the libtorch message alone,
-// prefixed "libtorch: ". It is an error if src (ts/error.go) does not
-// have the expected shape.
-func PatchTorchErr(src string) (string, error) {
-	if !strings.Contains(src, torchErrWithStack) {
-		return "", fmt.Errorf("no %q: not gotch v0.9.1's TorchErr", torchErrWithStack)
+// prefixed "libtorch: ", in src (ts/error.go), and counts the places.
+func PatchTorchErr(src string) (string, int) {
+	n := strings.Count(src, torchErrWithStack)
+	if n == 0 {
+		return src, 0
 	}
-	src = strings.Replace(src, torchErrWithStack, torchErrShort, 1)
-	return src + "\nvar _ = debug.Stack // keeps the import the patched code no longer needs\n", nil
+	src = strings.ReplaceAll(src, torchErrWithStack, torchErrShort)
+	return src + "\nvar _ = debug.Stack // keeps the import the patched code no longer needs\n", n
 }
 
 // gotch gives every tensor handle a 100 KB Go allocation ("ballast"), so
@@ -115,13 +176,10 @@ const (
 	ballastSmall    = "lots [4 << 10]byte // 4 KB (lwr's setup; gotch's is 100 KB): makes the collector see each handle"
 )
 
-// PatchBallast shrinks gotch's per-tensor ballast in src (ts/tensor.go).
-// It is an error if src does not have gotch v0.9.1's.
-func PatchBallast(src string) (string, error) {
-	if !strings.Contains(src, ballastOriginal) {
-		return "", fmt.Errorf("no %q: not gotch v0.9.1's Tensor", ballastOriginal)
-	}
-	return strings.Replace(src, ballastOriginal, ballastSmall, 1), nil
+// PatchBallast shrinks gotch's per-tensor ballast in src (ts/tensor.go)
+// and counts the places.
+func PatchBallast(src string) (string, int) {
+	return replaceAll(src, ballastOriginal, ballastSmall)
 }
 
 // gotch's AtSaveMulti and AtSaveMultiNew (libtch/tensor.go) fill a C.malloc'd
@@ -141,14 +199,14 @@ var saveMultiMallocs = []struct{ from, to string }{
 }
 
 // PatchSaveMulti makes both arrays zeroed (and the second one's slots
-// pointer-sized: gotch sizes them at 4 bytes) in src (libtch/tensor.go).
-// It is an error if src does not have gotch v0.9.1's code.
-func PatchSaveMulti(src string) (string, error) {
+// pointer-sized: gotch sizes them at 4 bytes) in src (libtch/tensor.go),
+// and counts the places.
+func PatchSaveMulti(src string) (string, int) {
+	n := 0
 	for _, m := range saveMultiMallocs {
-		if strings.Count(src, m.from) != 1 {
-			return "", fmt.Errorf("no single %q: not gotch v0.9.1's libtch", m.from)
-		}
-		src = strings.Replace(src, m.from, m.to, 1)
+		var k int
+		src, k = replaceAll(src, m.from, m.to)
+		n += k
 	}
-	return src, nil
+	return src, n
 }

@@ -1,0 +1,22 @@
+#ifndef LWR_CONV_BLOCKED_H
+#define LWR_CONV_BLOCKED_H
+#include "tensor.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
+// The channel block b of the activations oneDNN's training convolutions
+// prefer on this CPU (8 with AVX2, 16 with AVX-512), 0 when they prefer
+// an unblocked layout or lwr was built without oneDNN's headers.
+int64_t lwr_conv_block(void);
+// y = conv(x, w), no bias, as an autograd node: x float32 on the CPU,
+// either blocked [N, C/b, H, W, b] (contiguous) or an image batch
+// [N, C, H, W] in any layout (a network's first convolution); w
+// [O, C, kh, kw] float32, any layout, O a multiple of b; stride and pad
+// the same along both sides. y is blocked [N, O/b, H', W', b]. The
+// gradient of w has w's strides. *out gets y; returns NULL or an error
+// message the caller frees.
+char *lwr_conv_blocked(tensor x, tensor w, int64_t b, int64_t stride, int64_t pad, tensor *out);
+#ifdef __cplusplus
+}
+#endif
+#endif
