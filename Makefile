@@ -15,14 +15,18 @@ ISAS = SSE41 AVX2 AVX512_CORE
 # lwr's C and C++: the kernels, the JPEG decoder and the augmentation loops.
 C_SOURCES = $(wildcard internal/csrc/*.h internal/csrc/*.cpp pkg/jpeg/*.[ch] pkg/transform/*.[ch])
 
-.PHONY: setup test test-isa format demo bench bench-decode clean
+# The packages that build without cgo or libtorch (docs/architecture.md):
+# tested first, in seconds, before setup.
+PURE_PKGS = ./pkg/atomicfile ./pkg/mt19937 ./pkg/data ./pkg/pth ./pkg/safetensors ./pkg/metrics ./pkg/report
+
+.PHONY: setup test test-pure test-isa format demo bench bench-decode clean
 
 # Built, then run (not go run), so that a failure is the tool's one line.
 setup:
 	@$(GO) build -C tools/torchsetup -o $(CURDIR)/bin/torchsetup .
 	@bin/torchsetup --out $(CURDIR)/third_party/gotch --kernels $(CURDIR)/internal/csrc
 
-test: setup
+test: test-pure setup
 	@f=$$($$($(GO) env GOROOT)/bin/gofmt -l cmd pkg internal bench tools scripts 2>/dev/null); [ -z "$$f" ] || { echo "gofmt -w these: $$f"; exit 1; }
 	@command -v clang-format >/dev/null || { echo "make test: clang-format is missing (apt-get install clang-format)"; exit 1; }
 	clang-format --dry-run --Werror $(C_SOURCES)
@@ -31,6 +35,10 @@ test: setup
 	$(GO) run $(ACTIONLINT) .github/workflows/ci.yml
 	$(GO) test ./...
 	$(MAKE) --no-print-directory test-isa
+
+# The pure tier: no cgo, no libtorch, no setup.
+test-pure:
+	CGO_ENABLED=0 $(GO) test $(PURE_PKGS)
 
 format:
 	clang-format -i $(C_SOURCES)

@@ -5,29 +5,18 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"encoding/json"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/sugarme/gotch"
 )
 
 // numpyVectors is testdata/numpy_shuffle.json, made by
 // testdata/gen_numpy_vectors.py with NumPy 1.24.2 (Debian's python3-numpy).
+// Its generator vectors are pkg/mt19937's; the long-tailed subsets are these.
 type numpyVectors struct {
-	Uint32 []struct {
-		Seed   uint32   `json:"seed"`
-		Values []uint64 `json:"values"`
-	} `json:"uint32"`
-	Shuffles []struct {
-		Seed uint32  `json:"seed"`
-		N    int     `json:"n"`
-		Perm []int64 `json:"perm"`
-	} `json:"shuffles"`
 	Subsets []struct {
 		Classes   int     `json:"classes"`
 		NMax      int     `json:"n_max"`
@@ -50,28 +39,6 @@ func loadNumpy(t *testing.T) numpyVectors {
 		t.Fatal(err)
 	}
 	return v
-}
-
-func TestMT19937MatchesNumPy(t *testing.T) {
-	v := loadNumpy(t)
-	for _, c := range v.Uint32 {
-		m := NewMT19937(c.Seed)
-		for i, want := range c.Values {
-			if got := m.Uint32(); uint64(got) != want {
-				t.Fatalf("seed %d draw %d: got %d, want %d", c.Seed, i, got, want)
-			}
-		}
-	}
-	for _, c := range v.Shuffles {
-		x := make([]int64, c.N)
-		for i := range x {
-			x[i] = int64(i)
-		}
-		NewMT19937(c.Seed).Shuffle(x)
-		if !slices.Equal(x, c.Perm) {
-			t.Errorf("seed %d n %d: shuffle differs from NumPy's", c.Seed, c.N)
-		}
-	}
 }
 
 func TestLongTailSubsetMatchesReference(t *testing.T) {
@@ -289,60 +256,6 @@ func TestFashionMNISTLT(t *testing.T) {
 	got := sub.Counts()
 	if sub.Len() != 1485 || got[0] != 600 || got[9] != 6 {
 		t.Errorf("%d images, counts %v", sub.Len(), got)
-	}
-}
-
-func TestLoaderAugment(t *testing.T) {
-	// One 1×4×4 image with distinct pixels.
-	d := &Dataset{Name: "t", Classes: 2, Channels: 1, Height: 4, Width: 4, Mean: []float64{0}, Std: []float64{1},
-		Labels: []int64{1}}
-	for i := 0; i < 16; i++ {
-		d.Images = append(d.Images, uint8(10*(i+1)))
-	}
-	l, err := NewLoader(d, gotch.CPU)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain, y := l.Batch([]int64{0}, nil)
-	base := plain.Float64Values(true)
-	if y.Int64Values(true)[0] != 1 || math.Abs(base[5]-60.0/255) > 1e-6 {
-		t.Fatalf("plain batch: %v", base)
-	}
-	// The 3×3 offsets × 2 flips = 18 views of the image zero-padded by 1,
-	// written out with plain loops.
-	want := map[string]bool{}
-	for dy := 0; dy < 3; dy++ {
-		for dx := 0; dx < 3; dx++ {
-			for _, flip := range []bool{false, true} {
-				view := make([]float64, 16)
-				for k := 0; k < 4; k++ {
-					for j := 0; j < 4; j++ {
-						sy, sx := dy+k-1, dx+j-1
-						if flip {
-							sx = dx + (3 - j) - 1
-						}
-						if sy >= 0 && sy < 4 && sx >= 0 && sx < 4 {
-							view[k*4+j] = base[sy*4+sx]
-						}
-					}
-				}
-				want[string(mustJSON(view))] = true
-			}
-		}
-	}
-	r := rand.New(rand.NewPCG(1, 2))
-	seen := map[string]bool{}
-	for i := 0; i < 200; i++ {
-		x, y := l.Batch([]int64{0}, &Augment{Pad: 1, Flip: true, Rand: r})
-		y.MustDrop()
-		v := string(mustJSON(x.Float64Values(true)))
-		if !want[v] {
-			t.Fatalf("augmented view %s is not a padded crop of the image, flipped or not", v)
-		}
-		seen[v] = true
-	}
-	if len(seen) != 18 {
-		t.Errorf("%d distinct augmented views, want all 18", len(seen))
 	}
 }
 

@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/lwr-go/lwr/pkg/atomicfile"
+	"github.com/lwr-go/lwr/pkg/mt19937"
 )
 
 // LongTailCounts are the per-class image counts of an exponential
@@ -52,7 +54,7 @@ func LongTailSubset(labels []int64, counts []int, seed uint32) ([]int64, error) 
 		}
 		byClass[y] = append(byClass[y], int64(i))
 	}
-	rng := NewMT19937(seed)
+	rng := mt19937.New(seed)
 	var out []int64
 	for c, idx := range byClass {
 		if len(idx) < counts[c] {
@@ -83,7 +85,7 @@ func WriteIndexList(path string, indices, labels []int64) error {
 	for k, i := range indices {
 		fmt.Fprintf(&b, "%d %d\n", i, labels[k])
 	}
-	return WriteFileAtomic(path, []byte(b.String()))
+	return atomicfile.WriteFile(path, []byte(b.String()))
 }
 
 // ReadList reads a list file: lines "item label" (blank lines and lines
@@ -118,49 +120,4 @@ func ReadList(path string, classes int) ([]ListEntry, error) {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return out, nil
-}
-
-// WriteFileAtomic writes data to a temporary file beside path, syncs it and
-// renames it over path, then syncs the folder: path is never half-written,
-// and once WriteFileAtomic returns the new contents survive a crash.
-func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	// The rename is durable once the folder is synced.
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("write %s: sync %s: %w", path, dir, err)
-	}
-	return nil
 }

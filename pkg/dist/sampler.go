@@ -1,6 +1,6 @@
 package dist
 
-import "github.com/lwr-go/lwr/pkg/data"
+import "github.com/lwr-go/lwr/pkg/mt19937"
 
 // Shard returns rank's share of an epoch's indices as DistributedSampler
 // (drop_last=False) takes it: order extended cyclically from its start to
@@ -35,7 +35,7 @@ func Split(n, rank, world int) []int64 {
 // with seed + epoch: MT19937 seeded with the seed, then for i in 0..n-2 a
 // swap of r[i] and r[i + next32() % (n - i)].
 func TorchRandperm(n int, seed uint64) []int64 {
-	m := data.NewMT19937(uint32(seed)) // torch keeps the seed's low 32 bits
+	m := mt19937.New(uint32(seed)) // torch keeps the seed's low 32 bits
 	r := make([]int64, n)
 	for i := range r {
 		r[i] = int64(i)

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/lwr-go/lwr/pkg/data"
+	"github.com/lwr-go/lwr/pkg/atomicfile"
 	"github.com/lwr-go/lwr/pkg/lwr"
 	"github.com/lwr-go/lwr/pkg/report"
 	"github.com/lwr-go/lwr/pkg/train"
@@ -232,10 +232,10 @@ func WriteReport(dir, title string, rows []RowResult) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := data.WriteFileAtomic(filepath.Join(dir, "table.md"), []byte(md.String())); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "table.md"), []byte(md.String())); err != nil {
 		return err
 	}
-	if err := data.WriteFileAtomic(filepath.Join(dir, "table.csv"), []byte(csv.String())); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "table.csv"), []byte(csv.String())); err != nil {
 		return err
 	}
 	labels := make([]string, len(rows))

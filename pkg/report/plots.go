@@ -17,7 +17,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
-	"github.com/lwr-go/lwr/pkg/data"
+	"github.com/lwr-go/lwr/pkg/atomicfile"
 )
 
 // Curve is one epoch's values for the training curves; Top1 is NaN on
@@ -165,7 +165,7 @@ func saveBeside(main, side *plot.Plot, path string, w, sideW, h vg.Length) error
 	if _, err := (vgimg.PngCanvas{Canvas: c}).WriteTo(&buf); err != nil {
 		return err
 	}
-	return data.WriteFileAtomic(path, buf.Bytes())
+	return atomicfile.WriteFile(path, buf.Bytes())
 }
 
 // Curves plots the balanced loss, R and (on evaluation epochs) top-1 by epoch.
@@ -240,7 +240,7 @@ func save(p *plot.Plot, path string, w, h vg.Length) error {
 	if _, err := wt.WriteTo(&buf); err != nil {
 		return err
 	}
-	return data.WriteFileAtomic(path, buf.Bytes())
+	return atomicfile.WriteFile(path, buf.Bytes())
 }
 
 // unitGrid is a C×C matrix of values in [0, 1] as plotter.GridXYZ; row 0

@@ -16,7 +16,7 @@ import (
 	"os"
 	"sort"
 
-	"github.com/lwr-go/lwr/pkg/data"
+	"github.com/lwr-go/lwr/pkg/atomicfile"
 )
 
 // Tensor is one named array: F32 values in F32, F64 in F64, I64 in I64 (one
@@ -107,7 +107,7 @@ func Write(path string, tensors map[string]Tensor, metadata map[string]string) e
 	}
 	out := binary.LittleEndian.AppendUint64(nil, uint64(len(h)))
 	out = append(append(out, h...), body...)
-	return data.WriteFileAtomic(path, out)
+	return atomicfile.WriteFile(path, out)
 }
 
 // maxHeader bounds the header a file may claim (the format's own limit is

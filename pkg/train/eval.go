@@ -10,6 +10,7 @@ import (
 
 	"github.com/sugarme/gotch/nn"
 
+	"github.com/lwr-go/lwr/pkg/atomicfile"
 	"github.com/lwr-go/lwr/pkg/data"
 	"github.com/lwr-go/lwr/pkg/libtorch"
 	"github.com/lwr-go/lwr/pkg/metrics"
@@ -116,7 +117,7 @@ func EvaluateCheckpoint(ctx context.Context, ckpt, device string, threads int, s
 			}
 			fmt.Fprintf(&b, "%d,%d,%d,%s,%s\n", p.Index, p.Label, p.Pred, strings.Join(top, " "), strconv.FormatFloat(p.Confidence, 'g', 6, 64))
 		}
-		if err := data.WriteFileAtomic(filepath.Join(out, "predictions.csv"), []byte(b.String())); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(out, "predictions.csv"), []byte(b.String())); err != nil {
 			return err
 		}
 		if e.Confusion != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/lwr-go/lwr/pkg/imagenet"
 	"github.com/lwr-go/lwr/pkg/jpeg"
 	"github.com/lwr-go/lwr/pkg/libtorch"
+	"github.com/lwr-go/lwr/pkg/loader"
 	"github.com/lwr-go/lwr/pkg/resnet"
 	"github.com/lwr-go/lwr/pkg/transform"
 )
@@ -39,7 +40,7 @@ type source interface {
 // synthetic), augmented with random crop and flip in batches.
 type memorySource struct {
 	d   *data.Dataset
-	l   *data.Loader
+	l   *loader.Loader
 	pad int
 }
 
@@ -49,9 +50,9 @@ func (s *memorySource) Classes() int    { return s.d.Classes }
 func (s *memorySource) Channels() int   { return s.d.Channels }
 
 func (s *memorySource) Batches(_ context.Context, order []int64, batch int, train bool, rng *rand.Rand, _ uint64, _, skip int) (func() (*ts.Tensor, *ts.Tensor, error), func()) {
-	var aug *data.Augment
+	var aug *loader.Augment
 	if train {
-		aug = &data.Augment{Pad: s.pad, Flip: true, Rand: rng}
+		aug = &loader.Augment{Pad: s.pad, Flip: true, Rand: rng}
 	}
 	b := 0
 	next := func() (*ts.Tensor, *ts.Tensor, error) {
@@ -219,11 +220,11 @@ func sources(c Config, dev gotch.Device) (train, test source, subset []int64, er
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	trainLoader, err := data.NewLoader(trainSet, dev)
+	trainLoader, err := loader.New(trainSet, dev)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	testLoader, err := data.NewLoader(testSet, dev)
+	testLoader, err := loader.New(testSet, dev)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lwr-go/lwr/pkg/atomicfile"
 	"github.com/lwr-go/lwr/pkg/data"
 	"github.com/lwr-go/lwr/pkg/dist"
 	"github.com/lwr-go/lwr/pkg/libtorch"
@@ -384,7 +385,7 @@ func (r *runner) startOrRestore() error {
 		if err := writeJSON(filepath.Join(c.Out, ConfigFile), c); err != nil {
 			return err
 		}
-		return data.WriteFileAtomic(r.logPath, nil)
+		return atomicfile.WriteFile(r.logPath, nil)
 	}
 	path, saved, named, err := readLatestCheckpoint(c.Out, warnf)
 	if err != nil {
@@ -841,7 +842,7 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return data.WriteFileAtomic(path, append(b, '\n'))
+	return atomicfile.WriteFile(path, append(b, '\n'))
 }
 
 // appendJSONL appends one JSON line to path and syncs it.
@@ -879,5 +880,5 @@ func truncateLog(path string, last int) error {
 		}
 		kept = append(kept, line...)
 	}
-	return data.WriteFileAtomic(path, kept)
+	return atomicfile.WriteFile(path, kept)
 }

@@ -1,13 +1,15 @@
-package data
+// Package loader makes training and evaluation batches of a data set
+// (pkg/data) as tensors on the training device.
+package loader
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lwr-go/lwr/pkg/data"
 	"github.com/lwr-go/lwr/pkg/libtorch"
 )
 
@@ -16,7 +18,7 @@ import (
 // (random crop with zero padding, horizontal flip, per sample), and
 // normalised per channel. The data moves to the device once.
 type Loader struct {
-	Data   *Dataset
+	Data   *data.Dataset
 	dev    gotch.Device
 	images *ts.Tensor // uint8 [N,C,H,W]
 	labels *ts.Tensor // int64 [N]
@@ -24,8 +26,8 @@ type Loader struct {
 	std    *ts.Tensor // float32 [1,C,1,1]
 }
 
-// NewLoader copies d to dev.
-func NewLoader(d *Dataset, dev gotch.Device) (*Loader, error) {
+// New copies d to dev.
+func New(d *data.Dataset, dev gotch.Device) (*Loader, error) {
 	if d.Len() == 0 {
 		return nil, fmt.Errorf("%s: no images", d.Name)
 	}
@@ -114,60 +116,4 @@ func (l *Loader) flip(s *libtorch.Scope, img *ts.Tensor, r *rand.Rand) *ts.Tenso
 	m := s.Keep(ts.MustOfSlice(mask).MustView([]int64{b, 1, 1, 1}, true).MustTo(l.dev, true))
 	flipped := s.Keep(img.MustFlip([]int64{3}, false))
 	return flipped.MustWhereSelf(m, img, false)
-}
-
-// Sampler orders the training images of an epoch.
-type Sampler string
-
-const (
-	InstanceBalanced Sampler = "instance" // each image once, shuffled (the default)
-	ClassBalanced    Sampler = "class"    // a class uniformly, then an image of it
-	SquareRoot       Sampler = "sqrt"     // a class with probability ∝ √n_c, then an image of it
-)
-
-// Order returns the N indices of an epoch, drawn from r.
-func (s Sampler) Order(labels []int64, classes int, r *rand.Rand) ([]int64, error) {
-	n := len(labels)
-	switch s {
-	case InstanceBalanced, "":
-		out := make([]int64, n)
-		for i, j := range r.Perm(n) {
-			out[i] = int64(j)
-		}
-		return out, nil
-	case ClassBalanced, SquareRoot:
-		byClass := make([][]int64, classes)
-		for i, y := range labels {
-			byClass[y] = append(byClass[y], int64(i))
-		}
-		weights := make([]float64, classes)
-		var total float64
-		for c, idx := range byClass {
-			if len(idx) == 0 {
-				continue
-			}
-			weights[c] = 1
-			if s == SquareRoot {
-				weights[c] = math.Sqrt(float64(len(idx)))
-			}
-			total += weights[c]
-		}
-		out := make([]int64, n)
-		for i := range out {
-			u := r.Float64() * total
-			c := 0
-			for ; c < classes-1; c++ {
-				if u < weights[c] {
-					break
-				}
-				u -= weights[c]
-			}
-			for len(byClass[c]) == 0 { // u landed on an empty class through rounding
-				c = (c + 1) % classes
-			}
-			out[i] = byClass[c][r.IntN(len(byClass[c]))]
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("sampler %q: want instance, class or sqrt", s)
 }

@@ -1,4 +1,5 @@
-package data
+// Package mt19937 is NumPy's legacy Mersenne Twister, bit for bit.
+package mt19937
 
 // MT19937 is the Mersenne Twister as NumPy's legacy RandomState uses it:
 // seeded from one 32-bit integer (np.random.seed(s), RandomState(s)), with
@@ -9,8 +10,8 @@ type MT19937 struct {
 	pos int
 }
 
-// NewMT19937 seeds the generator as NumPy's mt19937_seed does.
-func NewMT19937(seed uint32) *MT19937 {
+// New seeds the generator as NumPy's mt19937_seed does.
+func New(seed uint32) *MT19937 {
 	m := &MT19937{}
 	s := seed
 	for i := range m.key {
