@@ -94,7 +94,7 @@ func (g *Group) fail(what, msg string) error {
 var ErrCollective = errors.New("collective failed")
 
 // backwardMarker starts the message of a collective that failed inside
-// autograd's backward pass (SyncBatchNorm's; lwr_dist.cpp throws it).
+// autograd's backward pass (SyncBatchNorm's; internal/csrc/dist.cpp throws it).
 const backwardMarker = "lwr_dist collective failed: "
 
 // IsCollective reports whether err is a failed collective: one of Group's
