@@ -15,7 +15,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lwr-go/lwr/internal/steps"
 	"github.com/lwr-go/lwr/pkg/metrics"
 	"github.com/lwr-go/lwr/pkg/train"
 )
@@ -176,7 +175,7 @@ func TestInterruptResumeExact(t *testing.T) {
 	cut.Out = t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if _, err := train.Run(ctx, cut, &steps.CancelAfter{N: 4, Cancel: cancel}); !errors.Is(err, train.ErrInterrupted) { // epoch 2, step 1 of 3
+	if _, err := train.Run(ctx, cut, nil, train.StopAfter(4, cancel)); !errors.Is(err, train.ErrInterrupted) { // epoch 2, step 1 of 3
 		t.Fatalf("interrupted run: err = %v, want ErrInterrupted", err)
 	}
 	cut.Resume = true

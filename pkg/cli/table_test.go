@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lwr-go/lwr/internal/steps"
 	"github.com/lwr-go/lwr/pkg/experiment"
 	"github.com/lwr-go/lwr/pkg/train"
 )
@@ -77,7 +76,7 @@ func TestTableSeeds(t *testing.T) {
 	// Interrupt BS + LWR seed 1 after three steps, as Ctrl-C would.
 	cut := plan.Configs[3]
 	ctx, cancel := context.WithCancel(context.Background())
-	if _, err := train.Run(ctx, cut, &steps.CancelAfter{N: 3, Cancel: cancel}); err == nil {
+	if _, err := train.Run(ctx, cut, nil, train.StopAfter(3, cancel)); err == nil {
 		t.Fatal("the cut run finished")
 	}
 	seed0 := filepath.Join(plan.Configs[0].Out, train.SummaryFile)

@@ -143,15 +143,14 @@ func TestCheckpointWriteFails(t *testing.T) {
 		t.Skip("trains a small run")
 	}
 	c := tinyConfig(filepath.Join(t.TempDir(), "run"))
-	faultBeforeStep = func(epoch, batch int) {
+	fault := ObserverFuncs{Before: func(epoch, batch int) {
 		if epoch == 1 && batch == 0 {
 			if err := os.MkdirAll(filepath.Join(c.Out, PrevCheckpoint, "x"), 0o755); err != nil {
 				t.Error(err)
 			}
 		}
-	}
-	_, err := Run(context.Background(), c, nil)
-	faultBeforeStep = nil
+	}}
+	_, err := Run(context.Background(), c, nil, fault)
 	if err == nil || !strings.Contains(err.Error(), "write checkpoint "+filepath.Join(c.Out, CheckpointFile)) {
 		t.Fatalf("err = %v, want the failed write naming %s", err, CheckpointFile)
 	}

@@ -65,13 +65,13 @@ func doubles(vars []*ts.Tensor) []float64 {
 // values of the variables then into path, as JSON.
 func valuesAfterSteps(ctx context.Context, cancel func(), c Config, values func(*nn.VarStore) []float64, path string) error {
 	var final []float64
-	afterStep = func(epoch, batch int, vs *nn.VarStore) {
-		if batch+1 == distSteps {
-			final = values(vs)
+	after := ObserverFuncs{After: func(s Step) {
+		if s.Batch+1 == distSteps {
+			final = values(s.Vars)
 			cancel()
 		}
-	}
-	if _, err := Run(ctx, c, nil); err != ErrInterrupted {
+	}}
+	if _, err := Run(ctx, c, nil, after); err != ErrInterrupted {
 		return fmt.Errorf("run: %v, want it interrupted after %d steps", err, distSteps)
 	}
 	if c.Dist.Rank != 0 {
@@ -101,17 +101,17 @@ func distWorker(mode, out string) error {
 	var lines []string
 	switch mode {
 	case "steps": // float32, augmented, BN in training mode: the parameters after each step
-		afterStep = func(epoch, batch int, vs *nn.VarStore) {
+		after := ObserverFuncs{After: func(s Step) {
 			h := sha256.New()
-			for _, v := range paramValues(vs) {
+			for _, v := range paramValues(s.Vars) {
 				binary.Write(h, binary.LittleEndian, math.Float64bits(v))
 			}
-			lines = append(lines, fmt.Sprintf("step %d %x", batch+1, h.Sum(nil)))
-			if batch+1 == distSteps {
+			lines = append(lines, fmt.Sprintf("step %d %x", s.Batch+1, h.Sum(nil)))
+			if s.Batch+1 == distSteps {
 				cancel()
 			}
-		}
-		if _, err := Run(ctx, c, nil); err != ErrInterrupted {
+		}}
+		if _, err := Run(ctx, c, nil, after); err != ErrInterrupted {
 			return fmt.Errorf("run: %v, want it interrupted after %d steps", err, distSteps)
 		}
 		return os.WriteFile(filepath.Join(out, fmt.Sprintf("rank%d.txt", env.Rank)), []byte(strings.Join(lines, "\n")), 0o644)

@@ -313,15 +313,14 @@ func TestLibtorchErrorMidRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := tinyConfig(filepath.Join(dir, "faulty"))
-	faultBeforeStep = func(epoch, batch int) {
+	fault := ObserverFuncs{Before: func(epoch, batch int) {
 		if epoch == 1 && batch == 2 {
 			x := ts.MustOnes([]int64{4}, gotch.Float, gotch.CPU)
 			defer x.MustDrop()
 			x.MustView([]int64{3, 5}, false)
 		}
-	}
-	_, err = Run(context.Background(), c, nil)
-	faultBeforeStep = nil
+	}}
+	_, err = Run(context.Background(), c, nil, fault)
 	var le *libtorch.Error
 	if !errors.As(err, &le) || strings.Contains(err.Error(), "\n") ||
 		!strings.Contains(err.Error(), "epoch 2 step 3: libtorch: View: shape '[3, 5]' is invalid") ||

@@ -71,20 +71,21 @@ var ErrInterrupted = errors.New("interrupted; checkpoint written, continue with 
 
 // Run trains c, writing config.json, log.jsonl, checkpoint.pt and
 // summary.json to c.Out, and returns the final metrics. progress (may be
-// nil) receives a live progress line. Cancelling ctx stops at the next step
+// nil) receives a live progress line; obs follow every training step
+// (Observer). Cancelling ctx stops at the next step
 // boundary (of training or of evaluation), checkpoints and returns
 // ErrInterrupted. A libtorch error in a step or an evaluation checkpoints
 // the last completed step and returns the error; a divergence (NaN or
 // infinite losses, weights or test outputs) returns an ErrDiverged error
 // and leaves the last good checkpoint as it was.
-func Run(ctx context.Context, c Config, progress io.Writer) (Summary, error) {
+func Run(ctx context.Context, c Config, progress io.Writer, obs ...Observer) (Summary, error) {
 	var sum Summary
 	if err := c.Validate(); err != nil {
 		return sum, err
 	}
 	err := libtorch.OnThread(func() error {
 		var err error
-		sum, err = run(ctx, c, progress)
+		sum, err = run(ctx, c, progress, obs)
 		return err
 	})
 	return sum, err
@@ -97,14 +98,6 @@ func lastGood(ckptPath string) string {
 	}
 	return "nothing was checkpointed yet"
 }
-
-// faultBeforeStep, when set (by the fault-injection tests only), runs
-// before each training step with the epoch and the batch (from 0).
-var faultBeforeStep func(epoch, batch int)
-
-// afterStep, when set (by the data-parallel tests only), runs after each
-// completed training step with the run's variables.
-var afterStep func(epoch, batch int, vs *nn.VarStore)
 
 // bnTrain is the batch-norm mode of training steps: true but in a test
 // that compares data-parallel and single-process steps exactly (batch
@@ -129,6 +122,7 @@ func useThreads(n int) {
 type runner struct {
 	c                 Config
 	progress          io.Writer
+	obs               observers // every training step's observers, the progress line last
 	dir               *runDir
 	train, test       source
 	subset            []int64 // indices of the training subset in the full set; nil for none
@@ -151,12 +145,12 @@ type runner struct {
 
 // run is the whole of Run on the training thread: open, start or
 // restore, the epochs, the summary.
-func run(ctx context.Context, c Config, progress io.Writer) (sum Summary, err error) {
+func run(ctx context.Context, c Config, progress io.Writer, obs []Observer) (sum Summary, err error) {
 	g := c.Dist
 	if g == nil {
 		g = dist.Single()
 	}
-	r, err := openRunner(c, g, progress)
+	r, err := openRunner(c, g, progress, obs)
 	if err := agree(g, err); err != nil {
 		if r != nil {
 			r.dir.close()
@@ -224,11 +218,14 @@ func run(ctx context.Context, c Config, progress io.Writer) (sum Summary, err er
 // openRunner sets up the device and its threads, the data, the run folder
 // (after the data: a data error leaves nothing behind) and the network,
 // regularizer, loss and optimiser, seeded.
-func openRunner(c Config, g *dist.Group, progress io.Writer) (*runner, error) {
-	r := &runner{c: c, g: g, progress: progress, start: time.Now(),
+func openRunner(c Config, g *dist.Group, progress io.Writer, obs []Observer) (*runner, error) {
+	r := &runner{c: c, g: g, progress: progress, start: time.Now(), obs: obs,
 		ckptPath: filepath.Join(c.Out, CheckpointFile), logPath: filepath.Join(c.Out, LogFile)}
 	if !r.lead() {
 		r.progress = nil
+	}
+	if r.progress != nil {
+		r.obs = append(r.obs[:len(r.obs):len(r.obs)], progressLine{r.progress})
 	}
 	dev, err := libtorch.ParseDevice(c.Device)
 	if err != nil {
@@ -524,9 +521,7 @@ func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
 		err = libtorch.Catch(func() {
 			defer x.MustDrop()
 			defer y.MustDrop()
-			if faultBeforeStep != nil {
-				faultBeforeStep(epoch, b)
-			}
+			r.obs.beforeStep(epoch, b)
 			var sync func() error
 			if r.g.Distributed() {
 				t0 := time.Now()
@@ -562,6 +557,15 @@ func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
 			}
 			return EpochLog{}, r.stopped(fmt.Errorf("epoch %d step %d: %w", epoch+1, b+1, err))
 		}
+		// The observers see the step before the ranks agree on stopping, so
+		// that one cancelling the run (StopAfter) stops it after this step.
+		if len(r.obs) > 0 {
+			seen := st.Seen + hi - lo
+			rate := float64(seen-seenAtStart) * float64(r.g.World) / time.Since(epochStart).Seconds()
+			left := float64((c.Epochs-epoch)*nTrain-seen) / rate
+			r.obs.afterStep(Step{Epoch: epoch, Epochs: c.Epochs, Batch: b, Batches: batches,
+				Loss: (st.LossSum + lv*float64(hi-lo)) / float64(seen), ImagesSec: rate, Left: time.Duration(left) * time.Second, Vars: r.vs})
+		}
 		t1 := time.Now()
 		// Every rank stops after the same step: when any was interrupted
 		// or saw a non-finite loss.
@@ -581,16 +585,6 @@ func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
 		st.RegSum += rv * float64(hi-lo)
 		st.Seen += hi - lo
 		st.Step = b + 1
-		if afterStep != nil {
-			afterStep(epoch, b, r.vs)
-		}
-		if r.progress != nil {
-			elapsed := time.Since(epochStart).Seconds()
-			rate := float64(st.Seen-seenAtStart) * float64(r.g.World) / elapsed
-			left := float64((c.Epochs-epoch)*nTrain-st.Seen) / rate
-			fmt.Fprintf(r.progress, "\repoch %d/%d  step %d/%d  loss %.4f  %.0f img/s  ETA %s   ",
-				epoch+1, c.Epochs, b+1, batches, st.LossSum/float64(st.Seen), rate, (time.Duration(left) * time.Second).Round(time.Second))
-		}
 		if interrupted {
 			return EpochLog{}, r.stopped(ErrInterrupted)
 		}

@@ -1,19 +1,21 @@
 package train
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/sugarme/gotch"
 
-	"github.com/lwr-go/lwr/internal/steps"
 	"github.com/lwr-go/lwr/pkg/dist"
 	"github.com/lwr-go/lwr/pkg/libtorch"
 )
@@ -166,7 +168,7 @@ func TestInterruptResumeExact(t *testing.T) {
 	}
 	cut := tinyConfig(filepath.Join(dir, "cut"))
 	ctx, cancel := context.WithCancel(context.Background())
-	_, err = Run(ctx, cut, &steps.CancelAfter{N: 6, Cancel: cancel}) // epoch 2, step 2 of 4
+	_, err = Run(ctx, cut, nil, StopAfter(6, cancel)) // epoch 2, step 2 of 4
 	if !errors.Is(err, ErrInterrupted) {
 		t.Fatalf("interrupted run: err = %v, want ErrInterrupted", err)
 	}
@@ -184,5 +186,48 @@ func TestInterruptResumeExact(t *testing.T) {
 	other.LR = 0.05
 	if _, err := Run(context.Background(), other, nil); err == nil || !strings.Contains(err.Error(), "lr: 0.1 → 0.05") {
 		t.Errorf("resume with another lr: err = %v, want the differing setting named", err)
+	}
+}
+
+// TestObservers: observers see every step in order, before and after,
+// with the run's position; StopAfter stops the run after its step; the
+// progress writer gets the live line after the observers.
+func TestObservers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a small run")
+	}
+	c := tinyConfig(filepath.Join(t.TempDir(), "run"))
+	ctx, cancel := context.WithCancel(context.Background())
+	var events []string
+	var steps []Step
+	record := ObserverFuncs{
+		Before: func(epoch, batch int) { events = append(events, fmt.Sprintf("before %d.%d", epoch, batch)) },
+		After: func(s Step) {
+			events = append(events, fmt.Sprintf("after %d.%d", s.Epoch, s.Batch))
+			if s.Vars == nil || len(s.Vars.Variables()) == 0 {
+				t.Error("a step without the network's variables")
+			}
+			s.Vars = nil
+			steps = append(steps, s)
+		},
+	}
+	var progress bytes.Buffer
+	_, err := Run(ctx, c, &progress, record, StopAfter(6, cancel))
+	if !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("err = %v, want ErrInterrupted after 6 steps", err)
+	}
+	want := []string{"before 0.0", "after 0.0", "before 0.1", "after 0.1", "before 0.2", "after 0.2", "before 0.3", "after 0.3",
+		"before 1.0", "after 1.0", "before 1.1", "after 1.1"}
+	if !slices.Equal(events, want) {
+		t.Errorf("events %v, want %v", events, want)
+	}
+	for i, s := range steps {
+		if s.Epochs != c.Epochs || s.Batches != 4 || !(s.Loss > 0) || !(s.ImagesSec > 0) || s.Left <= 0 {
+			t.Errorf("step %d: %+v", i, s)
+		}
+	}
+	lines := strings.Count(progress.String(), "\repoch ")
+	if lines != 6 || !strings.Contains(progress.String(), "\repoch 2/3  step 2/4  loss ") {
+		t.Errorf("progress line written %d times, want 6 ending at epoch 2 step 2:\n%q", lines, progress.String())
 	}
 }
