@@ -213,10 +213,10 @@ func TestDataParallelRanksIdentical(t *testing.T) {
 		}
 		ranks[r] = strings.Split(string(b), "\n")
 	}
-	// Cancelled after step 5, the ranks stop together at the end of the
-	// next step.
-	if len(ranks[0]) != distSteps+1 || len(ranks[1]) != distSteps+1 {
-		t.Fatalf("steps recorded: %d and %d, want %d", len(ranks[0]), len(ranks[1]), distSteps+1)
+	// Cancelled in step 5 (StopAfter's semantics), the ranks stop
+	// together at the end of that step.
+	if len(ranks[0]) != distSteps || len(ranks[1]) != distSteps {
+		t.Fatalf("steps recorded: %d and %d, want %d", len(ranks[0]), len(ranks[1]), distSteps)
 	}
 	for k := range ranks[0] {
 		if ranks[0][k] != ranks[1][k] {

@@ -523,23 +523,8 @@ func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
 			defer y.MustDrop()
 			r.obs.beforeStep(epoch, b)
 			var sync func() error
-			if r.g.Distributed() {
-				t0 := time.Now()
-				if err = r.g.Broadcast(r.buffers, 0); err != nil {
-					return
-				}
-				comm += time.Since(t0)
-				sync = func() error {
-					grads := gradients(r.opt.Params)
-					defer func() {
-						for _, g := range grads {
-							g.MustDrop()
-						}
-					}()
-					t0 := time.Now()
-					defer func() { comm += time.Since(t0) }()
-					return r.g.AllReduceMean(grads)
-				}
+			if sync, err = r.dataParallel(&comm); err != nil {
+				return
 			}
 			var lb, rt *ts.Tensor
 			if lb, rt, err = trainStepSync(r.net, r.loss, r.reg, r.opt, x, y, lambda, sync); err != nil {
@@ -566,20 +551,9 @@ func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
 			r.obs.afterStep(Step{Epoch: epoch, Epochs: c.Epochs, Batch: b, Batches: batches,
 				Loss: (st.LossSum + lv*float64(hi-lo)) / float64(seen), ImagesSec: rate, Left: time.Duration(left) * time.Second, Vars: r.vs})
 		}
-		t1 := time.Now()
-		// Every rank stops after the same step: when any was interrupted
-		// or saw a non-finite loss.
-		flags, ferr := anyRank(r.g, ctx.Err() != nil, math.IsNaN(lv) || math.IsInf(lv, 0) || math.IsNaN(rv) || math.IsInf(rv, 0))
-		interrupted, diverged := flags[0], flags[1]
-		if ferr != nil {
-			return EpochLog{}, fmt.Errorf("epoch %d step %d: %w; %s", epoch+1, b+1, ferr, lastGood(r.ckptPath))
-		}
-		if r.g.Distributed() {
-			comm += time.Since(t1)
-		}
-		if diverged {
-			return EpochLog{}, fmt.Errorf("epoch %d step %d: loss is %v (R %v): %w; %s (lower --lr?)",
-				epoch+1, b+1, lv, rv, ErrDiverged, lastGood(r.ckptPath))
+		interrupted, aerr := r.agreeAfterStep(ctx, epoch, b, lv, rv, &comm)
+		if aerr != nil {
+			return EpochLog{}, aerr
 		}
 		st.LossSum += lv * float64(hi-lo)
 		st.RegSum += rv * float64(hi-lo)
@@ -599,6 +573,52 @@ func (r *runner) trainEpoch(ctx context.Context, epoch int) (EpochLog, error) {
 		Seconds: time.Since(epochStart).Seconds(), DataWait: wait.Seconds(), CommSeconds: comm.Seconds()}
 	line.ImagesSec = sums[3] / line.Seconds
 	return line, nil
+}
+
+// dataParallel prepares a data-parallel step: rank 0's batch-norm buffers
+// broadcast to every rank, and the function that averages the gradients
+// over the ranks between backward and the SGD step. Both add their time to
+// comm. On its own, a run gets a nil function.
+func (r *runner) dataParallel(comm *time.Duration) (sync func() error, err error) {
+	if !r.g.Distributed() {
+		return nil, nil
+	}
+	t0 := time.Now()
+	if err := r.g.Broadcast(r.buffers, 0); err != nil {
+		return nil, err
+	}
+	*comm += time.Since(t0)
+	return func() error {
+		grads := gradients(r.opt.Params)
+		defer func() {
+			for _, g := range grads {
+				g.MustDrop()
+			}
+		}()
+		t0 := time.Now()
+		defer func() { *comm += time.Since(t0) }()
+		return r.g.AllReduceMean(grads)
+	}, nil
+}
+
+// agreeAfterStep has every rank stop after the same step: when any was
+// interrupted (ctx) or saw a non-finite loss (lv, rv). A divergence is an
+// ErrDiverged error naming the step; interrupted says to stop with a
+// checkpoint. Its collective's time adds to comm.
+func (r *runner) agreeAfterStep(ctx context.Context, epoch, b int, lv, rv float64, comm *time.Duration) (interrupted bool, err error) {
+	t0 := time.Now()
+	flags, err := anyRank(r.g, ctx.Err() != nil, math.IsNaN(lv) || math.IsInf(lv, 0) || math.IsNaN(rv) || math.IsInf(rv, 0))
+	if err != nil {
+		return false, fmt.Errorf("epoch %d step %d: %w; %s", epoch+1, b+1, err, lastGood(r.ckptPath))
+	}
+	if r.g.Distributed() {
+		*comm += time.Since(t0)
+	}
+	if flags[1] {
+		return false, fmt.Errorf("epoch %d step %d: loss is %v (R %v): %w; %s (lower --lr?)",
+			epoch+1, b+1, lv, rv, ErrDiverged, lastGood(r.ckptPath))
+	}
+	return flags[0], nil
 }
 
 // evaluateEpoch scores the network on the test set after epoch and adds
