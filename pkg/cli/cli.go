@@ -4,16 +4,13 @@
 package cli
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -272,181 +269,6 @@ type TablePlan struct {
 	Dir    string // DIR of DIR/<row>/seed<k>; table.md and table.csv go here
 	Rows   []experiment.Row
 	Report bool // --report: write the report from the finished runs, train nothing
-}
-
-// Configs resolves args over the command's defaults and presets into the
-// runs to train: the preset's settings, the flags over them, the schedule
-// fitted to --epochs, one run per --seeds seed, and each run's folder
-// (runs/NAME, or OUT/NAME with --preset and --out, exactly --out without a
-// preset; a table's runs in runs/<table>/<row>/seed<k>, or OUT/<table>/…). Every run is validated and
-// its folder checked (train.CheckOut); two runs never share a folder. After
-// --list-presets it returns no runs.
-func (cmd Command) Configs(args []string) (*Plan, error) {
-	// First pass: the preset decides the defaults the flags override.
-	pre := pflag.NewFlagSet(cmd.Name, pflag.ContinueOnError)
-	pre.ParseErrorsWhitelist.UnknownFlags = true
-	pre.Usage = func() {}
-	pre.SetOutput(discard{})
-	presetName := pre.String("preset", "", "")
-	list := pre.Bool("list-presets", false, "")
-	pre.BoolP("help", "h", false, "")
-	pre.Parse(args)
-	if *list {
-		for _, p := range cmd.Presets {
-			fmt.Printf("%-28s %s\n", p.Name, p.About)
-		}
-		return &Plan{}, nil
-	}
-	preset := experiment.Preset{Runs: []experiment.PresetRun{{Label: "run", Apply: func(*train.Config) {}}}}
-	if *presetName != "" {
-		p, err := experiment.FindPreset(cmd.Presets, *presetName)
-		if err != nil {
-			return nil, err
-		}
-		preset = p
-	}
-	plan := &Plan{}
-	if preset.Table {
-		plan.Table = &TablePlan{Name: preset.Name}
-	}
-	seen := map[string]string{}
-	for _, r := range preset.Runs {
-		c := cmd.Defaults()
-		r.Apply(&c)
-		recipeEpochs := c.Epochs
-		fs := pflag.NewFlagSet(cmd.Name, pflag.ContinueOnError)
-		fs.SortFlags = false
-		fs.String("preset", "", "run a named experiment (see --list-presets); flags beside it override it")
-		fs.Bool("list-presets", false, "list the presets and exit")
-		var seeds []int
-		fs.Var(newIntsValue(&seeds), "seeds", "run once per seed (comma-separated), each in its own folder; a table's rows × seeds go to DIR/<row>/seed<k> and are reported as mean ± std")
-		report := fs.Bool("report", false, "with a table preset: write table.md and table.csv from the runs already finished, train nothing")
-		parallel := fs.Int("parallel", 1, "train this many runs of a preset at once, the CPU threads split between them (--threads 0) and no progress line; on one GPU they share the card")
-		eval := fs.String("eval", "", "evaluate the checkpoint of a run folder (or a checkpoint file) on its test set and train nothing: the metrics, eval.json with per-class precision and recall, predictions.csv and confusion.png in RUN/eval (ImageNet-LT: with --test-split val, on the val list, in RUN/eval-val)")
-		nproc := fs.Int("nproc-per-node", 0, "train data-parallel with this many worker processes on this machine (the global --batch-size split between them; with GPUs, one per GPU), as torchrun --nproc-per-node does; under torchrun itself, leave it out")
-		backend := fs.String("backend", "auto", "a data-parallel run's collectives: gloo, nccl (CUDA) or auto")
-		distTimeout := fs.Duration("dist-timeout", 3*time.Minute, "a data-parallel run stops when a worker has not answered a collective (or the start) for this long")
-		export := fs.String("export", "", "write the network of the run in --out (its checkpoint) to this .safetensors file, in PyTorch's names (torchvision's for ResNet-50, LDAM-DRW's for ResNet-32), and train nothing")
-		cmd.Bind(fs, &c)
-		fs.Usage = func() {
-			fmt.Fprint(os.Stderr, cmd.Usage)
-			fs.PrintDefaults()
-		}
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() > 0 {
-			return nil, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
-		}
-		plan.Export, plan.Eval, plan.Parallel = *export, *eval, *parallel
-		plan.NProc, plan.Backend, plan.DistTimeout = *nproc, *backend, *distTimeout
-		if *nproc < 0 || *nproc > 256 {
-			return nil, fmt.Errorf("--nproc-per-node %d: want 1..256", *nproc)
-		}
-		if *distTimeout < time.Second {
-			return nil, fmt.Errorf("--dist-timeout %v: want at least 1s", *distTimeout)
-		}
-		if *nproc > 0 && (*parallel > 1 || *export != "" || *eval != "" || *report) {
-			return nil, errors.New("--nproc-per-node: trains one run after another; not with --parallel, --export, --eval or --report")
-		}
-		if fs.Changed("test-split") {
-			plan.EvalSplit = c.TestSplit
-		}
-		if *parallel < 1 || *parallel > 64 {
-			return nil, fmt.Errorf("--parallel %d: want 1..64", *parallel)
-		}
-		if *export != "" && (len(preset.Runs) > 1 || plan.Table != nil || fs.Changed("seeds")) {
-			return nil, errors.New("--export: one run at a time (give its --out)")
-		}
-		if *report && plan.Table == nil {
-			return nil, fmt.Errorf("--report: wants a table preset (%s)", tableNames(cmd.Presets))
-		}
-		if fs.Changed("seed") && fs.Changed("seeds") {
-			return nil, errors.New("--seed and --seeds: give one")
-		}
-		train.FollowEpochs(&c, recipeEpochs, fs.Changed)
-		if c.Stage2 != "" && !fs.Changed("sampler") {
-			c.Sampler = "class" // decoupled training's second stage samples classes evenly
-		}
-		runSeeds := []int64{c.Seed}
-		switch {
-		case fs.Changed("seeds"):
-			runSeeds = runSeeds[:0]
-			for _, s := range seeds {
-				runSeeds = append(runSeeds, int64(s))
-			}
-			if len(runSeeds) == 0 {
-				return nil, errors.New("--seeds: want at least one seed")
-			}
-		case plan.Table != nil && len(preset.Seeds) > 0 && !fs.Changed("seed"):
-			runSeeds = preset.Seeds
-		}
-		if plan.Table != nil {
-			plan.Table.Report = *report
-			plan.Table.Dir = cmp.Or(preset.Dir, filepath.Join("runs", preset.Name))
-			if fs.Changed("out") {
-				plan.Table.Dir = filepath.Join(c.Out, preset.Name)
-			}
-			paper := math.NaN()
-			if r.Paper != 0 {
-				paper = r.Paper
-			}
-			plan.Table.Rows = append(plan.Table.Rows, experiment.Row{Label: r.Label,
-				Dir: filepath.Join(plan.Table.Dir, experiment.RowName(c)), Seeds: runSeeds, Paper: paper})
-		}
-		if *parallel > 1 {
-			c.Quiet = true // progress lines of runs side by side would interleave
-			if c.Threads == 0 {
-				c.Threads = max(1, runtime.NumCPU() / *parallel)
-			}
-		}
-		base := c
-		for _, seed := range runSeeds {
-			c := base
-			c.Seed = seed
-			label := r.Label
-			done := false
-			switch {
-			case plan.Table != nil:
-				c.Out = experiment.SeedDir(filepath.Join(plan.Table.Dir, experiment.RowName(c)), seed)
-				label = fmt.Sprintf("%s, seed %d", r.Label, seed)
-				// A table continues: finished seeds are skipped, stopped
-				// ones resumed, the rest start.
-				done = !c.Force && exists(filepath.Join(c.Out, train.SummaryFile))
-				c.Resume = !c.Force && (exists(filepath.Join(c.Out, train.CheckpointFile)) ||
-					exists(filepath.Join(c.Out, train.PrevCheckpoint)) || exists(filepath.Join(c.Out, train.ConfigFile)))
-			case !fs.Changed("out"):
-				c.Out = filepath.Join(cmp.Or(preset.Dir, "runs"), experiment.RunName(c))
-			case *presetName != "" || len(runSeeds) > 1:
-				c.Out = filepath.Join(base.Out, experiment.RunName(c))
-			}
-			if err := c.Validate(); err != nil {
-				return nil, err
-			}
-			if c.Resume && len(preset.Runs) > 1 && plan.Table == nil && train.CheckOut(c) != nil {
-				// --resume of a preset continues it: the runs it had not
-				// reached yet start.
-				start := c
-				start.Resume = false
-				if train.CheckOut(start) == nil {
-					c = start
-				}
-			}
-			if other, ok := seen[filepath.Clean(c.Out)]; ok {
-				return nil, fmt.Errorf("runs %s and %s would share the folder %s", other, label, c.Out)
-			}
-			seen[filepath.Clean(c.Out)] = label
-			if !done && !*report && *export == "" && *eval == "" {
-				if err := train.CheckOut(c); err != nil {
-					return nil, err
-				}
-			}
-			plan.Labels = append(plan.Labels, label)
-			plan.Configs = append(plan.Configs, c)
-			plan.Done = append(plan.Done, done)
-		}
-	}
-	return plan, nil
 }
 
 func exists(path string) bool {

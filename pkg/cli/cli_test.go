@@ -145,3 +145,34 @@ func TestResumePreset(t *testing.T) {
 		t.Errorf("single run: err = %v, want nothing to resume", err)
 	}
 }
+
+// TestFlagsOnEveryRow: the flags, parsed once, are set on every row of a
+// preset over the row's own settings, whatever their type (a float that
+// does not print short, a list, a bool, a string), and a row keeps what
+// the flags leave alone.
+func TestFlagsOnEveryRow(t *testing.T) {
+	chdir(t, t.TempDir())
+	cmd := commands[0]
+	plan, err := cmd.Configs([]string{"--preset", "table4", "--seeds", "0", "--lr", "0.0123456789012345", "--milestones", "3,5",
+		"--epochs", "7", "--augment=false", "--sampler", "sqrt", "--out", "o"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := experiment.FindPreset(cmd.Presets, "table4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Configs) != len(p.Runs) {
+		t.Fatalf("%d runs, want the %d rows", len(plan.Configs), len(p.Runs))
+	}
+	thetas := map[float64]bool{}
+	for i, c := range plan.Configs {
+		if c.LR != 0.0123456789012345 || !slices.Equal(c.Milestones, []int{3, 5}) || c.Epochs != 7 || c.Augment || c.Sampler != "sqrt" {
+			t.Errorf("row %s: lr %v milestones %v epochs %d augment %v sampler %s", plan.Labels[i], c.LR, c.Milestones, c.Epochs, c.Augment, c.Sampler)
+		}
+		thetas[c.LWRConfig.Theta] = true
+	}
+	if len(thetas) < 2 {
+		t.Errorf("every row has θ %v: the rows' own settings were lost", thetas)
+	}
+}
