@@ -223,7 +223,7 @@ func (cmd Command) Run(args []string) error {
 // report writes a table's table.md and table.csv from its finished runs and
 // prints table.md.
 func report(t *TablePlan, failed map[string]string) error {
-	rows, err := experiment.Collect(t.Rows, failed)
+	rows, err := experiment.Collect(t.Rows, failed, train.ClassifierStats)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/lwr-go/lwr/pkg/config"
 	"github.com/lwr-go/lwr/pkg/experiment"
 	"github.com/lwr-go/lwr/pkg/train"
 )
@@ -66,7 +67,7 @@ func (cmd Command) Configs(args []string) (*Plan, error) {
 	}
 	// The flags, parsed once over the first row (whose values --help shows).
 	first := cmd.Defaults()
-	preset.Runs[0].Apply(&first)
+	preset.Runs[0].Apply(&first.Run)
 	var o options
 	fs := cmd.flagSet(&first, &o)
 	if err := fs.Parse(args); err != nil {
@@ -93,7 +94,7 @@ func (cmd Command) Configs(args []string) (*Plan, error) {
 	seen := map[string]string{}
 	for _, r := range preset.Runs {
 		c := cmd.Defaults()
-		r.Apply(&c)
+		r.Apply(&c.Run)
 		recipeEpochs := c.Epochs
 		row := cmd.flagSet(&c, &options{})
 		for _, g := range set {
@@ -115,7 +116,7 @@ func (cmd Command) Configs(args []string) (*Plan, error) {
 				paper = r.Paper
 			}
 			plan.Table.Rows = append(plan.Table.Rows, experiment.Row{Label: r.Label,
-				Dir: filepath.Join(plan.Table.Dir, experiment.RowName(c)), Seeds: runSeeds, Paper: paper})
+				Dir: filepath.Join(plan.Table.Dir, experiment.RowName(c.Run)), Seeds: runSeeds, Paper: paper})
 		}
 		if o.parallel > 1 {
 			c.Quiet = true // progress lines of runs side by side would interleave
@@ -152,7 +153,7 @@ func (cmd Command) findPreset(args []string) (preset experiment.Preset, list boo
 		return preset, true, nil
 	}
 	if *name == "" {
-		return experiment.Preset{Runs: []experiment.PresetRun{{Label: "run", Apply: func(*train.Config) {}}}}, false, nil
+		return experiment.Preset{Runs: []experiment.PresetRun{{Label: "run", Apply: func(*config.Run) {}}}}, false, nil
 	}
 	preset, err = experiment.FindPreset(cmd.Presets, *name)
 	return preset, false, err
@@ -210,7 +211,7 @@ func (cmd Command) addRun(plan *Plan, base train.Config, seed int64, label strin
 	done := false
 	switch {
 	case plan.Table != nil:
-		c.Out = experiment.SeedDir(filepath.Join(plan.Table.Dir, experiment.RowName(c)), seed)
+		c.Out = experiment.SeedDir(filepath.Join(plan.Table.Dir, experiment.RowName(c.Run)), seed)
 		label = fmt.Sprintf("%s, seed %d", label, seed)
 		// A table continues: finished seeds are skipped, stopped ones
 		// resumed, the rest start.
@@ -218,9 +219,9 @@ func (cmd Command) addRun(plan *Plan, base train.Config, seed int64, label strin
 		c.Resume = !c.Force && (exists(filepath.Join(c.Out, train.CheckpointFile)) ||
 			exists(filepath.Join(c.Out, train.PrevCheckpoint)) || exists(filepath.Join(c.Out, train.ConfigFile)))
 	case !outGiven:
-		c.Out = filepath.Join(cmp.Or(preset.Dir, "runs"), experiment.RunName(c))
+		c.Out = filepath.Join(cmp.Or(preset.Dir, "runs"), experiment.RunName(c.Run))
 	case preset.Name != "" || len(o.seeds) > 1:
-		c.Out = filepath.Join(base.Out, experiment.RunName(c))
+		c.Out = filepath.Join(base.Out, experiment.RunName(c.Run))
 	}
 	if err := c.Validate(); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lwr-go/lwr/pkg/config"
 	"github.com/lwr-go/lwr/pkg/experiment"
 	"github.com/lwr-go/lwr/pkg/train"
 )
@@ -19,14 +20,14 @@ import (
 // tinyTable is a table of two synthetic rows and one that fails (its data
 // set is not on disk), 3 epochs each.
 func tinyTable(missing string) Command {
-	synthetic := func(loss string, withLWR bool) func(*train.Config) {
-		return func(c *train.Config) {
+	synthetic := func(loss string, withLWR bool) func(*config.Run) {
+		return func(c *config.Run) {
 			c.Dataset, c.Device, c.Threads, c.BatchSize, c.EvalEvery = "synthetic", "cpu", 1, 16, 1
 			c.Loss.Name, c.LWR = loss, withLWR
-			train.ShortSchedule(c, 3) // batch 16, 3 epochs: seeds differ in accuracy
+			config.ShortSchedule(c, 3) // batch 16, 3 epochs: seeds differ in accuracy
 		}
 	}
-	broken := func(c *train.Config) {
+	broken := func(c *config.Run) {
 		synthetic("ce", false)(c)
 		c.Dataset, c.DataDir = "cifar10", missing
 	}
@@ -154,7 +155,7 @@ func TestTableSeeds(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "tiny", "cosines.png")); err != nil {
 		t.Error(err)
 	}
-	results, err := experiment.Collect(plan.Table.Rows, nil)
+	results, err := experiment.Collect(plan.Table.Rows, nil, train.ClassifierStats)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +215,7 @@ func TestTableSeeds(t *testing.T) {
 			}
 		}
 	}
-	fromCheckpoints, err := experiment.Collect(plan.Table.Rows, nil)
+	fromCheckpoints, err := experiment.Collect(plan.Table.Rows, nil, train.ClassifierStats)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,9 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/lwr-go/lwr/pkg/losses"
-	"github.com/lwr-go/lwr/pkg/lwr"
-	"github.com/lwr-go/lwr/pkg/train"
+	"github.com/lwr-go/lwr/pkg/config"
 )
 
 // A Preset is a named experiment: one or more runs, each a change to the
@@ -31,7 +29,7 @@ type Preset struct {
 // PresetRun is one configuration of a preset, with a short label for tables.
 type PresetRun struct {
 	Label string
-	Apply func(*train.Config)
+	Apply func(*config.Run)
 	Paper float64 // the paper's top-1 for this row; 0: not published (or not known here)
 }
 
@@ -44,12 +42,12 @@ var lossLabels = map[string]string{
 
 // cifarRecipe is the paper's CIFAR recipe (ResNet-32, 200 epochs, lr ×0.1 at
 // 140 and 170, weight decay 5e-4) on the given data set and imbalance.
-func cifarRecipe(dataset string, imb float64, loss string, withLWR bool) func(*train.Config) {
-	return func(c *train.Config) {
+func cifarRecipe(dataset string, imb float64, loss string, withLWR bool) func(*config.Run) {
+	return func(c *config.Run) {
 		c.Dataset, c.ImbalanceFactor = dataset, imb
 		c.Epochs, c.Milestones, c.WeightDecay, c.BatchSize, c.LR = 200, []int{140, 170}, 5e-4, 128, 0.1
-		c.Loss = losses.DefaultConfig(loss, 200)
-		c.LWR, c.LWRConfig, c.LWRSchedule = withLWR, lwr.DefaultConfig(), lwr.Quadratic
+		c.Loss = config.DefaultLoss(loss, 200)
+		c.LWR, c.LWRConfig, c.LWRSchedule = withLWR, config.DefaultLWR(), config.Quadratic
 	}
 }
 
@@ -59,7 +57,7 @@ func cifarRecipe(dataset string, imb float64, loss string, withLWR bool) func(*t
 // seed other than 0. Every row of every preset gets its own name, so rows
 // never share a folder; cmd puts a run in runs/NAME unless --out is given
 // (with a preset, in OUT/NAME).
-func RunName(c train.Config) string {
+func RunName(c config.Run) string {
 	parts := []string{c.Dataset}
 	switch c.Dataset {
 	case "imagenet-lt":
@@ -81,7 +79,7 @@ func RunName(c train.Config) string {
 	parts = append(parts, loss)
 	if c.LWR {
 		parts = append(parts, "lwr")
-		d := lwr.DefaultConfig()
+		d := config.DefaultLWR()
 		if !c.LWRConfig.Projection {
 			parts = append(parts, "noproj")
 		}
@@ -94,7 +92,7 @@ func RunName(c train.Config) string {
 		if c.LWRConfig.Reduction != d.Reduction {
 			parts = append(parts, string(c.LWRConfig.Reduction))
 		}
-		if c.LWRSchedule != lwr.Quadratic {
+		if c.LWRSchedule != config.Quadratic {
 			parts = append(parts, string(c.LWRSchedule))
 		}
 	}
@@ -134,10 +132,10 @@ func Presets() []Preset {
 		}
 	}
 	out = append(out, ablations()...)
-	demo := func(loss string, withLWR bool) func(*train.Config) {
-		return func(c *train.Config) {
+	demo := func(loss string, withLWR bool) func(*config.Run) {
+		return func(c *config.Run) {
 			// 20 epochs: the three runs take about 10 minutes on 2 CPU cores.
-			train.ShortSchedule(c, 20)
+			config.ShortSchedule(c, 20)
 			c.EvalEvery = c.Epochs // one evaluation, at the end: it costs two epochs
 			c.Dataset, c.ImbalanceFactor = "fashion-mnist", 100
 			setLoss(c, loss, withLWR)
@@ -161,23 +159,23 @@ func Presets() []Preset {
 // ablations are the LWR ablations on CIFAR-100-LT IF 100, Balanced
 // Softmax + LWR, one preset each (rows of table4).
 func ablations() []Preset {
-	ablation := func(name, about string, edit func(*train.Config)) Preset {
-		return Preset{Name: name, About: "CIFAR-100-LT IF 100, BS + LWR, " + about, Runs: []PresetRun{{Label: name, Apply: func(c *train.Config) {
+	ablation := func(name, about string, edit func(*config.Run)) Preset {
+		return Preset{Name: name, About: "CIFAR-100-LT IF 100, BS + LWR, " + about, Runs: []PresetRun{{Label: name, Apply: func(c *config.Run) {
 			cifarRecipe("cifar100", 100, "balanced-softmax", true)(c)
 			edit(c)
 		}}}}
 	}
 	out := []Preset{
-		ablation("table4-noproj", "without the projection MLP", func(c *train.Config) { c.LWRConfig.Projection = false }),
-		ablation("table4-constant", "constant λ = 1", func(c *train.Config) { c.LWRSchedule = lwr.Constant }),
-		ablation("table4-nomask", "no threshold (θ = -1)", func(c *train.Config) { c.LWRConfig.Theta = -1 }),
-		ablation("table4-mean", "R averaged over classes", func(c *train.Config) { c.LWRConfig.Reduction = lwr.Mean }),
+		ablation("table4-noproj", "without the projection MLP", func(c *config.Run) { c.LWRConfig.Projection = false }),
+		ablation("table4-constant", "constant λ = 1", func(c *config.Run) { c.LWRSchedule = config.Constant }),
+		ablation("table4-nomask", "no threshold (θ = -1)", func(c *config.Run) { c.LWRConfig.Theta = -1 }),
+		ablation("table4-mean", "R averaged over classes", func(c *config.Run) { c.LWRConfig.Reduction = config.Mean }),
 	}
 	for _, th := range []float64{0.2, 0.6} {
-		out = append(out, ablation(fmt.Sprintf("table4-theta%g", th), fmt.Sprintf("θ = %g", th), func(c *train.Config) { c.LWRConfig.Theta = th }))
+		out = append(out, ablation(fmt.Sprintf("table4-theta%g", th), fmt.Sprintf("θ = %g", th), func(c *config.Run) { c.LWRConfig.Theta = th }))
 	}
 	for _, tau := range []float64{0.05, 0.5} {
-		out = append(out, ablation(fmt.Sprintf("table4-tau%g", tau), fmt.Sprintf("τ = %g", tau), func(c *train.Config) { c.LWRConfig.Tau = tau }))
+		out = append(out, ablation(fmt.Sprintf("table4-tau%g", tau), fmt.Sprintf("τ = %g", tau), func(c *config.Run) { c.LWRConfig.Tau = tau }))
 	}
 	return out
 }
@@ -188,7 +186,7 @@ var paperCIFAR100 = map[string]float64{"BS": 46.3, "BS + LWR": 50.7}
 
 // lossRows are a table's rows: every balanced loss without and with LWR,
 // on the recipe of make, in a fixed order.
-func lossRows(make func(loss string, withLWR bool) func(*train.Config), paper map[string]float64) []PresetRun {
+func lossRows(make func(loss string, withLWR bool) func(*config.Run), paper map[string]float64) []PresetRun {
 	var parts []string
 	for part := range lossLabels {
 		parts = append(parts, part)
@@ -207,8 +205,8 @@ func lossRows(make func(loss string, withLWR bool) func(*train.Config), paper ma
 // cifarTables are the paper's CIFAR tables as table presets (every row ×
 // --seeds, reported as mean ± std), and the offline Fashion-MNIST-LT table.
 func cifarTables() []Preset {
-	recipe := func(dataset string, imb float64) func(string, bool) func(*train.Config) {
-		return func(loss string, withLWR bool) func(*train.Config) { return cifarRecipe(dataset, imb, loss, withLWR) }
+	recipe := func(dataset string, imb float64) func(string, bool) func(*config.Run) {
+		return func(loss string, withLWR bool) func(*config.Run) { return cifarRecipe(dataset, imb, loss, withLWR) }
 	}
 	var out []Preset
 	for _, imb := range []float64{100, 50, 10} {
@@ -233,9 +231,9 @@ func cifarTables() []Preset {
 		t4.Runs = append(t4.Runs, PresetRun{Label: strings.TrimPrefix(p.Name, "table4-"), Apply: p.Runs[0].Apply})
 	}
 	out = append(out, t4)
-	fm := func(loss string, withLWR bool, edit func(*train.Config)) func(*train.Config) {
-		return func(c *train.Config) {
-			train.ShortSchedule(c, 20)
+	fm := func(loss string, withLWR bool, edit func(*config.Run)) func(*config.Run) {
+		return func(c *config.Run) {
+			config.ShortSchedule(c, 20)
 			c.EvalEvery = c.Epochs
 			c.Dataset, c.ImbalanceFactor = "fashion-mnist", 100
 			setLoss(c, loss, withLWR)
@@ -250,8 +248,8 @@ func cifarTables() []Preset {
 			{Label: "CE", Apply: fm("ce", false, nil)},
 			{Label: "BS", Apply: fm("balanced-softmax", false, nil)},
 			{Label: "BS + LWR", Apply: fm("balanced-softmax", true, nil)},
-			{Label: "BS + LWR, no projection", Apply: fm("balanced-softmax", true, func(c *train.Config) { c.LWRConfig.Projection = false })},
-			{Label: "BS + LWR, constant λ", Apply: fm("balanced-softmax", true, func(c *train.Config) { c.LWRSchedule = lwr.Constant })},
+			{Label: "BS + LWR, no projection", Apply: fm("balanced-softmax", true, func(c *config.Run) { c.LWRConfig.Projection = false })},
+			{Label: "BS + LWR, constant λ", Apply: fm("balanced-softmax", true, func(c *config.Run) { c.LWRSchedule = config.Constant })},
 		}})
 	return out
 }
@@ -303,7 +301,7 @@ func ImageNetPresets() []Preset {
 		}
 	}
 	out = append(out, Preset{Name: "table3-resnext50-bs-lwr", About: "ImageNet-LT, ResNeXt-50 32x4d, balanced-softmax + LWR",
-		Runs: []PresetRun{{Label: "BS + LWR", Apply: func(c *train.Config) {
+		Runs: []PresetRun{{Label: "BS + LWR", Apply: func(c *config.Run) {
 			imageNetRecipe("balanced-softmax", true)(c)
 			c.Model = "resnext50"
 		}}}})
@@ -315,14 +313,14 @@ func ImageNetPresets() []Preset {
 }
 
 // imageNetRecipe is ImageNetConfig with the given loss.
-func imageNetRecipe(loss string, withLWR bool) func(*train.Config) {
-	return func(c *train.Config) { setLoss(c, loss, withLWR) }
+func imageNetRecipe(loss string, withLWR bool) func(*config.Run) {
+	return func(c *config.Run) { setLoss(c, loss, withLWR) }
 }
 
 // setLoss sets the loss (DRW at 80% of the epochs, IB from 50%, as the
 // CIFAR recipe's 160 and 100 of 200) and LWR on or off.
-func setLoss(c *train.Config, loss string, withLWR bool) {
-	c.Loss = losses.DefaultConfig(loss, c.Epochs)
+func setLoss(c *config.Run, loss string, withLWR bool) {
+	c.Loss = config.DefaultLoss(loss, c.Epochs)
 	c.Loss.DRWEpoch, c.Loss.IBEpoch = c.Epochs*4/5, c.Epochs/2
 	c.LWR = withLWR
 }

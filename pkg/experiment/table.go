@@ -12,9 +12,9 @@ import (
 	"strings"
 
 	"github.com/lwr-go/lwr/pkg/atomicfile"
-	"github.com/lwr-go/lwr/pkg/lwr"
+	"github.com/lwr-go/lwr/pkg/config"
+	"github.com/lwr-go/lwr/pkg/metrics"
 	"github.com/lwr-go/lwr/pkg/report"
-	"github.com/lwr-go/lwr/pkg/train"
 )
 
 // SeedDir is the folder of seed k of a table row: ROW/seedK.
@@ -24,7 +24,7 @@ func SeedDir(row string, seed int64) string {
 
 // RowName is RunName without the seed: a table row's folder, which holds
 // one folder per seed.
-func RowName(c train.Config) string {
+func RowName(c config.Run) string {
 	c.Seed = 0
 	return RunName(c)
 }
@@ -100,14 +100,23 @@ type Row struct {
 	Paper float64
 }
 
+// CheckpointStats reads the statistics of the classifier rows of the
+// checkpoint ckpt, with θ theta (train.ClassifierStats, which needs
+// libtorch: this package does not).
+type CheckpointStats func(ckpt string, theta float64) (metrics.ClassifierStats, error)
+
 // cosines is the distribution of a run's final classifier-row cosines and
 // their mean: from its summary, or for a run whose summary predates them,
-// from its checkpoint in dir. ok is false when neither has them.
-func cosines(s train.Summary, dir string) (hist []float64, mean float64, ok bool) {
+// from its checkpoint in dir through fromCheckpoint (nil: not read). ok is
+// false when neither has them.
+func cosines(s config.Summary, dir string, fromCheckpoint CheckpointStats) (hist []float64, mean float64, ok bool) {
 	if s.Classifier != nil && len(s.CosineHistogram) == report.CosineBins {
 		return s.CosineHistogram, s.Classifier.CosMean, true
 	}
-	ws, err := train.ClassifierStats(filepath.Join(dir, train.CheckpointFile), s.Config.LWRConfig.Theta)
+	if fromCheckpoint == nil {
+		return nil, 0, false
+	}
+	ws, err := fromCheckpoint(filepath.Join(dir, config.CheckpointFile), s.Config.LWRConfig.Theta)
 	if err != nil {
 		return nil, 0, false
 	}
@@ -116,8 +125,9 @@ func cosines(s train.Summary, dir string) (hist []float64, mean float64, ok bool
 
 // Collect reads the summary.json of every seed of every row. Failed maps a
 // seed folder to why its run failed (from this invocation); a seed with
-// neither is counted missing.
-func Collect(rows []Row, failed map[string]string) ([]RowResult, error) {
+// neither is counted missing. fromCheckpoint reads the classifier of runs
+// whose summary predates its statistics (nil: such runs have none).
+func Collect(rows []Row, failed map[string]string, fromCheckpoint CheckpointStats) ([]RowResult, error) {
 	var out []RowResult
 	for _, r := range rows {
 		res := RowResult{Label: r.Label, Dir: r.Dir, Paper: r.Paper}
@@ -130,7 +140,7 @@ func Collect(rows []Row, failed map[string]string) ([]RowResult, error) {
 				res.Failed = append(res.Failed, fmt.Sprintf("seed%d: %s", seed, why))
 				continue
 			}
-			b, err := os.ReadFile(filepath.Join(dir, train.SummaryFile))
+			b, err := os.ReadFile(filepath.Join(dir, config.SummaryFile))
 			if errors.Is(err, os.ErrNotExist) {
 				res.Missing = append(res.Missing, seed)
 				continue
@@ -138,9 +148,9 @@ func Collect(rows []Row, failed map[string]string) ([]RowResult, error) {
 			if err != nil {
 				return nil, err
 			}
-			var s train.Summary
+			var s config.Summary
 			if err := json.Unmarshal(b, &s); err != nil {
-				return nil, fmt.Errorf("%s: %w", filepath.Join(dir, train.SummaryFile), err)
+				return nil, fmt.Errorf("%s: %w", filepath.Join(dir, config.SummaryFile), err)
 			}
 			res.Seeds = append(res.Seeds, seed)
 			res.Counts = s.TrainCounts
@@ -155,7 +165,7 @@ func Collect(rows []Row, failed map[string]string) ([]RowResult, error) {
 			medium = append(medium, float64(s.Final.Medium))
 			few = append(few, float64(s.Final.Few))
 			ece = append(ece, float64(s.Final.ECE))
-			if h, mean, ok := cosines(s, dir); ok {
+			if h, mean, ok := cosines(s, dir, fromCheckpoint); ok {
 				if res.CosFrac == nil {
 					res.CosFrac = make([]float64, len(h))
 				}
@@ -278,7 +288,7 @@ func WriteReport(dir, title string, rows []RowResult) error {
 	if len(dists) == 0 {
 		return nil
 	}
-	return report.CosineDistributions(filepath.Join(dir, "cosines.png"), dists, lwr.DefaultConfig().Theta,
+	return report.CosineDistributions(filepath.Join(dir, "cosines.png"), dists, config.DefaultLWR().Theta,
 		title+": classifier-row cosines, final weights")
 }
 

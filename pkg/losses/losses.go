@@ -18,6 +18,7 @@ import (
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lwr-go/lwr/pkg/config"
 	"github.com/lwr-go/lwr/pkg/libtorch"
 )
 
@@ -45,36 +46,13 @@ type FeatureLoss interface {
 	LossWithFeatures(logits, targets, features *ts.Tensor) *ts.Tensor
 }
 
-// Config holds every loss's hyper-parameters; each loss reads its own.
-type Config struct {
-	Name      string  // one of Names()
-	Tau       float64 // Logit Adjustment temperature τ (1: same as Balanced Softmax)
-	MaxMargin float64 // LDAM largest margin, given to the rarest class (0.5 in LDAM-DRW)
-	Scale     float64 // LDAM logit scale s (30 in LDAM-DRW)
-	Gamma     float64 // Focal exponent γ (1 in the IB-Focal recipe; 0 is CE)
-	Beta      float64 // Class-Balanced β of the effective number (1-β^n)/(1-β) (0.9999)
-	DRWEpoch  int     // epoch from which DRW losses re-weight (160 of 200 in LDAM-DRW)
-	IBAlpha   float64 // IB loss α (1000 in IB-Loss)
-	IBEpsilon float64 // IB loss ε in α/(g·h + ε) (0.001 in IB-Loss)
-	IBEpoch   int     // epoch from which IB replaces CE (100 of 200 in IB-Loss)
-}
+// Config holds every loss's hyper-parameters (config.Loss, so that
+// presets and tables build without cgo); each loss reads its own.
+type Config = config.Loss
 
 // DefaultConfig is the reference recipes' settings for a run of the given
 // number of epochs: DRW from 80% of the run (160 of 200), IB from half.
-func DefaultConfig(name string, epochs int) Config {
-	return Config{
-		Name:      name,
-		Tau:       1,
-		MaxMargin: 0.5,
-		Scale:     30,
-		Gamma:     1,
-		Beta:      0.9999,
-		DRWEpoch:  epochs * 4 / 5,
-		IBAlpha:   1000,
-		IBEpsilon: 0.001,
-		IBEpoch:   epochs / 2,
-	}
-}
+func DefaultConfig(name string, epochs int) Config { return config.DefaultLoss(name, epochs) }
 
 type builder func(c Config, counts []int64) Loss
 
@@ -131,14 +109,14 @@ func New(c Config, counts []int64) (Loss, error) {
 			return nil, fmt.Errorf("loss %s: class %d has %d training images; every class needs at least one", name, i, n)
 		}
 	}
-	if err := c.check(name); err != nil {
+	if err := check(c, name); err != nil {
 		return nil, fmt.Errorf("loss %s: %w", name, err)
 	}
 	return b(c, counts), nil
 }
 
 // check validates the hyper-parameters the named loss reads.
-func (c Config) check(name string) error {
+func check(c Config, name string) error {
 	type rule struct {
 		field string
 		ok    bool

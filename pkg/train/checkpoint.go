@@ -15,12 +15,13 @@ import (
 	"github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lwr-go/lwr/pkg/config"
 	"github.com/lwr-go/lwr/pkg/libtorch"
 	"github.com/lwr-go/lwr/pkg/optim"
 )
 
 // CheckpointFile is the checkpoint's name in the output folder.
-const CheckpointFile = "checkpoint.pt"
+const CheckpointFile = config.CheckpointFile
 
 // State is the position of a run that a checkpoint records beside the
 // tensors: where to continue and what the interrupted epoch had summed.
@@ -330,7 +331,7 @@ func trainableByHandle(vs *nn.VarStore) map[uintptr]*ts.Tensor {
 
 // describeDiff says which settings differ between a checkpoint and a run.
 func describeDiff(path string, saved, now Config) error {
-	diff := saved.Diff(now)
+	diff := saved.Diff(now.Run)
 	if len(diff) == 0 {
 		return nil
 	}

@@ -9,15 +9,17 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/lwr-go/lwr/pkg/config"
 )
 
-// Files of a run folder.
+// Files of a run folder (config's names).
 const (
-	ConfigFile     = "config.json"
-	LogFile        = "log.jsonl"
-	SummaryFile    = "summary.json"
-	SubsetFile     = "train_subset.txt"
-	PrevCheckpoint = "checkpoint.prev.pt" // the checkpoint before the last, kept in case the last is unreadable
+	ConfigFile     = config.ConfigFile
+	LogFile        = config.LogFile
+	SummaryFile    = config.SummaryFile
+	SubsetFile     = config.SubsetFile
+	PrevCheckpoint = config.PrevCheckpoint
 	lockFile       = ".lock"
 )
 

@@ -20,6 +20,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/lwr-go/lwr/pkg/atomicfile"
+	"github.com/lwr-go/lwr/pkg/config"
 	"github.com/lwr-go/lwr/pkg/data"
 	"github.com/lwr-go/lwr/pkg/dist"
 	"github.com/lwr-go/lwr/pkg/libtorch"
@@ -51,19 +52,8 @@ type EpochLog struct {
 	Weights     *lwr.Stats       `json:"classifier,omitempty"`
 }
 
-// Summary is summary.json: the final result of a run.
-type Summary struct {
-	Config      Config          `json:"config"`
-	TrainCounts []int64         `json:"train_counts"`
-	Final       metrics.Metrics `json:"final"`
-	Seconds     float64         `json:"seconds"`
-	// Classifier holds the final classifier's row norms and cosine
-	// statistics, and CosineHistogram the distribution of its row cosines
-	// (report.CosineBins bins over [-1, 1], fractions of pairs): what a
-	// table plots, without reading the checkpoint again.
-	Classifier      *lwr.Stats `json:"classifier,omitempty"`
-	CosineHistogram []float64  `json:"cosine_histogram,omitempty"`
-}
+// Summary is summary.json: the final result of a run (config.Summary).
+type Summary = config.Summary
 
 // ErrInterrupted reports a run stopped by its context (SIGINT/SIGTERM)
 // after checkpointing; it can be resumed.
@@ -155,7 +145,7 @@ func run(ctx context.Context, c Config, progress io.Writer, obs []Observer) (sum
 		if r != nil {
 			r.dir.close()
 		}
-		return Summary{Config: c}, err
+		return Summary{Config: c.Run}, err
 	}
 	defer r.dir.close()
 	defer func() { // every return waits for the checkpoint being written
@@ -681,7 +671,7 @@ func (r *runner) endEpoch(epoch int, line EpochLog) error {
 
 // summary is the run's Summary so far.
 func (r *runner) summary() Summary {
-	sum := Summary{Config: r.c, TrainCounts: r.counts, Final: r.final, Seconds: r.elapsed()}
+	sum := Summary{Config: r.c.Run, TrainCounts: r.counts, Final: r.final, Seconds: r.elapsed()}
 	if r.weights.Cos != nil {
 		ws := r.weights
 		sum.Classifier, sum.CosineHistogram = &ws, report.CosineHistogram(ws.Cos)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sugarme/gotch"
 
+	"github.com/lwr-go/lwr/pkg/config"
 	"github.com/lwr-go/lwr/pkg/dist"
 	"github.com/lwr-go/lwr/pkg/libtorch"
 )
@@ -44,7 +45,7 @@ func TestEvalBatch(t *testing.T) {
 		{gotch.CudaBuilder(0), 128, 256}, // no gradients to keep: room for twice the batch
 		{gotch.CudaBuilder(1), 512, 1024},
 	} {
-		if got := (Config{BatchSize: c.batch}).evalBatch(c.dev); got != c.want {
+		if got := (Config{Run: config.Run{BatchSize: c.batch}}).evalBatch(c.dev); got != c.want {
 			t.Errorf("evalBatch(%s) with batch %d = %d, want %d", c.dev.Name, c.batch, got, c.want)
 		}
 	}
@@ -120,12 +121,12 @@ func TestConfigDiff(t *testing.T) {
 	a := DefaultConfig()
 	b := a
 	b.Out, b.Device, b.FusedBN, b.MemoryFormat = "elsewhere", "cpu", FusedOff, "contiguous" // change results by rounding at most: resumable
-	if d := a.Diff(b); len(d) != 0 || a.Hash() != b.Hash() {
+	if d := a.Diff(b.Run); len(d) != 0 || a.Hash() != b.Hash() {
 		t.Errorf("diff %v for settings that do not change results", d)
 	}
 	b.LR = 0.2
 	b.LWRConfig.Tau = 0.5
-	d := a.Diff(b)
+	d := a.Diff(b.Run)
 	want := []string{"lr: 0.1 → 0.2", "lwr_config.Tau: 0.1 → 0.5"}
 	if strings.Join(d, "|") != strings.Join(want, "|") {
 		t.Errorf("diff %q, want %q", d, want)
@@ -229,5 +230,25 @@ func TestObservers(t *testing.T) {
 	lines := strings.Count(progress.String(), "\repoch ")
 	if lines != 6 || !strings.Contains(progress.String(), "\repoch 2/3  step 2/4  loss ") {
 		t.Errorf("progress line written %d times, want 6 ending at epoch 2 step 2:\n%q", lines, progress.String())
+	}
+}
+
+// TestConfigJSONStable: config.json, summary.json and the settings hash
+// a checkpoint resumes by are those of lwr before train.Config embedded
+// config.Run (testdata/config_golden.txt, written at e91b268): runs made
+// since resume, and their tables read, whatever the package layout.
+func TestConfigJSONStable(t *testing.T) {
+	want, err := os.ReadFile(filepath.Join("testdata", "config_golden.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got strings.Builder
+	for _, c := range []Config{DefaultConfig(), ImageNetConfig()} {
+		b, _ := json.Marshal(c)
+		sb, _ := json.Marshal(Summary{Config: c.Run, TrainCounts: []int64{1}})
+		fmt.Fprintf(&got, "HASH %s\nJSON %s\nSUM %s\n", c.Hash(), b, sb)
+	}
+	if got.String() != string(want) {
+		t.Errorf("config JSON or hash changed:\n got %s\nwant %s", got.String(), want)
 	}
 }

@@ -1,0 +1,73 @@
+package config
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestScheduleWeight(t *testing.T) {
+	cases := []struct {
+		s    Schedule
+		t, T int
+		want float64
+		err  string
+	}{
+		{Quadratic, 0, 200, 1, ""},
+		{Quadratic, 100, 200, 0.25, ""},
+		{Quadratic, 199, 200, 0.000025, ""},
+		{Constant, 150, 200, 1, ""},
+		{Quadratic, 0, 0, 0, "0 epochs"},
+		{"linear", 0, 10, 0, `"linear"`},
+	}
+	for _, c := range cases {
+		got, err := c.s.Weight(c.t, c.T)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s.Weight(%d, %d): err %v, want one naming %s", c.s, c.t, c.T, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got < c.want-1e-12 || got > c.want+1e-12 {
+			t.Errorf("%s.Weight(%d, %d) = %v, %v; want %v", c.s, c.t, c.T, got, err, c.want)
+		}
+	}
+}
+
+// TestShortSchedule: a short run keeps the recipe's shape (milestones at
+// 70% and 85%, DRW at 80%, IB at half, warm-up 5% but 2 to 5 epochs and
+// less than the run).
+func TestShortSchedule(t *testing.T) {
+	cases := []struct {
+		e, warmup, drw, ib int
+		milestones         []int
+	}{
+		{200, 5, 160, 100, []int{140, 170}},
+		{20, 2, 16, 10, []int{14, 17}},
+		{2, 1, 1, 1, []int{1, 1}},
+	}
+	for _, c := range cases {
+		var r Run
+		r.Warmup = 5
+		ShortSchedule(&r, c.e)
+		if r.Epochs != c.e || r.Warmup != c.warmup || r.Loss.DRWEpoch != c.drw || r.Loss.IBEpoch != c.ib || !slices.Equal(r.Milestones, c.milestones) {
+			t.Errorf("ShortSchedule(%d): epochs %d warm-up %d DRW %d IB %d milestones %v", c.e, r.Epochs, r.Warmup, r.Loss.DRWEpoch, r.Loss.IBEpoch, r.Milestones)
+		}
+	}
+}
+
+// TestHashIgnoresWhereAndHow: settings that do not change a run's result
+// (folder, device, threads, layout) leave its hash; the others change it
+// and Diff names them.
+func TestHashIgnoresWhereAndHow(t *testing.T) {
+	a := Run{Dataset: "cifar100", LR: 0.1, Epochs: 200, Loss: DefaultLoss("balanced-softmax", 200), LWRConfig: DefaultLWR()}
+	b := a
+	b.Out, b.Device, b.Threads, b.MemoryFormat, b.Workers = "x", "cuda", 8, "blocked", 4
+	if a.Hash() != b.Hash() || len(a.Diff(b)) != 0 {
+		t.Errorf("hash or diff moved with where and how a run trains: %v", a.Diff(b))
+	}
+	b.LWRConfig.Theta = 0.2
+	if a.Hash() == b.Hash() || !slices.Equal(a.Diff(b), []string{"lwr_config.Theta: 0.4 → 0.2"}) {
+		t.Errorf("θ 0.4 → 0.2: same hash %v, diff %q", a.Hash() == b.Hash(), a.Diff(b))
+	}
+}
