@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -35,6 +37,35 @@ func TestRejectedBeforeWork(t *testing.T) {
 			}
 			if strings.Count(err.Error(), "\n") > 0 {
 				t.Errorf("error spans lines: %q", err)
+			}
+		})
+	}
+}
+
+// TestRejectedLeavesNoFolder (issue 26, cases 7 and 9): an infinite float
+// flag or a thread count out of bounds is one line naming the flag, and
+// the output folder is not created (it was, holding only .lock, when an
+// infinite lr failed only at config.json).
+func TestRejectedLeavesNoFolder(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--lr", "inf"}, "--lr +Inf: want a finite number"},
+		{[]string{"--wd", "inf"}, "--wd +Inf: want a finite number"},
+		{[]string{"--ib-alpha", "inf", "--loss", "ib"}, "--ib-alpha +Inf: want a finite number"},
+		{[]string{"--threads", "1000"}, "--threads 1000: want 0 (every core) to"},
+		{[]string{"--threads", "-1"}, "--threads -1: want 0 (every core) to"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "run")
+			err := run(append(c.args, "--dataset", "synthetic", "--out", out))
+			if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err = %v, want one line containing %q", err, c.want)
+			}
+			if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s exists after the flags were refused (%v)", out, err)
 			}
 		})
 	}

@@ -123,24 +123,35 @@ func (s *snapshot) free() {
 // write writes s to path as saveCheckpoint says. It makes libtorch calls:
 // run it on a thread of its own (libtorch.OnThread), or the training one.
 func (s *snapshot) write(path string) error {
-	named := s.named
 	dir := filepath.Dir(path)
+	b, err := libtorch.SaveArchive(s.named)
+	if err != nil {
+		return fmt.Errorf("write checkpoint %s: %w", path, libtorch.Short(err))
+	}
+	// Go writes the file, so that a full disk or an I/O error is an error
+	// here (libtorch's own writer aborts the process on a short write).
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return fmt.Errorf("write checkpoint: %w", err)
+		return fmt.Errorf("write checkpoint %s: %w", path, err)
 	}
 	tmp := f.Name()
-	f.Chmod(0o644)
-	f.Close()
 	fail := func(err error) error {
+		f.Close()
 		os.Remove(tmp)
 		return fmt.Errorf("write checkpoint %s: %w", path, err)
 	}
-	if err := ts.SaveMultiNew(named, tmp); err != nil { // SaveMulti builds its name array wrong
-		return fail(libtorch.Short(err))
-	}
-	if err := syncFile(tmp); err != nil {
+	if err := f.Chmod(0o644); err != nil {
 		return fail(err)
+	}
+	if _, err := f.Write(b); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write checkpoint %s: %w", path, err)
 	}
 	if exists(path) {
 		// Keep the current checkpoint as the previous one: a hard link
@@ -181,18 +192,6 @@ func nonFinite(named []ts.NamedTensor) string {
 		}
 	})
 	return bad
-}
-
-func syncFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 // maxMetaBytes bounds the state record a checkpoint may claim (ours are

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/sugarme/gotch"
@@ -160,5 +161,39 @@ func TestCheckpointWriteFails(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(c.Out, SummaryFile)); err == nil {
 		t.Errorf("%s written by a run whose checkpoint failed", SummaryFile)
+	}
+}
+
+// TestCheckpointFullDisk (issue 26, case 1): a checkpoint that does not fit
+// on the disk stops the run with one line naming the file and ENOSPC, and
+// leaves no temporary file; the process lives on (libtorch's own writer
+// ended it with SIGABRT). The disk is a 1 MiB tmpfs, which needs root.
+func TestCheckpointFullDisk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a small run")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root (CI runs as root)")
+	}
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, 0) })
+	c := tinyConfig(filepath.Join(dir, "run"))
+	_, err := Run(context.Background(), c, nil)
+	if err == nil {
+		t.Fatal("a run whose checkpoint does not fit on the disk succeeded")
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "\n") || !strings.Contains(msg, "write checkpoint "+filepath.Join(c.Out, CheckpointFile)) ||
+		!strings.Contains(msg, "no space left on device") {
+		t.Errorf("err = %q, want one line naming %s and the full disk", msg, CheckpointFile)
+	}
+	entries, _ := os.ReadDir(c.Out)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp") {
+			t.Errorf("%s left behind", e.Name())
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 
@@ -79,6 +80,11 @@ const (
 	maxBatch     = 65536 // images per batch
 )
 
+// maxThreads bounds --threads: 4 × the cores. libtorch's OpenMP threads
+// spin while they wait, so more threads than cores only slows a run down,
+// and a typo of 1000 starts about 1,700 threads that starve the machine.
+func maxThreads() int { return 4 * runtime.NumCPU() }
+
 // Validate rejects settings before any work, naming the flag.
 func (c Config) Validate() error {
 	check := func(ok bool, format string, args ...any) error {
@@ -87,7 +93,23 @@ func (c Config) Validate() error {
 		}
 		return fmt.Errorf(format, args...)
 	}
+	// Every float flag is finite: an infinite lr or weight decay passes the
+	// range checks below and fails later, far from its flag.
+	for _, f := range []struct {
+		flag string
+		v    float64
+	}{
+		{"imb-factor", c.ImbalanceFactor}, {"jitter", c.Jitter}, {"la-tau", c.Loss.Tau}, {"ldam-max-margin", c.Loss.MaxMargin},
+		{"ldam-scale", c.Loss.Scale}, {"focal-gamma", c.Loss.Gamma}, {"cb-beta", c.Loss.Beta}, {"ib-alpha", c.Loss.IBAlpha},
+		{"ib-epsilon", c.Loss.IBEpsilon}, {"lwr-theta", c.LWRConfig.Theta}, {"lwr-tau", c.LWRConfig.Tau}, {"lr", c.LR},
+		{"momentum", c.Momentum}, {"wd", c.WeightDecay}, {"lr-gamma", c.Gamma},
+	} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			return fmt.Errorf("--%s %v: want a finite number", f.flag, f.v)
+		}
+	}
 	for _, err := range []error{
+		check(c.Threads >= 0 && c.Threads <= maxThreads(), "--threads %d: want 0 (every core) to %d (4 × the %d cores)", c.Threads, maxThreads(), runtime.NumCPU()),
 		check(c.Dataset == "fashion-mnist" || c.Dataset == "cifar10" || c.Dataset == "cifar100" || c.Dataset == "synthetic" || c.Dataset == "imagenet-lt",
 			"--dataset %q: want fashion-mnist, cifar10, cifar100, synthetic or imagenet-lt", c.Dataset),
 		check(c.ImbalanceFactor >= 1 && !math.IsInf(c.ImbalanceFactor, 0), "--imb-factor %v: want ≥ 1", c.ImbalanceFactor),

@@ -99,6 +99,13 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{func(c *Config) { *c = ImageNetConfig(); c.MaxPixels = 0 }, "--max-image-pixels 0"},
 		{func(c *Config) { *c = ImageNetConfig(); c.SkipCorrupt = true }, "--skip-corrupt: needs --check-images"},
 		{func(c *Config) { c.Dist = &dist.Group{Env: dist.Env{World: 3}} }, "--batch-size 128: the global batch must divide by the 3 workers"},
+		// Issue 26, cases 7 and 9: threads bounded, floats finite.
+		{func(c *Config) { c.Threads = 1000 }, "--threads 1000: want 0 (every core) to"},
+		{func(c *Config) { c.Threads = -1 }, "--threads -1: want 0 (every core) to"},
+		{func(c *Config) { c.LR = math.Inf(1) }, "--lr +Inf: want a finite number"},
+		{func(c *Config) { c.WeightDecay = math.Inf(1) }, "--wd +Inf: want a finite number"},
+		{func(c *Config) { c.Loss.IBAlpha = math.Inf(1) }, "--ib-alpha +Inf: want a finite number"},
+		{func(c *Config) { c.Momentum = math.NaN() }, "--momentum NaN: want a finite number"},
 	}
 	for _, k := range cases {
 		c := DefaultConfig()
