@@ -218,7 +218,7 @@ func (r *reader) tensor(t *tensorRef) (safetensors.Tensor, error) {
 	empty := false
 	for i, s := range t.size {
 		if s < 0 || t.stride[i] < 0 {
-			return safetensors.Tensor{}, fmt.Errorf("size %v, stride %v: negative", t.size, t.stride)
+			return safetensors.Tensor{}, fmt.Errorf("size %s, stride %s: negative", dims(t.size), dims(t.stride))
 		}
 		empty = empty || s == 0
 	}
@@ -233,13 +233,13 @@ func (r *reader) tensor(t *tensorRef) (safetensors.Tensor, error) {
 		// n ≤ numel, and last ≤ numel-1 throughout: no product overflows.
 		if last >= t.storage.numel || n > t.storage.numel/s ||
 			(t.stride[i] > 0 && s-1 > (t.storage.numel-1-last)/t.stride[i]) {
-			return safetensors.Tensor{}, fmt.Errorf("size %v, stride %v, offset %d: beyond its storage of %d elements", t.size, t.stride, t.offset, t.storage.numel)
+			return safetensors.Tensor{}, fmt.Errorf("size %s, stride %s, offset %d: beyond its storage of %d elements", dims(t.size), dims(t.stride), t.offset, t.storage.numel)
 		}
 		n *= s
 		last += (s - 1) * t.stride[i]
 	}
 	if n > 0 && last >= t.storage.numel {
-		return safetensors.Tensor{}, fmt.Errorf("size %v, stride %v, offset %d: beyond its storage of %d elements", t.size, t.stride, t.offset, t.storage.numel)
+		return safetensors.Tensor{}, fmt.Errorf("size %s, stride %s, offset %d: beyond its storage of %d elements", dims(t.size), dims(t.stride), t.offset, t.storage.numel)
 	}
 	if r.cache == nil {
 		r.cache = map[string][]byte{}
@@ -299,4 +299,12 @@ func halfToFloat(h uint16) float32 {
 		return math.Float32frombits(sign | e<<23 | (frac&0x3ff)<<13)
 	}
 	return math.Float32frombits(sign | (exp+127-15)<<23 | frac<<13)
+}
+
+// dims prints a size or stride from the file, at most its first 8 entries.
+func dims(v []int64) string {
+	if len(v) <= 8 {
+		return fmt.Sprint(v)
+	}
+	return fmt.Sprintf("%v… (%d dimensions)", v[:8], len(v))
 }

@@ -4,12 +4,15 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // want is testdata/TAG.json: every tensor gen.py saved, values row-major.
@@ -183,5 +186,100 @@ func TestReadUntrusted(t *testing.T) {
 				t.Errorf("err = %v, want it to name %s and say %q", err, c.file, c.want)
 			}
 		})
+	}
+}
+
+// peakRSS is this process's peak resident memory, in bytes.
+func peakRSS(t *testing.T) int64 {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return ru.Maxrss * 1024 // kilobytes on Linux
+}
+
+// deepTuple is a pickle program that builds a tuple of three copies of the
+// level below it, levels deep, from memoised values (a few bytes a level:
+// 3^levels leaves), and leaves it on the stack.
+func deepTuple(levels int) []byte {
+	b := []byte("\x80\x02X\x01\x00\x00\x00x\x85\x94") // ('x',), memo 0
+	for k := 1; k <= levels; k++ {
+		m := byte(k - 1)
+		b = append(b, 'h', m, 'h', m, 'h', m, 0x87, 0x94) // (t, t, t), memo k
+	}
+	return b
+}
+
+// TestReadDeepValues (issue 26, case 2): a few hundred bytes of pickle
+// whose values nest 30 levels deep through the memo (3^30 leaves), used as
+// a persistent id or as a tensor's arguments, is one short error; the
+// message no longer prints the value (which took 1.3 GB in 12 s and then
+// all memory) and the process stays below 256 MiB.
+func TestReadDeepValues(t *testing.T) {
+	deep := deepTuple(30)
+	asPid := append(append([]byte{}, deep...), 'Q', '.')
+	asArgs := append(append([]byte{}, deep...), []byte("ctorch._utils\n_rebuild_tensor_v2\n(h\x1eh\x1eh\x1eh\x1etR.")...)
+	for _, c := range []struct {
+		name string
+		pkl  []byte
+		want string
+	}{
+		{"persistent id", asPid, "persistent id is a tuple of 3"},
+		{"tensor arguments", asArgs, "_rebuild_tensor_v2(a tuple of 3, a tuple of 3, a tuple of 3, a tuple of 3, …)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if len(c.pkl) > 400 {
+				t.Fatalf("the program is %d bytes, want a few hundred", len(c.pkl))
+			}
+			file := archive(t, c.pkl, nil)
+			_, err := Read(file)
+			if err == nil || !strings.Contains(err.Error(), c.want) || len(err.Error()) > 400 {
+				t.Fatalf("err = %.500v, want a short one saying %q", err, c.want)
+			}
+			if rss := peakRSS(t); rss > 256<<20 {
+				t.Errorf("peak resident memory %d MiB, want ≤ 256", rss>>20)
+			}
+		})
+	}
+}
+
+// TestReadLargeDict (issue 26, case 5): a dict of 200,000 keys builds in
+// linear time (it took minutes: each key was compared with every earlier
+// one). The deadline is a hang detector two orders of magnitude above the
+// time it takes, not a speed target.
+func TestReadLargeDict(t *testing.T) {
+	const n = 200_000
+	var b bytes.Buffer
+	b.WriteString("\x80\x02}(")
+	for i := 0; i < n; i++ {
+		k := fmt.Sprintf("k%d", i)
+		b.WriteByte('X')
+		b.Write([]byte{byte(len(k)), 0, 0, 0})
+		b.WriteString(k)
+		b.WriteByte('J')
+		b.Write([]byte{byte(i), byte(i >> 8), byte(i >> 16), byte(i >> 24)})
+	}
+	b.WriteString("X\x02\x00\x00\x00k0J\x07\x00\x00\x00u.") // k0 again: replaced, not added
+	done := make(chan any, 1)
+	go func() {
+		v, err := unpickle(b.Bytes())
+		if err != nil {
+			done <- err
+			return
+		}
+		done <- v
+	}()
+	select {
+	case v := <-done:
+		d, ok := v.(*dict)
+		if !ok {
+			t.Fatalf("got %v, want a dict", describe(v))
+		}
+		if len(d.keys) != n || d.get("k123456") != int64(123456) || d.get("k0") != int64(7) {
+			t.Errorf("%d keys, k123456 = %v, k0 = %v; want %d, 123456, 7", len(d.keys), d.get("k123456"), d.get("k0"), n)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("a 200,000-key dict did not build in 60 s")
 	}
 }

@@ -19,6 +19,7 @@ type (
 	mark   struct{}
 	dict   struct {
 		keys, vals []any
+		index      map[any]int // position of each scalar key, so that building is linear
 	}
 	// storage is a persistent-id record: a typed storage in data/<key>.
 	storage struct {
@@ -35,20 +36,25 @@ type (
 )
 
 func (d *dict) get(key string) any {
-	for i, k := range d.keys {
-		if s, ok := k.(string); ok && s == key {
-			return d.vals[i]
-		}
+	if i, ok := d.index[key]; ok {
+		return d.vals[i]
 	}
 	return nil
 }
 
+// set sets key k, replacing the value of an equal scalar key (tuples and
+// lists are never equal to anything, as Python hashes them by identity
+// here). It takes constant time: a 200,000-key dict once took minutes.
 func (d *dict) set(k, v any) {
-	for i, old := range d.keys {
-		if scalar(k) && scalar(old) && old == k {
+	if scalar(k) {
+		if i, ok := d.index[k]; ok {
 			d.vals[i] = v
 			return
 		}
+		if d.index == nil {
+			d.index = map[any]int{}
+		}
+		d.index[k] = len(d.keys)
 	}
 	d.keys, d.vals = append(d.keys, k), append(d.vals, v)
 }
@@ -60,6 +66,35 @@ func scalar(v any) bool {
 		return true
 	}
 	return false
+}
+
+// Bounds of what a pickle may build: a state dict of the largest networks
+// lwr reads stacks and memoises a few thousand values.
+const (
+	maxStack = 1 << 20 // values on the stack at once
+	maxMemo  = 1 << 20 // memoised values
+)
+
+// describe names v's kind and size without printing it: untrusted values
+// can be deep (a 30-level tuple of memoised tuples prints 3^30 leaves).
+func describe(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "None"
+	case tuple:
+		return fmt.Sprintf("a tuple of %d", len(x))
+	case *list:
+		return fmt.Sprintf("a list of %d", len(x.items))
+	case *dict:
+		return fmt.Sprintf("a dict of %d", len(x.keys))
+	case string:
+		return fmt.Sprintf("a string of %d bytes", len(x))
+	case global:
+		return "a global"
+	case object:
+		return "an object"
+	}
+	return fmt.Sprintf("a %T", v)
 }
 
 // unpickle runs the pickle program p (protocols 2 to 5, the opcodes
@@ -151,6 +186,9 @@ func (u *unpickler) top() (any, error) {
 
 func (u *unpickler) run() (any, error) {
 	for u.i < len(u.p) {
+		if len(u.stack) > maxStack || len(u.memo) > maxMemo {
+			return nil, fmt.Errorf("more than %d values on the stack or in the memo: not a state dict", maxStack)
+		}
 		u.op = u.i
 		op := u.p[u.i]
 		u.i++
@@ -426,13 +464,14 @@ func long(b []byte) any {
 func persistent(pid any) (*storage, error) {
 	t, ok := pid.(tuple)
 	if !ok || len(t) < 5 || t[0] != "storage" {
-		return nil, fmt.Errorf("persistent id %v: want ('storage', type, key, location, numel)", pid)
+		return nil, fmt.Errorf("persistent id is %s: want ('storage', type, key, location, numel)", describe(pid))
 	}
 	g, ok1 := t[1].(global)
 	key, ok2 := t[2].(string)
 	numel, ok3 := t[4].(int64)
 	if !ok1 || !ok2 || !ok3 || g.module != "torch" {
-		return nil, fmt.Errorf("persistent id %v: want ('storage', torch.<Type>Storage, key, location, numel)", pid)
+		return nil, fmt.Errorf("persistent id (%s, %s, %s, …): want ('storage', torch.<Type>Storage, key, location, numel)",
+			describe(t[0]), describe(t[1]), describe(t[2]))
 	}
 	return &storage{class: g.name, key: key, numel: numel}, nil
 }
@@ -457,7 +496,8 @@ func call(f, args any) (any, error) {
 		size, ok3 := ints(a[2])
 		stride, ok4 := ints(a[3])
 		if !ok || !ok2 || !ok3 || !ok4 {
-			return nil, fmt.Errorf("%s.%s%v: want (storage, offset, size, stride, …)", g.module, g.name, a)
+			return nil, fmt.Errorf("%s.%s(%s, %s, %s, %s, …): want (storage, offset, size, stride, …)",
+				g.module, g.name, describe(a[0]), describe(a[1]), describe(a[2]), describe(a[3]))
 		}
 		return &tensorRef{storage: s, offset: off, size: size, stride: stride}, nil
 	case global{"torch._utils", "_rebuild_parameter"}, global{"torch._utils", "_rebuild_parameter_with_state"}:
