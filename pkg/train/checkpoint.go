@@ -200,8 +200,14 @@ const maxMetaBytes = 1 << 20
 
 // readCheckpointState reads a checkpoint: its state record and all its
 // tensors. A file libtorch cannot read, or without a sound state record,
-// is an error naming the file.
+// is an error naming the file; so is anything but a regular file (libtorch
+// would block on a FIFO, holding the run's lock, deaf to SIGTERM).
 func readCheckpointState(path string) (st State, named []ts.NamedTensor, err error) {
+	if fi, err := os.Stat(path); err != nil {
+		return st, nil, fmt.Errorf("read checkpoint %s: %w", path, err)
+	} else if !fi.Mode().IsRegular() {
+		return st, nil, fmt.Errorf("read checkpoint %s: not a regular file (%v)", path, fi.Mode().Type())
+	}
 	var loadErr error
 	err = libtorch.Catch(func() {
 		named, loadErr = ts.LoadMulti(path)

@@ -10,12 +10,15 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/nn"
@@ -377,5 +380,62 @@ func TestBadCheckpointFiles(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "bad state record") {
 		t.Errorf("float state record: err = %v", err)
+	}
+}
+
+// TestCheckpointFIFO (issue 26, case 6): a checkpoint.pt that is a FIFO
+// (anything but a regular file) is refused at once, not opened: --resume
+// falls back to checkpoint.prev.pt saying why, and with no fallback stops
+// with one line. libtorch opened the FIFO and blocked, holding the lock.
+// The deadline is a hang detector.
+func TestCheckpointFIFO(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a small run")
+	}
+	c := tinyConfig(filepath.Join(t.TempDir(), "run"))
+	if _, err := Run(context.Background(), c, nil); err != nil {
+		t.Fatal(err)
+	}
+	ckpt, prev := filepath.Join(c.Out, CheckpointFile), filepath.Join(c.Out, PrevCheckpoint)
+	fifo := func(path string) {
+		t.Helper()
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Mkfifo(path, 0o644); err != nil {
+			t.Skipf("mkfifo: %v", err)
+		}
+	}
+	latest := func() (string, string, error) {
+		type result struct {
+			path, said string
+			err        error
+		}
+		done := make(chan result, 1)
+		go func() {
+			var r result
+			r.err = libtorch.OnThread(func() error {
+				var err error
+				r.path, _, _, err = readLatestCheckpoint(c.Out, func(f string, a ...any) { r.said = fmt.Sprintf(f, a...) })
+				return err
+			})
+			done <- r
+		}()
+		select {
+		case r := <-done:
+			return r.path, r.said, r.err
+		case <-time.After(60 * time.Second):
+			t.Fatal("reading the checkpoints hung")
+		}
+		return "", "", nil
+	}
+	fifo(ckpt)
+	path, said, err := latest()
+	if err != nil || path != prev || !strings.Contains(said, ckpt+": not a regular file") {
+		t.Errorf("checkpoint.pt a FIFO: read %s (%v), said %q; want %s, saying why", path, err, said, prev)
+	}
+	fifo(prev)
+	if _, _, err := latest(); err == nil || !strings.Contains(err.Error(), "not a regular file") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("both FIFOs: err = %v, want one line saying not a regular file", err)
 	}
 }
