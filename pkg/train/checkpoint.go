@@ -1,6 +1,7 @@
 package train
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -153,10 +154,24 @@ func (s *snapshot) write(path string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("write checkpoint %s: %w", path, err)
 	}
+	sum := fmt.Sprintf("%x", sha256.Sum256(b))
+	current, err := readSums(path)
+	if err != nil {
+		current = nil // a bad sidecar is replaced
+	}
 	if exists(path) {
 		// Keep the current checkpoint as the previous one: a hard link
-		// made under a temporary name, renamed into place.
+		// made under a temporary name, renamed into place. Its sidecar
+		// first accepts both the previous file and the current one.
 		prev := filepath.Join(dir, PrevCheckpoint)
+		if current != nil {
+			older, _ := readSums(prev)
+			if err := writeSums(prev, union(current, older)); err != nil {
+				return fail(err)
+			}
+		} else if err := os.Remove(sidecar(prev)); err != nil && !os.IsNotExist(err) {
+			return fail(err)
+		}
 		link := filepath.Join(dir, fmt.Sprintf(".%s.tmp%d", PrevCheckpoint, os.Getpid()))
 		os.Remove(link)
 		if err := os.Link(path, link); err != nil {
@@ -167,8 +182,21 @@ func (s *snapshot) write(path string) error {
 			return fail(err)
 		}
 	}
+	// The sidecar accepts the new file before it is renamed into place,
+	// and only it after.
+	if err := writeSums(path, union([]string{sum}, current)); err != nil {
+		return fail(err)
+	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fail(err)
+	}
+	if err := writeSums(path, []string{sum}); err != nil {
+		return fmt.Errorf("write checkpoint %s: %w", path, err)
+	}
+	if current != nil {
+		if err := writeSums(filepath.Join(dir, PrevCheckpoint), current); err != nil {
+			return fmt.Errorf("write checkpoint %s: %w", path, err)
+		}
 	}
 	return syncDir(dir)
 }
@@ -207,6 +235,9 @@ func readCheckpointState(path string) (st State, named []ts.NamedTensor, err err
 		return st, nil, fmt.Errorf("read checkpoint %s: %w", path, err)
 	} else if !fi.Mode().IsRegular() {
 		return st, nil, fmt.Errorf("read checkpoint %s: not a regular file (%v)", path, fi.Mode().Type())
+	}
+	if err := verifySum(path); err != nil {
+		return st, nil, fmt.Errorf("read checkpoint %s: %w", path, err)
 	}
 	var loadErr error
 	err = libtorch.Catch(func() {

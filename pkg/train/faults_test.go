@@ -175,7 +175,10 @@ func TestCheckpointKeepsPrevious(t *testing.T) {
 	truncate(CheckpointFile)
 	truncate(PrevCheckpoint)
 	_, err = Run(context.Background(), c, nil)
-	if err == nil || !strings.Contains(err.Error(), filepath.Join(c.Out, CheckpointFile)+": not a readable checkpoint") || strings.Contains(err.Error(), "\n") {
+	// The checksums beside them catch the damage before libtorch reads
+	// the files.
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(c.Out, CheckpointFile)+": its SHA-256 is not the one written beside it") ||
+		strings.Contains(err.Error(), "\n") {
 		t.Errorf("both checkpoints truncated: err = %q, want one line naming the file", err)
 	}
 }
@@ -437,5 +440,52 @@ func TestCheckpointFIFO(t *testing.T) {
 	fifo(prev)
 	if _, _, err := latest(); err == nil || !strings.Contains(err.Error(), "not a regular file") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("both FIFOs: err = %v, want one line saying not a regular file", err)
+	}
+}
+
+// TestCheckpointCorrupted (issue 26, case 8): 1,000 bytes changed inside a
+// tensor of a whole checkpoint.pt, which libtorch reads without a word
+// (its zip's CRCs go unchecked), are caught by the SHA-256 written beside
+// it: --resume falls back to checkpoint.prev.pt saying why, and reading
+// the file itself (--eval, --export) is one line naming it.
+func TestCheckpointCorrupted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a small run")
+	}
+	c := tinyConfig(filepath.Join(t.TempDir(), "run"))
+	if _, err := Run(context.Background(), c, nil); err != nil {
+		t.Fatal(err)
+	}
+	ckpt, prev := filepath.Join(c.Out, CheckpointFile), filepath.Join(c.Out, PrevCheckpoint)
+	for _, p := range []string{ckpt, prev} {
+		if err := libtorch.OnThread(func() error { return verifySum(p) }); err != nil {
+			t.Fatalf("%s before the damage: %v", p, err)
+		}
+	}
+	b, err := os.ReadFile(ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The largest stored record is a tensor's data: change 1,000 of its
+	// bytes, as a failing disk would, keeping the zip's structure.
+	mid := len(b) / 2
+	for i := mid; i < mid+1000; i++ {
+		b[i] ^= 0x5a
+	}
+	if err := os.WriteFile(ckpt, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var path, said string
+	err = libtorch.OnThread(func() error {
+		var err error
+		path, _, _, err = readLatestCheckpoint(c.Out, func(f string, a ...any) { said = fmt.Sprintf(f, a...) })
+		return err
+	})
+	if err != nil || path != prev || !strings.Contains(said, "changed after it was written") {
+		t.Errorf("--resume over a damaged checkpoint.pt: read %s (%v), said %q; want %s, saying why", path, err, said, prev)
+	}
+	err = libtorch.OnThread(func() error { _, _, err := readCheckpointState(ckpt); return err })
+	if err == nil || !strings.Contains(err.Error(), ckpt) || !strings.Contains(err.Error(), "SHA-256") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("reading the damaged file: err = %v, want one line naming it and its SHA-256", err)
 	}
 }
