@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"sort"
 	"strings"
 
@@ -40,22 +39,22 @@ func IsZip(head []byte) bool { return bytes.HasPrefix(head, []byte("PK\x03\x04")
 // come back as F32 (float16, bfloat16 and float64 converted), integer and
 // bool ones as I64, in row-major order whatever their strides.
 func Read(file string) (map[string]safetensors.Tensor, error) {
-	zr, err := zip.OpenReader(file)
-	if err != nil {
-		if f, e := os.Open(file); e == nil {
-			head := make([]byte, 2)
-			_, e = io.ReadFull(f, head)
-			f.Close()
-			if e == nil && head[0] == 0x80 && head[1] <= 5 {
-				return nil, fmt.Errorf("%s: a torch.save file of the legacy format (PyTorch before 1.6); load it in PyTorch and save it again (torch.save) or export safetensors", file)
-			}
-		}
-		return nil, fmt.Errorf("%s: not a torch.save zip archive: %w", file, err)
-	}
-	defer zr.Close()
-	st, err := os.Stat(file)
+	f, err := safetensors.OpenRegular(file) // a FIFO would block
 	if err != nil {
 		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	zr, err := zip.NewReader(f, st.Size())
+	if err != nil {
+		head := make([]byte, 2)
+		if _, e := f.ReadAt(head, 0); e == nil && head[0] == 0x80 && head[1] <= 5 {
+			return nil, fmt.Errorf("%s: a torch.save file of the legacy format (PyTorch before 1.6); load it in PyTorch and save it again (torch.save) or export safetensors", file)
+		}
+		return nil, fmt.Errorf("%s: not a torch.save zip archive: %w", file, err)
 	}
 	r := &reader{file: file, size: st.Size(), files: map[string]*zip.File{}}
 	for _, f := range zr.File {
@@ -148,13 +147,23 @@ type reader struct {
 	prefix string // the archive's top folder, "name/"
 	files  map[string]*zip.File
 	cache  map[string][]byte
+	// decoded is the bytes of the records read so far. torch.save stores
+	// its records uncompressed, so together they fit in the file: more is
+	// a compressed archive made to decode to far more than it holds.
+	decoded int64
 }
 
-// entry reads f whole, refusing more than limit bytes.
+// entry reads f whole, refusing more than limit bytes, and more in all
+// the records read than the file's size.
 func (r *reader) entry(f *zip.File, limit int64) ([]byte, error) {
 	if f.UncompressedSize64 > uint64(limit) {
 		return nil, fmt.Errorf("%s: %s claims %d bytes, more than the %d allowed", r.file, f.Name, f.UncompressedSize64, limit)
 	}
+	if r.decoded+int64(f.UncompressedSize64) > r.size {
+		return nil, fmt.Errorf("%s: its records decode to more than the file's %d bytes (at %s): a compressed archive, which torch.save does not write",
+			r.file, r.size, f.Name)
+	}
+	r.decoded += int64(f.UncompressedSize64)
 	rc, err := f.Open()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", r.file, f.Name, err)

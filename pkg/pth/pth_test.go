@@ -283,3 +283,89 @@ func TestReadLargeDict(t *testing.T) {
 		t.Fatal("a 200,000-key dict did not build in 60 s")
 	}
 }
+
+// TestReadFIFO (issue 26, case 6 for --init-from): a FIFO is refused at
+// once, not opened for a writer that never comes.
+func TestReadFIFO(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.pth")
+	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := Read(path); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("err = %v, want not a regular file", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("reading a FIFO hung")
+	}
+}
+
+// TestReadCompressedBomb (issue 26, case 3): an archive of 1,000
+// deflated 2 MB storages (a 2.3 MB file that decoded to 4.7 GB, each
+// record within the file's size) is refused once its records decode to
+// more than the file holds; the process stays below 256 MiB.
+func TestReadCompressedBomb(t *testing.T) {
+	const n, numel = 1000, 512 << 10 // 2 MiB of float32 each
+	var p bytes.Buffer
+	str := func(s string) {
+		p.WriteByte('X')
+		p.Write([]byte{byte(len(s)), 0, 0, 0})
+		p.WriteString(s)
+	}
+	num := func(v int64) {
+		p.WriteByte('J')
+		p.Write([]byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)})
+	}
+	p.WriteString("\x80\x02ccollections\nOrderedDict\n)R(")
+	for i := 0; i < n; i++ {
+		str(fmt.Sprintf("w%d", i))
+		p.WriteString("ctorch._utils\n_rebuild_tensor_v2\n((")
+		str("storage")
+		p.WriteString("ctorch\nFloatStorage\n")
+		str(fmt.Sprint(i))
+		str("cpu")
+		num(numel)
+		p.WriteString("tQ")
+		num(0)
+		p.WriteByte('(')
+		num(numel)
+		p.WriteString("t(")
+		num(1)
+		p.WriteString("t\x89ccollections\nOrderedDict\n)RtR")
+	}
+	p.WriteString("u.")
+	var buf bytes.Buffer
+	z := zip.NewWriter(&buf)
+	add := func(name string, b []byte, method uint16) {
+		w, err := z.CreateHeader(&zip.FileHeader{Name: "w/" + name, Method: method})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(b)
+	}
+	add("data.pkl", p.Bytes(), zip.Store)
+	zeros := make([]byte, 4*numel)
+	for i := 0; i < n; i++ {
+		add(fmt.Sprintf("data/%d", i), zeros, zip.Deflate)
+	}
+	if err := z.Close(); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "bomb.pth")
+	if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if buf.Len() > 4<<20 {
+		t.Fatalf("the archive is %d bytes, want a few MB", buf.Len())
+	}
+	_, err := Read(file)
+	if err == nil || !strings.Contains(err.Error(), "decode to more than the file's") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("err = %v, want one line saying the records decode to more than the file", err)
+	}
+	if rss := peakRSS(t); rss > 256<<20 {
+		t.Errorf("peak resident memory %d MiB, want ≤ 256", rss>>20)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"math"
 	"os"
 	"sort"
+	"syscall"
 
 	"github.com/lwr-go/lwr/pkg/atomicfile"
 )
@@ -115,9 +116,11 @@ func Write(path string, tensors map[string]Tensor, metadata map[string]string) e
 const maxHeader = 100 << 20
 
 // Read reads a safetensors file. Headers, shapes and byte ranges are
-// checked against the file's size before anything is allocated for them.
+// checked against the file's size before anything is allocated for them,
+// and the tensors' byte ranges may not overlap: what is decoded is at most
+// the file's size. Anything but a regular file is refused unopened.
 func Read(path string) (map[string]Tensor, map[string]string, error) {
-	f, err := os.Open(path)
+	f, err := OpenRegular(path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -152,12 +155,34 @@ func Read(path string) (map[string]Tensor, map[string]string, error) {
 		delete(raw, "__metadata__")
 	}
 	bodySize := st.Size() - 8 - int64(n)
-	out := map[string]Tensor{}
+	// Every entry is checked, and the ranges against each other, before
+	// any data is read.
+	type item struct {
+		name string
+		e    entry
+	}
+	items := make([]item, 0, len(raw))
 	for name, msg := range raw {
 		var e entry
 		if err := json.Unmarshal(msg, &e); err != nil {
 			return nil, nil, bad("%s: %v", name, err)
 		}
+		items = append(items, item{name, e})
+	}
+	sort.Slice(items, func(i, j int) bool {
+		if items[i].e.Offsets[0] != items[j].e.Offsets[0] {
+			return items[i].e.Offsets[0] < items[j].e.Offsets[0]
+		}
+		return items[i].name < items[j].name
+	})
+	for k := 1; k < len(items); k++ {
+		if a, b := items[k-1], items[k]; b.e.Offsets[0] < a.e.Offsets[1] {
+			return nil, nil, bad("%s (bytes %d..%d) and %s (bytes %d..%d) overlap", a.name, a.e.Offsets[0], a.e.Offsets[1], b.name, b.e.Offsets[0], b.e.Offsets[1])
+		}
+	}
+	out := map[string]Tensor{}
+	for _, it := range items {
+		name, e := it.name, it.e
 		size := map[string]int64{"F32": 4, "F64": 8, "I64": 8}[e.DType]
 		if size == 0 {
 			return nil, nil, fmt.Errorf("%s: %s: dtype %s: lwr reads F32, F64 and I64", path, name, e.DType)
@@ -201,4 +226,23 @@ func Read(path string) (map[string]Tensor, map[string]string, error) {
 		return nil, nil, errors.New(path + ": no tensors")
 	}
 	return out, meta, nil
+}
+
+// OpenRegular opens path for reading without blocking (a FIFO's open waits
+// for a writer) and refuses anything but a regular file, naming it.
+func OpenRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s: not a regular file (%v)", path, st.Mode().Type())
+	}
+	return f, nil
 }

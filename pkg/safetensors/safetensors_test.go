@@ -2,11 +2,14 @@ package safetensors
 
 import (
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -76,5 +79,67 @@ func TestUntrusted(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), k.want) {
 			t.Errorf("%s: err = %v, want %q", name, err, k.want)
 		}
+	}
+}
+
+// TestOverlapsAndTotals (issue 26, case 4): a 2 MB file whose 1,000
+// tensors all name the same byte range (2.7 GB decoded before) is refused
+// before any data is read, naming two of them; ranges that only touch are
+// read; the process stays below 256 MiB.
+func TestOverlapsAndTotals(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, header string, body int) string {
+		path := filepath.Join(dir, name)
+		b := binary.LittleEndian.AppendUint64(nil, uint64(len(header)))
+		b = append(append(b, header...), make([]byte, body)...)
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	const body = 2 << 20
+	var h strings.Builder
+	h.WriteString("{")
+	for i := 0; i < 1000; i++ {
+		if i > 0 {
+			h.WriteString(",")
+		}
+		fmt.Fprintf(&h, `"t%d":{"dtype":"F32","shape":[%d],"data_offsets":[0,%d]}`, i, body/4, body)
+	}
+	h.WriteString("}")
+	_, _, err := Read(write("shared.safetensors", h.String(), body))
+	if err == nil || !strings.Contains(err.Error(), "overlap") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("1,000 tensors on one range: err = %v, want one line about overlapping ranges", err)
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil && ru.Maxrss*1024 > 256<<20 {
+		t.Errorf("peak resident memory %d MiB, want ≤ 256", ru.Maxrss>>10)
+	}
+	touching := write("touching.safetensors", `{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]},"z":{"dtype":"F32","shape":[0],"data_offsets":[16,16]}}`, 16)
+	if got, _, err := Read(touching); err != nil || len(got) != 3 {
+		t.Errorf("ranges that touch: %d tensors, %v", len(got), err)
+	}
+	partial := write("partial.safetensors", `{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}`, 16)
+	if _, _, err := Read(partial); err == nil || !strings.Contains(err.Error(), "a (bytes 0..8) and b (bytes 4..12) overlap") {
+		t.Errorf("ranges that overlap by 4 bytes: err = %v", err)
+	}
+}
+
+// TestReadFIFO (issue 26, case 6 for weight files): a FIFO is refused at
+// once, not opened for a writer that never comes.
+func TestReadFIFO(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.safetensors")
+	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, _, err := Read(path); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("err = %v, want not a regular file", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("reading a FIFO hung")
 	}
 }
