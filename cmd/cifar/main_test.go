@@ -28,6 +28,7 @@ func TestRejectedBeforeWork(t *testing.T) {
 		{[]string{"--epochs", "ten"}, `invalid argument "ten" for "--epochs"`},
 		{[]string{"--milestones", "140,x"}, `"x" is not an epoch number`},
 		{[]string{"stray"}, `unexpected argument "stray"`},
+		{[]string{"--seeds", "1,1"}, "--seeds: seed 1 given twice"}, // issue 26, case 11
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {

@@ -4,9 +4,13 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 )
 
 // WriteFile writes data to a temporary file beside path, syncs it and
@@ -15,7 +19,8 @@ import (
 // error the temporary file is removed and path keeps what it held.
 func WriteFile(path string, data []byte) error {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	RemoveStale(path)
+	f, err := os.CreateTemp(dir, tempPrefix(path)+strconv.Itoa(os.Getpid())+"-*")
 	if err != nil {
 		return err
 	}
@@ -53,4 +58,39 @@ func WriteFile(path string, data []byte) error {
 		return fmt.Errorf("write %s: sync %s: %w", path, dir, err)
 	}
 	return nil
+}
+
+// tempPrefix is the start of the names of path's temporary files:
+// ".NAME.tmp", then the writer's process id, "-" and a random number.
+func tempPrefix(path string) string { return "." + filepath.Base(path) + ".tmp" }
+
+// RemoveStale removes the temporary files of earlier writes of path whose
+// process is gone (killed mid-write: kill -9, a power cut); those of live
+// processes stay. WriteFile calls it, so a file written again cleans up
+// after the write that died.
+func RemoveStale(path string) {
+	dir, prefix := filepath.Dir(path), tempPrefix(path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		pidText, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || err != nil || pid <= 0 || alive(pid) {
+			continue
+		}
+		os.Remove(filepath.Join(dir, e.Name()))
+	}
+}
+
+// alive reports whether process pid exists (signal 0 checks without
+// sending; EPERM means it exists under another user).
+func alive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }

@@ -1,7 +1,9 @@
 package atomicfile
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 )
@@ -38,5 +40,36 @@ func TestWriteFile(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); string(b) != "second, longer" {
 		t.Errorf("file holds %q after a failed write elsewhere", b)
+	}
+}
+
+// TestRemoveStale (issue 26, case 10): the temporary file of a write whose
+// process died (kill -9 during --export) is removed by the next write of
+// the same file; one of a live process, and other files, stay.
+func TestRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.safetensors")
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Skipf("cannot start a process: %v", err)
+	}
+	dead := filepath.Join(dir, fmt.Sprintf(".x.safetensors.tmp%d-123", gone.Process.Pid))
+	live := filepath.Join(dir, fmt.Sprintf(".x.safetensors.tmp%d-456", os.Getpid()))
+	other := filepath.Join(dir, ".y.safetensors.tmp1-1")
+	for _, p := range []string{dead, live, other} {
+		if err := os.WriteFile(p, []byte("partial"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := WriteFile(path, []byte("whole")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("the dead writer's temporary file is still there (%v)", err)
+	}
+	for _, p := range []string{live, other, path} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s: %v, want it kept", filepath.Base(p), err)
+		}
 	}
 }

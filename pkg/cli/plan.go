@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -188,6 +189,9 @@ func seedsOf(c train.Config, o options, changed func(string) bool, preset experi
 	case changed("seeds"):
 		var out []int64
 		for _, s := range o.seeds {
+			if slices.Contains(out, int64(s)) {
+				return nil, fmt.Errorf("--seeds: seed %d given twice", s)
+			}
 			out = append(out, int64(s))
 		}
 		if len(out) == 0 {

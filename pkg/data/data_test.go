@@ -101,6 +101,9 @@ func TestReadListErrors(t *testing.T) {
 		{"fields", "12 3\n7\n", "bad.txt:2: want \"item label\""},
 		{"label", "12 3\n8 x\n", "bad.txt:2: label \"x\" is not an integer"},
 		{"range", "# comment\n\n12 3\n8 10\n", "bad.txt:4: label 10 out of range 0..9"},
+		// Issue 26, case 11: said plainly, with the line.
+		{"NUL", "12 3\nn01/x.JPEG\x00junk 4\n", "bad.txt:2: a NUL byte in the line"},
+		{"long line", "12 3\n" + strings.Repeat("a", 100<<10) + " 1\n", "bad.txt:2: longer than 4096 bytes"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

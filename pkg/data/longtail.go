@@ -6,6 +6,7 @@ package data
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -98,10 +99,15 @@ func ReadList(path string, classes int) ([]ListEntry, error) {
 	defer f.Close()
 	var out []ListEntry
 	sc := bufio.NewScanner(f)
-	for line := 1; sc.Scan(); line++ {
+	sc.Buffer(make([]byte, 0, 4096), maxListLine)
+	line := 1
+	for ; sc.Scan(); line++ {
 		text := strings.TrimSpace(sc.Text())
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
+		}
+		if strings.IndexByte(text, 0) >= 0 {
+			return nil, fmt.Errorf("%s:%d: a NUL byte in the line: not a list of \"item label\" lines", path, line)
 		}
 		fields := strings.Fields(text)
 		if len(fields) != 2 {
@@ -116,8 +122,15 @@ func ReadList(path string, classes int) ([]ListEntry, error) {
 		}
 		out = append(out, ListEntry{Item: fields[0], Label: y, Line: line})
 	}
+	if errors.Is(sc.Err(), bufio.ErrTooLong) {
+		return nil, fmt.Errorf("%s:%d: longer than %d bytes: not a list of \"item label\" lines", path, line, maxListLine)
+	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return out, nil
 }
+
+// maxListLine bounds a list file's line ("item label": a path and a
+// number).
+const maxListLine = 4096

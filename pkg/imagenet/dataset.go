@@ -76,6 +76,9 @@ func ReadImageFile(path string, maxBytes int64) ([]byte, error) {
 	if st.Size() > maxBytes {
 		return nil, fmt.Errorf("%s: %d bytes, more than the limit of %d (--max-image-bytes)", path, st.Size(), maxBytes)
 	}
+	if st.Size() == 0 {
+		return nil, fmt.Errorf("%s: an empty file (0 bytes): not an image", path)
+	}
 	b, err := io.ReadAll(io.LimitReader(f, maxBytes+1))
 	if err != nil {
 		return nil, err

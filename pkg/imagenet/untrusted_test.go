@@ -95,6 +95,14 @@ func TestReadImageFile(t *testing.T) {
 	if _, err := ReadImageFile(big, 1000); err == nil || !strings.Contains(err.Error(), "1001 bytes, more than the limit of 1000") {
 		t.Errorf("over the limit: err = %v", err)
 	}
+	// Issue 26, case 11: an empty file said so ("image: unknown format").
+	empty := filepath.Join(dir, "empty.JPEG")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadImageFile(empty, MaxImageBytes); err == nil || !strings.Contains(err.Error(), empty+": an empty file (0 bytes)") {
+		t.Errorf("empty file: err = %v", err)
+	}
 }
 
 // TestCheckImages: --check-images reads every header before training; a
