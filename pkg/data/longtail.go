@@ -111,11 +111,11 @@ func ReadList(path string, classes int) ([]ListEntry, error) {
 		}
 		fields := strings.Fields(text)
 		if len(fields) != 2 {
-			return nil, fmt.Errorf("%s:%d: want \"item label\", got %q", path, line, text)
+			return nil, fmt.Errorf("%s:%d: want \"item label\", got %q", path, line, clip(text))
 		}
 		y, err := strconv.ParseInt(fields[1], 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: label %q is not an integer", path, line, fields[1])
+			return nil, fmt.Errorf("%s:%d: label %q is not an integer", path, line, clip(fields[1]))
 		}
 		if y < 0 || (classes > 0 && y >= int64(classes)) {
 			return nil, fmt.Errorf("%s:%d: label %d out of range 0..%d", path, line, y, classes-1)
@@ -129,6 +129,15 @@ func ReadList(path string, classes int) ([]ListEntry, error) {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return out, nil
+}
+
+// clip is at most the first 80 bytes of a line from a file, for errors
+// (a line may be 4 KB of anything).
+func clip(s string) string {
+	if len(s) <= 80 {
+		return s
+	}
+	return s[:80] + "…"
 }
 
 // maxListLine bounds a list file's line ("item label": a path and a

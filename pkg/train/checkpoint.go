@@ -256,16 +256,29 @@ func readCheckpointState(path string) (st State, named []ts.NamedTensor, err err
 		if nt.Tensor.DType() != gotch.Uint8 || nt.Tensor.Numel() > maxMetaBytes {
 			return st, nil, fmt.Errorf("checkpoint %s: bad state record (%v, %d elements)", path, nt.Tensor.DType(), nt.Tensor.Numel())
 		}
-		raw := nt.Tensor.Vals().([]uint8)
-		if err := json.Unmarshal(raw, &st); err != nil {
-			return st, nil, fmt.Errorf("checkpoint %s: bad state: %w", path, err)
-		}
-		if st.Epoch < 0 || st.Step < 0 || st.Seen < 0 {
-			return st, nil, fmt.Errorf("checkpoint %s: bad state: epoch %d, step %d", path, st.Epoch, st.Step)
+		st, err := parseState(path, nt.Tensor.Vals().([]uint8))
+		if err != nil {
+			return st, nil, err
 		}
 		return st, named, nil
 	}
 	return st, nil, fmt.Errorf("checkpoint %s: no state record", path)
+}
+
+// parseState decodes a checkpoint's state record (JSON bytes, at most
+// maxMetaBytes) and checks its position, naming the checkpoint path.
+func parseState(path string, raw []byte) (State, error) {
+	var st State
+	if len(raw) > maxMetaBytes {
+		return st, fmt.Errorf("checkpoint %s: a state record of %d bytes, more than %d", path, len(raw), maxMetaBytes)
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return st, fmt.Errorf("checkpoint %s: bad state: %w", path, err)
+	}
+	if st.Epoch < 0 || st.Step < 0 || st.Seen < 0 {
+		return st, fmt.Errorf("checkpoint %s: bad state: epoch %d, step %d", path, st.Epoch, st.Step)
+	}
+	return st, nil
 }
 
 // readLatestCheckpoint reads checkpoint.pt of dir or, when that one is
