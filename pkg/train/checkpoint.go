@@ -159,7 +159,8 @@ func (s *snapshot) write(path string) error {
 	if err != nil {
 		current = nil // a bad sidecar is replaced
 	}
-	if exists(path) {
+	linked := exists(path)
+	if linked {
 		// Keep the current checkpoint as the previous one: a hard link
 		// made under a temporary name, renamed into place. Its sidecar
 		// first accepts both the previous file and the current one.
@@ -193,7 +194,7 @@ func (s *snapshot) write(path string) error {
 	if err := writeSums(path, []string{sum}); err != nil {
 		return fmt.Errorf("write checkpoint %s: %w", path, err)
 	}
-	if current != nil {
+	if linked && current != nil { // the previous checkpoint is the one current described
 		if err := writeSums(filepath.Join(dir, PrevCheckpoint), current); err != nil {
 			return fmt.Errorf("write checkpoint %s: %w", path, err)
 		}

@@ -386,6 +386,17 @@ func TestBadCheckpointFiles(t *testing.T) {
 	}
 }
 
+// finishedRun trains tinyConfig to its end in a folder of its own, leaving
+// checkpoint.pt and checkpoint.prev.pt, and returns its settings.
+func finishedRun(t *testing.T) Config {
+	t.Helper()
+	c := tinyConfig(filepath.Join(t.TempDir(), "run"))
+	if _, err := Run(context.Background(), c, nil); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // TestCheckpointFIFO (issue 26, case 6): a checkpoint.pt that is a FIFO
 // (anything but a regular file) is refused at once, not opened: --resume
 // falls back to checkpoint.prev.pt saying why, and with no fallback stops
@@ -395,10 +406,7 @@ func TestCheckpointFIFO(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a small run")
 	}
-	c := tinyConfig(filepath.Join(t.TempDir(), "run"))
-	if _, err := Run(context.Background(), c, nil); err != nil {
-		t.Fatal(err)
-	}
+	c := finishedRun(t)
 	ckpt, prev := filepath.Join(c.Out, CheckpointFile), filepath.Join(c.Out, PrevCheckpoint)
 	fifo := func(path string) {
 		t.Helper()
@@ -452,10 +460,7 @@ func TestCheckpointCorrupted(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a small run")
 	}
-	c := tinyConfig(filepath.Join(t.TempDir(), "run"))
-	if _, err := Run(context.Background(), c, nil); err != nil {
-		t.Fatal(err)
-	}
+	c := finishedRun(t)
 	ckpt, prev := filepath.Join(c.Out, CheckpointFile), filepath.Join(c.Out, PrevCheckpoint)
 	for _, p := range []string{ckpt, prev} {
 		if err := libtorch.OnThread(func() error { return verifySum(p) }); err != nil {
@@ -487,5 +492,29 @@ func TestCheckpointCorrupted(t *testing.T) {
 	err = libtorch.OnThread(func() error { _, _, err := readCheckpointState(ckpt); return err })
 	if err == nil || !strings.Contains(err.Error(), ckpt) || !strings.Contains(err.Error(), "SHA-256") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("reading the damaged file: err = %v, want one line naming it and its SHA-256", err)
+	}
+}
+
+// TestCheckpointSidecarWithoutFile: checkpoint.pt deleted, its sidecar
+// left: --resume goes on from checkpoint.prev.pt, and the checkpoint it
+// writes leaves both files matching their sidecars (the stale sidecar
+// once overwrote the previous checkpoint's, which then looked corrupt).
+func TestCheckpointSidecarWithoutFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a small run")
+	}
+	c := finishedRun(t)
+	ckpt, prev := filepath.Join(c.Out, CheckpointFile), filepath.Join(c.Out, PrevCheckpoint)
+	if err := os.Remove(ckpt); err != nil {
+		t.Fatal(err)
+	}
+	c.Resume = true
+	if _, err := Run(context.Background(), c, nil); err != nil {
+		t.Fatalf("resume without checkpoint.pt: %v", err)
+	}
+	for _, p := range []string{ckpt, prev} {
+		if err := verifySum(p); err != nil {
+			t.Errorf("%s after the resumed run: %v", filepath.Base(p), err)
+		}
 	}
 }
