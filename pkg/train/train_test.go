@@ -230,7 +230,7 @@ func TestObservers(t *testing.T) {
 		t.Errorf("events %v, want %v", events, want)
 	}
 	for i, s := range steps {
-		if s.Epochs != c.Epochs || s.Batches != 4 || !(s.Loss > 0) || !(s.ImagesSec > 0) || s.Left <= 0 {
+		if s.Epochs != c.Epochs || s.Batches != 4 || !(s.Loss > 0) || !(s.ImagesSec > 0) || s.Left < 0 { // Left is whole seconds: 0 near the end of a fast run
 			t.Errorf("step %d: %+v", i, s)
 		}
 	}
