@@ -262,11 +262,6 @@ func TestFashionMNISTLT(t *testing.T) {
 	}
 }
 
-func mustJSON(v any) []byte {
-	b, _ := json.Marshal(v)
-	return b
-}
-
 func TestSamplers(t *testing.T) {
 	labels := make([]int64, 0, 110)
 	for i := 0; i < 100; i++ {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -59,7 +60,7 @@ func readSums(path string) ([]string, error) {
 // writeSums makes path's sidecar list sums (durably, atomically).
 func writeSums(path string, sums []string) error {
 	var b strings.Builder
-	name := path[strings.LastIndexByte(path, '/')+1:]
+	name := filepath.Base(path)
 	for _, h := range sums {
 		fmt.Fprintf(&b, "%s  %s\n", h, name)
 	}

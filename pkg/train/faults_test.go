@@ -397,6 +397,34 @@ func finishedRun(t *testing.T) Config {
 	return c
 }
 
+// readLatest runs readLatestCheckpoint(dir) on a training thread and
+// returns the file it read, what it said, and its error; 60 s without an
+// answer fails t (a hang detector).
+func readLatest(t *testing.T, dir string) (path, said string, err error) {
+	t.Helper()
+	type result struct {
+		path, said string
+		err        error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		r.err = libtorch.OnThread(func() error {
+			var err error
+			r.path, _, _, err = readLatestCheckpoint(dir, func(f string, a ...any) { r.said = fmt.Sprintf(f, a...) })
+			return err
+		})
+		done <- r
+	}()
+	select {
+	case r := <-done:
+		return r.path, r.said, r.err
+	case <-time.After(60 * time.Second):
+		t.Fatal("reading the checkpoints hung")
+	}
+	return "", "", nil
+}
+
 // TestCheckpointFIFO (issue 26, case 6): a checkpoint.pt that is a FIFO
 // (anything but a regular file) is refused at once, not opened: --resume
 // falls back to checkpoint.prev.pt saying why, and with no fallback stops
@@ -417,36 +445,13 @@ func TestCheckpointFIFO(t *testing.T) {
 			t.Skipf("mkfifo: %v", err)
 		}
 	}
-	latest := func() (string, string, error) {
-		type result struct {
-			path, said string
-			err        error
-		}
-		done := make(chan result, 1)
-		go func() {
-			var r result
-			r.err = libtorch.OnThread(func() error {
-				var err error
-				r.path, _, _, err = readLatestCheckpoint(c.Out, func(f string, a ...any) { r.said = fmt.Sprintf(f, a...) })
-				return err
-			})
-			done <- r
-		}()
-		select {
-		case r := <-done:
-			return r.path, r.said, r.err
-		case <-time.After(60 * time.Second):
-			t.Fatal("reading the checkpoints hung")
-		}
-		return "", "", nil
-	}
 	fifo(ckpt)
-	path, said, err := latest()
+	path, said, err := readLatest(t, c.Out)
 	if err != nil || path != prev || !strings.Contains(said, ckpt+": not a regular file") {
 		t.Errorf("checkpoint.pt a FIFO: read %s (%v), said %q; want %s, saying why", path, err, said, prev)
 	}
 	fifo(prev)
-	if _, _, err := latest(); err == nil || !strings.Contains(err.Error(), "not a regular file") || strings.Contains(err.Error(), "\n") {
+	if _, _, err := readLatest(t, c.Out); err == nil || !strings.Contains(err.Error(), "not a regular file") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("both FIFOs: err = %v, want one line saying not a regular file", err)
 	}
 }
@@ -480,12 +485,7 @@ func TestCheckpointCorrupted(t *testing.T) {
 	if err := os.WriteFile(ckpt, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var path, said string
-	err = libtorch.OnThread(func() error {
-		var err error
-		path, _, _, err = readLatestCheckpoint(c.Out, func(f string, a ...any) { said = fmt.Sprintf(f, a...) })
-		return err
-	})
+	path, said, err := readLatest(t, c.Out)
 	if err != nil || path != prev || !strings.Contains(said, "changed after it was written") {
 		t.Errorf("--resume over a damaged checkpoint.pt: read %s (%v), said %q; want %s, saying why", path, err, said, prev)
 	}

@@ -149,19 +149,6 @@ func tinyConfig(out string) Config {
 	return c
 }
 
-func readSummary(t *testing.T, dir string) Summary {
-	t.Helper()
-	var s Summary
-	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &s); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // TestInterruptResumeExact: a run interrupted mid-epoch (as by SIGINT),
 // then resumed, ends with exactly the metrics of an uninterrupted run.
 func TestInterruptResumeExact(t *testing.T) {
