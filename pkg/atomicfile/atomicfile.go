@@ -20,28 +20,8 @@ import (
 func WriteFile(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	RemoveStale(path)
-	f, err := os.CreateTemp(dir, tempPrefix(path)+strconv.Itoa(os.Getpid())+"-*")
+	tmp, err := WriteTemp(path, data)
 	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
@@ -58,6 +38,38 @@ func WriteFile(path string, data []byte) error {
 		return fmt.Errorf("write %s: sync %s: %w", path, dir, err)
 	}
 	return nil
+}
+
+// WriteTemp writes data to a new temporary file beside path (named
+// .NAME.tmpPID-N, as RemoveStale expects) and syncs it, for the caller to
+// rename into place: WriteFile's first half, for writers that must do
+// more between the write and the rename (a checkpoint keeps the one it
+// replaces). On an error the file is removed; the error names it.
+func WriteTemp(path string, data []byte) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), tempPrefix(path)+strconv.Itoa(os.Getpid())+"-*")
+	if err != nil {
+		return "", err
+	}
+	tmp := f.Name()
+	fail := func(err error) (string, error) {
+		f.Close()
+		os.Remove(tmp)
+		return "", err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return fail(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	return tmp, nil
 }
 
 // tempPrefix is the start of the names of path's temporary files:

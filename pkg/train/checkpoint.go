@@ -16,6 +16,7 @@ import (
 	"github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 
+	"github.com/lwr-go/lwr/pkg/atomicfile"
 	"github.com/lwr-go/lwr/pkg/config"
 	"github.com/lwr-go/lwr/pkg/libtorch"
 	"github.com/lwr-go/lwr/pkg/optim"
@@ -131,26 +132,11 @@ func (s *snapshot) write(path string) error {
 	}
 	// Go writes the file, so that a full disk or an I/O error is an error
 	// here (libtorch's own writer aborts the process on a short write).
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	tmp, err := atomicfile.WriteTemp(path, b)
 	if err != nil {
 		return fmt.Errorf("write checkpoint %s: %w", path, err)
 	}
-	tmp := f.Name()
 	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write checkpoint %s: %w", path, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fail(err)
-	}
-	if _, err := f.Write(b); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("write checkpoint %s: %w", path, err)
 	}
