@@ -12,6 +12,11 @@ const (
 	PrevCheckpoint = "checkpoint.prev.pt" // the checkpoint before the last, kept in case the last is unreadable
 )
 
+// MaxJSONBytes bounds a config.json or summary.json as read back: ours are
+// a few kilobytes (summary.json holds per-class lists of 1,000 entries at
+// most for ImageNet-LT).
+const MaxJSONBytes = 16 << 20
+
 // Summary is summary.json: the final result of a run.
 type Summary struct {
 	Config      Run             `json:"config"`

@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // numpyVectors is testdata/numpy_shuffle.json, made by
@@ -303,5 +305,39 @@ func TestSamplers(t *testing.T) {
 	}
 	if _, err := Sampler("x").Order(labels, 2, r); err == nil {
 		t.Error("unknown sampler accepted")
+	}
+}
+
+// TestFIFOsRefused (issue 26): a list file or an IDX file that is a FIFO
+// is refused at once, naming it, where a plain open waited for a writer
+// forever.
+func TestFIFOsRefused(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "train.txt")
+	idx := filepath.Join(dir, "t10k-images-idx3-ubyte.gz")
+	for _, p := range []string{list, idx} {
+		if err := syscall.Mkfifo(p, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		path string
+		read func() error
+	}{
+		{list, func() error { _, err := ReadList(list, 10); return err }},
+		{idx, func() error { _, err := LoadFashionMNIST(dir, false); return err }},
+	} {
+		t.Run(filepath.Base(tc.path), func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() { done <- tc.read() }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), tc.path+": not a regular file") {
+					t.Fatalf("got %v, want %s refused as not a regular file", err, tc.path)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("blocked on the FIFO")
+			}
+		})
 	}
 }

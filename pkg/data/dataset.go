@@ -10,6 +10,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+
+	"github.com/lwr-go/lwr/pkg/regularfile"
 )
 
 // Dataset is a set of small images held in memory as uint8, channel-first.
@@ -103,7 +105,7 @@ const maxIDXBytes = 1 << 30
 // readIDX reads a gzip-compressed IDX file of unsigned bytes with the
 // given magic number, returning the data and the dimensions.
 func readIDX(path string, magic uint32) ([]uint8, []int, error) {
-	f, err := os.Open(path)
+	f, err := regularfile.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -187,7 +189,7 @@ func LoadCIFAR(dir string, classes int, train bool) (*Dataset, error) {
 		if !st.Mode().IsRegular() || st.Size() > 60000*int64(record) {
 			return nil, fmt.Errorf("%s: %d bytes (%v): not a CIFAR binary file (at most 60,000 %d-byte records)", path, st.Size(), st.Mode().Type(), record)
 		}
-		raw, err := os.ReadFile(path)
+		raw, err := regularfile.ReadFile(path, 60000*int64(record), "CIFAR binary files")
 		if err != nil {
 			return nil, err
 		}

@@ -9,12 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 
 	"github.com/lwr-go/lwr/pkg/atomicfile"
 	"github.com/lwr-go/lwr/pkg/mt19937"
+	"github.com/lwr-go/lwr/pkg/regularfile"
 )
 
 // LongTailCounts are the per-class image counts of an exponential
@@ -92,7 +92,7 @@ func WriteIndexList(path string, indices, labels []int64) error {
 // ReadList reads a list file: lines "item label" (blank lines and lines
 // starting with # are skipped). Errors name the file and line.
 func ReadList(path string, classes int) ([]ListEntry, error) {
-	f, err := os.Open(path)
+	f, err := regularfile.Open(path)
 	if err != nil {
 		return nil, err
 	}

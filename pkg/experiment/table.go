@@ -14,6 +14,7 @@ import (
 	"github.com/lwr-go/lwr/pkg/atomicfile"
 	"github.com/lwr-go/lwr/pkg/config"
 	"github.com/lwr-go/lwr/pkg/metrics"
+	"github.com/lwr-go/lwr/pkg/regularfile"
 	"github.com/lwr-go/lwr/pkg/report"
 )
 
@@ -140,7 +141,7 @@ func Collect(rows []Row, failed map[string]string, fromCheckpoint CheckpointStat
 				res.Failed = append(res.Failed, fmt.Sprintf("seed%d: %s", seed, why))
 				continue
 			}
-			b, err := os.ReadFile(filepath.Join(dir, config.SummaryFile))
+			b, err := regularfile.ReadFile(filepath.Join(dir, config.SummaryFile), config.MaxJSONBytes, "summary files")
 			if errors.Is(err, os.ErrNotExist) {
 				res.Missing = append(res.Missing, seed)
 				continue

@@ -8,16 +8,15 @@ package imagenet
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
-	"syscall"
 
 	"github.com/lwr-go/lwr/pkg/data"
 	"github.com/lwr-go/lwr/pkg/jpeg"
+	"github.com/lwr-go/lwr/pkg/regularfile"
 )
 
 // Classes is ImageNet's number of classes.
@@ -59,34 +58,11 @@ const MaxImageBytes = 64 << 20
 // but a regular file (a device such as /dev/zero, a FIFO that would block
 // a worker forever, a folder) is refused before it is read.
 func ReadImageFile(path string, maxBytes int64) ([]byte, error) {
-	// Non-blocking, so that opening a FIFO returns at once (a plain open
-	// waits for a writer); regular files ignore the flag.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
+	b, err := regularfile.ReadFile(path, maxBytes, "--max-image-bytes")
+	if err == nil && len(b) == 0 {
+		err = fmt.Errorf("%s: an empty file (0 bytes): not an image", path)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file (%v)", path, st.Mode().Type())
-	}
-	if st.Size() > maxBytes {
-		return nil, fmt.Errorf("%s: %d bytes, more than the limit of %d (--max-image-bytes)", path, st.Size(), maxBytes)
-	}
-	if st.Size() == 0 {
-		return nil, fmt.Errorf("%s: an empty file (0 bytes): not an image", path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > maxBytes {
-		return nil, fmt.Errorf("%s: grew past the limit of %d bytes while read", path, maxBytes)
-	}
-	return b, nil
+	return b, err
 }
 
 // Open reads list (labels must be below classes) and checks that every

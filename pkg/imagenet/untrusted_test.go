@@ -92,7 +92,7 @@ func TestReadImageFile(t *testing.T) {
 	if err := os.WriteFile(big, make([]byte, 1001), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadImageFile(big, 1000); err == nil || !strings.Contains(err.Error(), "1001 bytes, more than the limit of 1000") {
+	if _, err := ReadImageFile(big, 1000); err == nil || !strings.Contains(err.Error(), "1001 bytes, more than the 1000 allowed for --max-image-bytes") {
 		t.Errorf("over the limit: err = %v", err)
 	}
 	// Issue 26, case 11: an empty file said so ("image: unknown format").

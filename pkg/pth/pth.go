@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/lwr-go/lwr/pkg/regularfile"
 	"github.com/lwr-go/lwr/pkg/safetensors"
 )
 
@@ -39,7 +40,7 @@ func IsZip(head []byte) bool { return bytes.HasPrefix(head, []byte("PK\x03\x04")
 // come back as F32 (float16, bfloat16 and float64 converted), integer and
 // bool ones as I64, in row-major order whatever their strides.
 func Read(file string) (map[string]safetensors.Tensor, error) {
-	f, err := safetensors.OpenRegular(file) // a FIFO would block
+	f, err := regularfile.Open(file) // a FIFO would block
 	if err != nil {
 		return nil, err
 	}

@@ -13,11 +13,10 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"sort"
-	"syscall"
 
 	"github.com/lwr-go/lwr/pkg/atomicfile"
+	"github.com/lwr-go/lwr/pkg/regularfile"
 )
 
 // Tensor is one named array: F32 values in F32, F64 in F64, I64 in I64 (one
@@ -120,7 +119,7 @@ const maxHeader = 100 << 20
 // and the tensors' byte ranges may not overlap: what is decoded is at most
 // the file's size. Anything but a regular file is refused unopened.
 func Read(path string) (map[string]Tensor, map[string]string, error) {
-	f, err := OpenRegular(path)
+	f, err := regularfile.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -226,23 +225,4 @@ func Read(path string) (map[string]Tensor, map[string]string, error) {
 		return nil, nil, errors.New(path + ": no tensors")
 	}
 	return out, meta, nil
-}
-
-// OpenRegular opens path for reading without blocking (a FIFO's open waits
-// for a writer) and refuses anything but a regular file, naming it.
-func OpenRegular(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s: not a regular file (%v)", path, st.Mode().Type())
-	}
-	return f, nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/lwr-go/lwr/pkg/atomicfile"
+	"github.com/lwr-go/lwr/pkg/regularfile"
 )
 
 // A checkpoint's checksum lives beside it, in checkpoint.pt.sha256 (and
@@ -35,7 +36,7 @@ const maxSidecar = 4096
 // readSums returns the hashes path's sidecar accepts; none when there is
 // no sidecar (a checkpoint of an older lwr).
 func readSums(path string) ([]string, error) {
-	f, err := os.Open(sidecar(path))
+	f, err := regularfile.Open(sidecar(path))
 	if os.IsNotExist(err) {
 		return nil, nil
 	}
@@ -69,7 +70,7 @@ func writeSums(path string, sums []string) error {
 
 // fileSum is the SHA-256 of the file at path, as hex.
 func fileSum(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := regularfile.Open(path)
 	if err != nil {
 		return "", err
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/lwr-go/lwr/pkg/lwr"
 	"github.com/lwr-go/lwr/pkg/metrics"
 	"github.com/lwr-go/lwr/pkg/optim"
+	"github.com/lwr-go/lwr/pkg/regularfile"
 	"github.com/lwr-go/lwr/pkg/report"
 	"github.com/lwr-go/lwr/pkg/resnet"
 )
@@ -336,7 +337,7 @@ func (r *runner) startOrRestore() error {
 	c := r.c
 	if c.Resume && !exists(r.ckptPath) && !exists(filepath.Join(c.Out, PrevCheckpoint)) {
 		var saved Config
-		b, err := os.ReadFile(filepath.Join(c.Out, ConfigFile))
+		b, err := regularfile.ReadFile(filepath.Join(c.Out, ConfigFile), config.MaxJSONBytes, "config files")
 		if err == nil {
 			err = json.Unmarshal(b, &saved)
 		}
@@ -727,7 +728,7 @@ func writePlots(c Config, sum Summary, ws lwr.Stats) error {
 	if err := report.CosineMatrix(filepath.Join(c.Out, "cosine_matrix.png"), ws.Cos, "classifier rows: cos(w_i, w_j), "+title); err != nil {
 		return err
 	}
-	b, err := os.ReadFile(filepath.Join(c.Out, "log.jsonl"))
+	b, err := regularfile.ReadFile(filepath.Join(c.Out, "log.jsonl"), maxLogBytes, "a run's log.jsonl")
 	if err != nil {
 		return err
 	}
@@ -870,9 +871,13 @@ func appendJSONL(path string, v any) error {
 	return f.Close()
 }
 
+// maxLogBytes bounds log.jsonl as read back: a line per epoch of a few
+// kilobytes (a few hundred epochs at most) is far below it.
+const maxLogBytes = 256 << 20
+
 // truncateLog keeps the lines of log.jsonl for epochs ≤ last.
 func truncateLog(path string, last int) error {
-	b, err := os.ReadFile(path)
+	b, err := regularfile.ReadFile(path, maxLogBytes, "a run's log.jsonl")
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"slices"
 	"sort"
@@ -17,6 +16,7 @@ import (
 	"github.com/lwr-go/lwr/pkg/libtorch"
 	"github.com/lwr-go/lwr/pkg/lwr"
 	"github.com/lwr-go/lwr/pkg/pth"
+	"github.com/lwr-go/lwr/pkg/regularfile"
 	"github.com/lwr-go/lwr/pkg/safetensors"
 )
 
@@ -169,7 +169,7 @@ func transpose(t safetensors.Tensor) safetensors.Tensor {
 // readWeights reads the tensors of a safetensors file or of a torch.save
 // .pth (told apart by their first bytes, not their names).
 func readWeights(path string) (map[string]safetensors.Tensor, error) {
-	f, err := os.Open(path)
+	f, err := regularfile.Open(path)
 	if err != nil {
 		return nil, err
 	}
