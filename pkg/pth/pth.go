@@ -40,6 +40,12 @@ func IsZip(head []byte) bool { return bytes.HasPrefix(head, []byte("PK\x03\x04")
 // come back as F32 (float16, bfloat16 and float64 converted), integer and
 // bool ones as I64, in row-major order whatever their strides.
 func Read(file string) (map[string]safetensors.Tensor, error) {
+	return ReadSelected(file, nil)
+}
+
+// ReadSelected is Read decoding only the tensors sel takes, offered by
+// name ("module." removed) and shape before any is decoded.
+func ReadSelected(file string, sel safetensors.Select) (map[string]safetensors.Tensor, error) {
 	f, err := regularfile.Open(file) // a FIFO would block
 	if err != nil {
 		return nil, err
@@ -98,8 +104,25 @@ func Read(file string) (map[string]safetensors.Tensor, error) {
 	for _, name := range names {
 		strip = strip && strings.HasPrefix(name, "module.")
 	}
-	out := make(map[string]safetensors.Tensor, len(refs))
+	taken := names[:0]
 	for _, name := range names {
+		short := name
+		if strip {
+			short = strings.TrimPrefix(name, "module.")
+		}
+		if sel != nil {
+			take, err := sel(short, refs[name].size)
+			if err != nil {
+				return nil, err
+			}
+			if !take {
+				continue
+			}
+		}
+		taken = append(taken, name)
+	}
+	out := make(map[string]safetensors.Tensor, len(taken))
+	for _, name := range taken {
 		t, err := r.tensor(refs[name])
 		if err != nil {
 			return nil, fmt.Errorf("%s: %q: %w", file, name, err)

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -367,5 +368,31 @@ func TestReadCompressedBomb(t *testing.T) {
 	}
 	if rss := peakRSS(t); rss > 256<<20 {
 		t.Errorf("peak resident memory %d MiB, want ≤ 256", rss>>20)
+	}
+}
+
+// TestReadSelected (issue 26): names (without "module.") and shapes are
+// offered before any storage is decoded; a 32 MiB storage left out is
+// never read.
+func TestReadSelected(t *testing.T) {
+	const numel = 8 << 20
+	file := archive(t, pickle("module.w", numel, 0, []int64{2, numel / 2}, []int64{numel / 2, 1}), map[string][]byte{"0": make([]byte, 4*numel)})
+	var offered []string
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got, err := ReadSelected(file, func(name string, shape []int64) (bool, error) {
+		offered = append(offered, fmt.Sprint(name, shape))
+		return false, nil
+	})
+	runtime.ReadMemStats(&after)
+	if err != nil || len(got) != 0 || len(offered) != 1 || offered[0] != "w[2 4194304]" {
+		t.Fatalf("got %d tensors, %v, offered %v; want none, w[2 4194304] offered", len(got), err, offered)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 4<<20 {
+		t.Errorf("allocated %d MiB leaving the 32 MiB tensor out, want < 4", n>>20)
+	}
+	got, err = ReadSelected(file, func(string, []int64) (bool, error) { return true, nil })
+	if err != nil || len(got["w"].F32) != numel {
+		t.Errorf("taken: %d values, %v; want %d", len(got["w"].F32), err, numel)
 	}
 }

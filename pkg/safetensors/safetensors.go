@@ -119,6 +119,19 @@ const maxHeader = 100 << 20
 // and the tensors' byte ranges may not overlap: what is decoded is at most
 // the file's size. Anything but a regular file is refused unopened.
 func Read(path string) (map[string]Tensor, map[string]string, error) {
+	return ReadSelected(path, nil)
+}
+
+// Select says, from a tensor's name and shape alone, whether a reader
+// decodes it (a caller loading a model decodes only the model's names, so
+// that what is decoded is bounded by the model, not by the file). An error
+// ends the read before any tensor is decoded. A nil Select takes every
+// tensor.
+type Select func(name string, shape []int64) (bool, error)
+
+// ReadSelected is Read decoding only the tensors sel takes: every entry is
+// checked and offered to sel before any is decoded.
+func ReadSelected(path string, sel Select) (map[string]Tensor, map[string]string, error) {
 	f, err := regularfile.Open(path)
 	if err != nil {
 		return nil, nil, err
@@ -179,14 +192,16 @@ func Read(path string) (map[string]Tensor, map[string]string, error) {
 			return nil, nil, bad("%s (bytes %d..%d) and %s (bytes %d..%d) overlap", a.name, a.e.Offsets[0], a.e.Offsets[1], b.name, b.e.Offsets[0], b.e.Offsets[1])
 		}
 	}
-	out := map[string]Tensor{}
+	if len(items) == 0 {
+		return nil, nil, errors.New(path + ": no tensors")
+	}
+	taken := items[:0]
 	for _, it := range items {
 		name, e := it.name, it.e
 		size := map[string]int64{"F32": 4, "F64": 8, "I64": 8}[e.DType]
 		if size == 0 {
 			return nil, nil, fmt.Errorf("%s: %s: dtype %s: lwr reads F32, F64 and I64", path, name, e.DType)
 		}
-		t := Tensor{DType: e.DType, Shape: e.Shape}
 		elems := int64(1)
 		for _, s := range e.Shape {
 			if s < 0 || (s > 0 && elems > bodySize/s) {
@@ -198,6 +213,23 @@ func Read(path string) (map[string]Tensor, map[string]string, error) {
 		if lo < 0 || hi < lo || hi > bodySize || hi-lo != elems*size {
 			return nil, nil, bad("%s: bytes %d..%d for %d values of %s in a body of %d", name, lo, hi, elems, e.DType, bodySize)
 		}
+		if sel != nil {
+			take, err := sel(name, e.Shape)
+			if err != nil {
+				return nil, nil, err
+			}
+			if !take {
+				continue
+			}
+		}
+		taken = append(taken, it)
+	}
+	out := map[string]Tensor{}
+	for _, it := range taken {
+		name, e := it.name, it.e
+		t := Tensor{DType: e.DType, Shape: e.Shape}
+		lo, hi := e.Offsets[0], e.Offsets[1]
+		elems := (hi - lo) / map[string]int64{"F32": 4, "F64": 8, "I64": 8}[e.DType]
 		buf := make([]byte, hi-lo)
 		if _, err := f.ReadAt(buf, 8+int64(n)+lo); err != nil {
 			return nil, nil, fmt.Errorf("%s: %s: %w", path, name, err)
@@ -220,9 +252,6 @@ func Read(path string) (map[string]Tensor, map[string]string, error) {
 			}
 		}
 		out[name] = t
-	}
-	if len(out) == 0 {
-		return nil, nil, errors.New(path + ": no tensors")
 	}
 	return out, meta, nil
 }

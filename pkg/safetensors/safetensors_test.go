@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -141,5 +142,54 @@ func TestReadFIFO(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("reading a FIFO hung")
+	}
+}
+
+// allocated is the bytes f allocates on the heap.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestReadSelected (issue 26): names and shapes are offered before
+// anything is decoded, and what is not taken is never decoded: a 32 MiB
+// tensor left out costs no 32 MiB. An error from the selection ends the
+// read with that error.
+func TestReadSelected(t *testing.T) {
+	const big = 8 << 20 // float32s
+	path := filepath.Join(t.TempDir(), "w.safetensors")
+	if err := Write(path, map[string]Tensor{
+		"small": {DType: "F32", Shape: []int64{2}, F32: []float32{1, 2}},
+		"big":   {DType: "F32", Shape: []int64{big}, F32: make([]float32, big)},
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var offered []string
+	var got map[string]Tensor
+	var err error
+	n := allocated(func() {
+		got, _, err = ReadSelected(path, func(name string, shape []int64) (bool, error) {
+			offered = append(offered, fmt.Sprint(name, shape))
+			return name == "small", nil
+		})
+	})
+	slices.Sort(offered)
+	if err != nil || len(got) != 1 || !slices.Equal(got["small"].F32, []float32{1, 2}) || !slices.Equal(offered, []string{"big[8388608]", "small[2]"}) {
+		t.Fatalf("got %v, %v, offered %v; want small only, both offered", got, err, offered)
+	}
+	if n > 4<<20 {
+		t.Errorf("allocated %d MiB leaving the 32 MiB tensor out, want < 4", n>>20)
+	}
+	_, _, err = ReadSelected(path, func(name string, shape []int64) (bool, error) {
+		if name == "small" {
+			return false, fmt.Errorf("small: shape %v, the model's [3]", shape)
+		}
+		return true, nil
+	})
+	if err == nil || err.Error() != "small: shape [2], the model's [3]" {
+		t.Errorf("err = %v, want the selection's own error", err)
 	}
 }

@@ -166,9 +166,9 @@ func transpose(t safetensors.Tensor) safetensors.Tensor {
 	return out
 }
 
-// readWeights reads the tensors of a safetensors file or of a torch.save
-// .pth (told apart by their first bytes, not their names).
-func readWeights(path string) (map[string]safetensors.Tensor, error) {
+// readWeights reads the tensors sel takes of a safetensors file or of a
+// torch.save .pth (told apart by their first bytes, not their names).
+func readWeights(path string, sel safetensors.Select) (map[string]safetensors.Tensor, error) {
 	f, err := regularfile.Open(path)
 	if err != nil {
 		return nil, err
@@ -180,9 +180,9 @@ func readWeights(path string) (map[string]safetensors.Tensor, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if pth.IsZip(head) {
-		return pth.Read(path)
+		return pth.ReadSelected(path, sel)
 	}
-	tensors, _, err := safetensors.Read(path)
+	tensors, _, err := safetensors.ReadSelected(path, sel)
 	return tensors, err
 }
 
@@ -200,13 +200,42 @@ func ImportWeights(vs *nn.VarStore, path string, normed bool) error {
 // importWeights is ImportWeights leaving out the variables keep names
 // (they keep their values, and the file's tensors of those names are
 // ignored): cRT's classifier, drawn anew.
+//
+// Names and shapes are matched to the model before anything is decoded, so
+// that what is decoded is at most the model's own size whatever the file
+// claims: a tensor the model lacks is counted, not read.
 func importWeights(vs *nn.VarStore, path string, normed bool, keep func(name string) bool) error {
-	tensors, err := readWeights(path)
+	vars := vs.Variables()
+	defer runtime.KeepAlive(vs) // vars holds copies of its tensors' handles (see saveCheckpoint)
+	var extra []string
+	tensors, err := readWeights(path, func(name string, shape []int64) (bool, error) {
+		if strings.HasSuffix(name, ".num_batches_tracked") || (keep != nil && keep(name)) {
+			return false, nil
+		}
+		v, ok := vars[name]
+		if !ok {
+			extra = append(extra, name)
+			return false, nil
+		}
+		if notNetwork(name) {
+			return false, nil // the LWR projection or LWS's scales: not loaded
+		}
+		want := v.MustSize()
+		if normed && name == "linear.weight" && len(want) == 2 {
+			want = []int64{want[1], want[0]} // LDAM's [in, out] layout
+		}
+		if !slices.Equal(shape, want) {
+			return false, fmt.Errorf("%s: %q has shape %v, the model's %v", path, name, shape, want)
+		}
+		return true, nil
+	})
 	if err != nil {
 		return err
 	}
-	vars := vs.Variables()
-	defer runtime.KeepAlive(vs) // vars holds copies of its tensors' handles (see saveCheckpoint)
+	if len(extra) > 0 {
+		sort.Strings(extra)
+		return fmt.Errorf("%s: %q is not a variable of the model (%d such keys; a different architecture or class count?)", path, extra[0], len(extra))
+	}
 	var names []string
 	for name := range vars {
 		if !notNetwork(name) && (keep == nil || !keep(name)) {
@@ -223,9 +252,6 @@ func importWeights(vs *nn.VarStore, path string, normed bool, keep func(name str
 			t = transpose(t)
 		}
 		v := vars[name]
-		if want := v.MustSize(); !slices.Equal(t.Shape, want) {
-			return fmt.Errorf("%s: %q has shape %v, the model's %v", path, name, t.Shape, want)
-		}
 		if t.DType != "F32" {
 			return fmt.Errorf("%s: %q is %s, want F32", path, name, t.DType)
 		}
@@ -240,16 +266,6 @@ func importWeights(vs *nn.VarStore, path string, normed bool, keep func(name str
 		if err != nil {
 			return fmt.Errorf("%s: %q: %w", path, name, err)
 		}
-	}
-	var extra []string
-	for name := range tensors {
-		if _, ok := vars[name]; !ok && !strings.HasSuffix(name, ".num_batches_tracked") && (keep == nil || !keep(name)) {
-			extra = append(extra, name)
-		}
-	}
-	if len(extra) > 0 {
-		sort.Strings(extra)
-		return fmt.Errorf("%s: %q is not a variable of the model (%d such keys; a different architecture or class count?)", path, extra[0], len(extra))
 	}
 	return nil
 }

@@ -2,6 +2,8 @@ package train
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"math"
 	"os/exec"
 	"path/filepath"
@@ -299,5 +301,65 @@ func TestStage2(t *testing.T) {
 	}
 	if !same(got["conv1.weight"].F32, stage1["conv1.weight"].F32) {
 		t.Error("the backbone changed in the export")
+	}
+}
+
+// TestImportMatchesBeforeDecoding (issue 26): a weight file's names and
+// shapes are matched to the model before its tensors are decoded, so that
+// a file claiming far more than the model holds costs no more than the
+// model: a 64 MiB tensor the model lacks, or a classifier of the wrong
+// shape, is refused without being read.
+func TestImportMatchesBeforeDecoding(t *testing.T) {
+	dir := t.TempDir()
+	err := libtorch.OnThread(func() error {
+		vs, _, _, err := weightsModel("resnet32", 10, false, 1)
+		if err != nil {
+			return err
+		}
+		defer runtime.KeepAlive(vs)
+		good := filepath.Join(dir, "good.safetensors")
+		if err := exportNamed(namedVars(vs), false, good, nil); err != nil {
+			return err
+		}
+		tensors, _, err := safetensors.Read(good)
+		if err != nil {
+			return err
+		}
+		const big = 16 << 20 // float32s: 64 MiB
+		extra := maps.Clone(tensors)
+		extra["projector.weight"] = safetensors.Tensor{DType: "F32", Shape: []int64{4096, big / 4096}, F32: make([]float32, big)}
+		wrong := maps.Clone(tensors)
+		w := wrong["linear.weight"]
+		wrong["linear.weight"] = safetensors.Tensor{DType: "F32", Shape: []int64{big / 64, 64}, F32: make([]float32, big)}
+		for _, tc := range []struct {
+			name    string
+			tensors map[string]safetensors.Tensor
+			want    string
+		}{
+			{"extra", extra, `"projector.weight" is not a variable of the model (1 such keys`},
+			{"shape", wrong, fmt.Sprintf(`"linear.weight" has shape [%d 64], the model's %v`, big/64, w.Shape)},
+		} {
+			path := filepath.Join(dir, tc.name+".safetensors")
+			if err := safetensors.Write(path, tc.tensors, nil); err != nil {
+				return err
+			}
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			err := ImportWeights(vs, path, false)
+			runtime.ReadMemStats(&after)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) {
+				t.Errorf("%s: err = %v, want %q naming the file", tc.name, err, tc.want)
+			}
+			// The model's own tensors (0.47 M values) may be decoded; the
+			// 64 MiB one may not.
+			if n := after.TotalAlloc - before.TotalAlloc; n > 16<<20 {
+				t.Errorf("%s: allocated %d MiB, want < 16 (the 64 MiB tensor was decoded)", tc.name, n>>20)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
