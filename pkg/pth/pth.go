@@ -18,6 +18,7 @@ import (
 	"io"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/lwr-go/lwr/pkg/regularfile"
@@ -89,7 +90,7 @@ func ReadSelected(file string, sel safetensors.Select) (map[string]safetensors.T
 	}
 	top, err := unpickle(body)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s: %w", file, pkl.Name, err)
+		return nil, fmt.Errorf("%s: %s: %w", file, quote(pkl.Name), err)
 	}
 	refs := stateDict(top)
 	if len(refs) == 0 {
@@ -125,7 +126,7 @@ func ReadSelected(file string, sel safetensors.Select) (map[string]safetensors.T
 	for _, name := range taken {
 		t, err := r.tensor(refs[name])
 		if err != nil {
-			return nil, fmt.Errorf("%s: %q: %w", file, name, err)
+			return nil, fmt.Errorf("%s: %s: %w", file, quote(name), err)
 		}
 		if strip {
 			name = strings.TrimPrefix(name, "module.")
@@ -181,24 +182,24 @@ type reader struct {
 // the records read than the file's size.
 func (r *reader) entry(f *zip.File, limit int64) ([]byte, error) {
 	if f.UncompressedSize64 > uint64(limit) {
-		return nil, fmt.Errorf("%s: %s claims %d bytes, more than the %d allowed", r.file, f.Name, f.UncompressedSize64, limit)
+		return nil, fmt.Errorf("%s: %s claims %d bytes, more than the %d allowed", r.file, quote(f.Name), f.UncompressedSize64, limit)
 	}
 	if r.decoded+int64(f.UncompressedSize64) > r.size {
 		return nil, fmt.Errorf("%s: its records decode to more than the file's %d bytes (at %s): a compressed archive, which torch.save does not write",
-			r.file, r.size, f.Name)
+			r.file, r.size, quote(f.Name))
 	}
 	r.decoded += int64(f.UncompressedSize64)
 	rc, err := f.Open()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s: %w", r.file, f.Name, err)
+		return nil, fmt.Errorf("%s: %s: %w", r.file, quote(f.Name), err)
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s: %w", r.file, f.Name, err)
+		return nil, fmt.Errorf("%s: %s: %w", r.file, quote(f.Name), err)
 	}
 	if int64(len(b)) > limit || uint64(len(b)) != f.UncompressedSize64 {
-		return nil, fmt.Errorf("%s: %s: %d bytes, the archive says %d", r.file, f.Name, len(b), f.UncompressedSize64)
+		return nil, fmt.Errorf("%s: %s: %d bytes, the archive says %d", r.file, quote(f.Name), len(b), f.UncompressedSize64)
 	}
 	return b, nil
 }
@@ -231,15 +232,15 @@ func (r *reader) tensor(t *tensorRef) (safetensors.Tensor, error) {
 	}
 	f, ok := r.files[r.prefix+"data/"+t.storage.key]
 	if !ok {
-		return safetensors.Tensor{}, fmt.Errorf("storage %q: no record data/%s in the archive", t.storage.key, t.storage.key)
+		return safetensors.Tensor{}, fmt.Errorf("storage %s: no record of it under data/ in the archive", quote(t.storage.key))
 	}
 	// The storage's claimed size must be what the archive holds, and the
 	// archive (stored, as torch.save writes it) no larger than the file.
 	if f.UncompressedSize64 > uint64(r.size) {
-		return safetensors.Tensor{}, fmt.Errorf("storage %q: its record claims %d bytes, more than the file's %d", t.storage.key, f.UncompressedSize64, r.size)
+		return safetensors.Tensor{}, fmt.Errorf("storage %s: its record claims %d bytes, more than the file's %d", quote(t.storage.key), f.UncompressedSize64, r.size)
 	}
 	if t.storage.numel < 0 || t.storage.numel > math.MaxInt64/es.size || uint64(t.storage.numel*es.size) != f.UncompressedSize64 {
-		return safetensors.Tensor{}, fmt.Errorf("storage %q: %d elements of %d bytes, the record holds %d bytes", t.storage.key, t.storage.numel, es.size, f.UncompressedSize64)
+		return safetensors.Tensor{}, fmt.Errorf("storage %s: %d elements of %d bytes, the record holds %d bytes", quote(t.storage.key), t.storage.numel, es.size, f.UncompressedSize64)
 	}
 	if len(t.size) != len(t.stride) {
 		return safetensors.Tensor{}, fmt.Errorf("%d sizes but %d strides", len(t.size), len(t.stride))
@@ -340,4 +341,13 @@ func dims(v []int64) string {
 		return fmt.Sprint(v)
 	}
 	return fmt.Sprintf("%v… (%d dimensions)", v[:8], len(v))
+}
+
+// quote is s, a name out of an untrusted file, fit for one line of an
+// error: quoted (control characters escaped) and clipped to 80 bytes.
+func quote(s string) string {
+	if len(s) > 80 {
+		return strconv.Quote(s[:80]) + "…"
+	}
+	return strconv.Quote(s)
 }

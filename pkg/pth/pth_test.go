@@ -175,7 +175,7 @@ func TestReadUntrusted(t *testing.T) {
 		{"view beyond its storage", archive(t, pickle("w", 6, 1, []int64{2, 3}, []int64{3, 1}), map[string][]byte{"0": six}), "beyond its storage"},
 		{"huge sizes", archive(t, pickle("w", 6, 0, []int64{1 << 30, 1 << 30, 1 << 30}, []int64{0, 0, 0}), map[string][]byte{"0": six}), "beyond its storage"},
 		{"negative stride", archive(t, pickle("w", 6, 0, []int64{2, 3}, []int64{-3, 1}), map[string][]byte{"0": six}), "negative"},
-		{"record missing", archive(t, ok, nil), "no record data/0"},
+		{"record missing", archive(t, ok, nil), "storage \"0\": no record of it under data/"},
 		{"truncated pickle", archive(t, ok[:len(ok)/2], map[string][]byte{"0": six}), "truncated"},
 		{"unknown opcode", archive(t, []byte("\x80\x02\xff."), nil), "opcode 0xff"},
 		{"no tensors", archive(t, []byte("\x80\x02}."), nil), "no tensors found"},
