@@ -356,3 +356,112 @@ func TestEvalCheckpoint(t *testing.T) {
 		t.Errorf("--eval of a missing run: err %v, output %s", err, out)
 	}
 }
+
+// maxRSS is the peak resident memory of the finished process cmd ran, in
+// bytes.
+func maxRSS(cmd *exec.Cmd) int64 {
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		return ru.Maxrss * 1024 // kilobytes on Linux
+	}
+	return 0
+}
+
+// TestDamagedCheckpointsPeakMemory (issue 26, cases 6 and 8, measured in
+// a process of their own): --eval and --resume over a checkpoint.pt whose
+// bytes changed, or that is a FIFO, say so in one line and go on from
+// checkpoint.prev.pt (--resume) or stop (--eval): --eval below 256 MiB
+// of peak resident memory, --resume no higher than the same resume with
+// checkpoint.pt removed.
+func TestDamagedCheckpointsPeakMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs cmd/cifar")
+	}
+	bin := binary(t)
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base")
+	if out, err := exec.Command(bin, smallRun(base, "2")...).CombinedOutput(); err != nil {
+		t.Fatalf("train: %v\n%s", err, out)
+	}
+	var cleanResume int64
+	for _, tc := range []struct {
+		name   string
+		damage func(ckpt string) error
+		want   string
+	}{
+		// The baseline: the same resume from checkpoint.prev.pt, with
+		// checkpoint.pt gone, which the damaged ones must not exceed.
+		{"removed", os.Remove, "resuming from"},
+		{"corrupted", func(ckpt string) error {
+			b, err := os.ReadFile(ckpt)
+			if err != nil {
+				return err
+			}
+			for i := len(b) / 2; i < len(b)/2+1000; i++ {
+				b[i] ^= 0x5a
+			}
+			return os.WriteFile(ckpt, b, 0o644)
+		}, "changed after it was written"},
+		{"fifo", func(ckpt string) error {
+			if err := os.Remove(ckpt); err != nil {
+				return err
+			}
+			return syscall.Mkfifo(ckpt, 0o600)
+		}, "not a regular file"},
+	} {
+		for _, mode := range []string{"--eval", "--resume"} {
+			if tc.name == "removed" && mode == "--eval" {
+				continue
+			}
+			t.Run(tc.name+mode, func(t *testing.T) {
+				run := filepath.Join(dir, tc.name+mode)
+				if out, err := exec.Command("cp", "-r", base, run).CombinedOutput(); err != nil {
+					t.Fatalf("cp: %v %s", err, out)
+				}
+				if err := tc.damage(filepath.Join(run, "checkpoint.pt")); err != nil {
+					t.Fatal(err)
+				}
+				args := smallRun(run, "2", "--resume")
+				if mode == "--eval" {
+					args = []string{"--eval", run, "--device", "cpu", "--threads", "1"}
+				}
+				cmd := exec.Command(bin, args...)
+				var out lockedBuffer
+				cmd.Stdout, cmd.Stderr = &out, &out
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				done := make(chan error, 1)
+				go func() { done <- cmd.Wait() }()
+				var err error
+				select {
+				case err = <-done:
+				case <-time.After(120 * time.Second):
+					cmd.Process.Kill()
+					<-done
+					t.Fatalf("%s hung:\n%s", mode, out.String())
+				}
+				if !strings.Contains(out.String(), tc.want) {
+					t.Errorf("%s: %v, output %q; want it to say %q", mode, err, out.String(), tc.want)
+				}
+				if mode == "--resume" && (err != nil || logLines(run) != 2 || !strings.Contains(out.String(), "resuming from")) {
+					t.Errorf("--resume: %v, %d epochs logged; want the run finished from checkpoint.prev.pt\n%s", err, logLines(run), out.String())
+				}
+				// --eval reads, fails and stops: 256 MiB. --resume then
+				// trains: no more than the undamaged resume (libtorch's
+				// training takes some 300 MiB on its own).
+				rss, limit := maxRSS(cmd), int64(256<<20)
+				if mode == "--resume" {
+					if tc.name == "removed" {
+						cleanResume = rss
+					}
+					limit = cleanResume + 16<<20
+				}
+				if rss > limit || rss == 0 {
+					t.Errorf("%s: peak resident memory %d MiB, want ≤ %d", mode, rss>>20, limit>>20)
+				} else {
+					t.Logf("%s: peak resident memory %d MiB", mode, rss>>20)
+				}
+			})
+		}
+	}
+}

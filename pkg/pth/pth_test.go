@@ -283,6 +283,9 @@ func TestReadLargeDict(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("a 200,000-key dict did not build in 60 s")
 	}
+	if rss := peakRSS(t); rss > 256<<20 {
+		t.Errorf("peak resident memory %d MiB, want ≤ 256", rss>>20)
+	}
 }
 
 // TestReadFIFO (issue 26, case 6 for --init-from): a FIFO is refused at
