@@ -17,7 +17,7 @@ C_SOURCES = $(wildcard internal/csrc/*.h internal/csrc/*.cpp pkg/jpeg/*.[ch] pkg
 
 # The packages that build without cgo or libtorch (docs/architecture.md):
 # tested first, in seconds, before setup.
-PURE_PKGS = ./pkg/atomicfile ./pkg/regularfile ./pkg/mt19937 ./pkg/config ./pkg/data ./pkg/pth ./pkg/safetensors ./pkg/metrics ./pkg/report ./pkg/experiment ./internal/doclinks
+PURE_PKGS = ./pkg/atomicfile ./pkg/regularfile ./pkg/tensorboard ./pkg/mt19937 ./pkg/config ./pkg/data ./pkg/pth ./pkg/safetensors ./pkg/metrics ./pkg/report ./pkg/experiment ./internal/doclinks
 
 .PHONY: setup test test-pure test-isa format demo bench bench-decode clean
 

@@ -1,6 +1,6 @@
 module github.com/lwr-go/lwr
 
-go 1.22
+go 1.23
 
 require github.com/sugarme/gotch v0.9.1
 
@@ -20,6 +20,7 @@ require (
 	github.com/pmezard/go-difflib v1.0.0 // indirect
 	golang.org/x/image v0.11.0 // indirect
 	golang.org/x/text v0.12.0 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
 )
 
 // third_party/gotch is gotch v0.9.1 adapted to the libtorch on this machine

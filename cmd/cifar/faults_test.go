@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -463,5 +464,38 @@ func TestDamagedCheckpointsPeakMemory(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestLogsToAFile (issue 27): with stderr a file, as under nohup or a batch
+// scheduler, a run prints a plain line per epoch and per evaluation (it
+// printed nothing until the final table), and its folder keeps them in
+// train.log.
+func TestLogsToAFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs cmd/cifar")
+	}
+	dir := t.TempDir()
+	run := filepath.Join(dir, "run")
+	logFile, err := os.Create(filepath.Join(dir, "stderr.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	args := slices.DeleteFunc(smallRun(run, "2"), func(a string) bool { return a == "--quiet" })
+	cmd := exec.Command(binary(t), args...)
+	cmd.Stderr = logFile
+	if out, err := cmd.Output(); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	got, _ := os.ReadFile(logFile.Name())
+	kept, _ := os.ReadFile(filepath.Join(run, "train.log"))
+	for _, want := range []string{"epoch 1/2 done  loss ", "eval  1/2  top-1 ", "epoch 2/2 done  loss ", "eval  2/2  top-1 "} {
+		if !bytes.Contains(got, []byte(want)) || !bytes.Contains(kept, []byte(want)) {
+			t.Errorf("no %q in stderr or train.log:\n%s\n--\n%s", want, got, kept)
+		}
+	}
+	if bytes.ContainsAny(got, "\r\033") {
+		t.Errorf("terminal control characters in a file:\n%q", got)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -147,7 +146,7 @@ func (cmd Command) Run(args []string) error {
 			fmt.Printf("== %s -> %s\n", Describe(c), c.Out)
 		}
 		mu.Unlock()
-		s, err := train.Run(ctx, c, progress(c))
+		s, err := train.Run(ctx, c, console(c, plan.Labels[i], plan.Parallel > 1))
 		mu.Lock()
 		defer mu.Unlock()
 		if err == nil {
@@ -324,21 +323,25 @@ func Describe(c train.Config) string {
 	return d
 }
 
-// progress is the live progress line's writer: the terminal, or nothing
-// when stderr is not one (a log file) or --quiet.
-func progress(c train.Config) io.Writer {
+// console is where run c reports as it trains: stderr, live when it is
+// a terminal and the run has it to itself; each line prefixed with the
+// run's label when runs train side by side (--parallel). nil with --quiet.
+func console(c train.Config, label string, parallel bool) *train.Console {
 	if c.Quiet {
-		return nil // a nil interface: a nil *os.File would not compare equal to nil
-	}
-	if fi, err := os.Stderr.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
 		return nil
 	}
-	return os.Stderr
+	con := &train.Console{W: os.Stderr}
+	if parallel {
+		con.Prefix = fmt.Sprintf("[%s seed %d] ", label, c.Seed)
+	} else if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		con.Live = true
+	}
+	return con
 }
 
 func printTable(labels []string, results []train.Summary) {
 	pct := func(v metrics.Number) string { return v.String() }
-	fmt.Printf("\n%-24s %6s %6s %6s %6s   %s\n", "run", "top-1", "many", "medium", "few", "outputs")
+	fmt.Printf("\n%-24s %6s %6s %6s %6s %6s %6s   %s\n", "run", "top-1", "top-5", "many", "medium", "few", "ECE", "outputs")
 	for i, s := range results {
 		label := labels[i]
 		if len(results) == 1 {
@@ -348,7 +351,7 @@ func printTable(labels []string, results []train.Summary) {
 			}
 		}
 		f := s.Final
-		fmt.Printf("%-24s %6s %6s %6s %6s   %s\n", label, pct(f.Top1), pct(f.Many), pct(f.Medium), pct(f.Few),
+		fmt.Printf("%-24s %6s %6s %6s %6s %6s %6s   %s\n", label, pct(f.Top1), pct(f.Top5), pct(f.Many), pct(f.Medium), pct(f.Few), pct(f.ECE),
 			filepath.Join(s.Config.Out, "summary.json"))
 	}
 	groups := []string{}

@@ -87,7 +87,9 @@ func bindCommon(fs *pflag.FlagSet, c *train.Config) {
 	fs.StringVar(&c.Out, "out", c.Out, "output folder: config.json, log.jsonl, checkpoint.pt, summary.json (default runs/NAME, NAME from the data set, loss and LWR settings; with --preset, each run in OUT/NAME)")
 	fs.BoolVar(&c.Resume, "resume", c.Resume, "continue the run in --out from its checkpoint (same settings required)")
 	fs.BoolVar(&c.Force, "force", c.Force, "start anew in an --out that holds another run, after moving that run aside to OUT.old-TIME (nothing is deleted)")
-	fs.BoolVar(&c.Quiet, "quiet", c.Quiet, "no progress line")
+	fs.BoolVar(&c.Quiet, "quiet", c.Quiet, "nothing on the console while training (train.log in --out is still written)")
+	fs.BoolVar(&c.TensorBoard, "tensorboard", c.TensorBoard, "write TensorBoard event files in --out (scalars of log.jsonl, the classifier's row norm and cosine histograms, the figures, the config): tensorboard --logdir runs")
+	fs.DurationVar(&c.LogEvery, "log-every", c.LogEvery, "when stderr is not a terminal (a log file, a pipe, a batch job), and in train.log: a progress line at most this often within an epoch (0: only the epoch and evaluation lines)")
 }
 
 // stringValue is a string flag over a named string type.

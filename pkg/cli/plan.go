@@ -120,7 +120,6 @@ func (cmd Command) Configs(args []string) (*Plan, error) {
 				Dir: filepath.Join(plan.Table.Dir, experiment.RowName(c.Run)), Seeds: runSeeds, Paper: paper})
 		}
 		if o.parallel > 1 {
-			c.Quiet = true // progress lines of runs side by side would interleave
 			if c.Threads == 0 {
 				c.Threads = max(1, runtime.NumCPU()/o.parallel)
 			}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"time"
 )
 
 // Run is one training run's settings, as config.json holds them. Defaults
@@ -84,8 +85,12 @@ type Run struct {
 	Out    string `json:"out"` // output folder
 	Resume bool   `json:"-"`   // continue from Out's checkpoint
 	Force  bool   `json:"-"`   // move a run already in Out aside (to Out.old-TIME) and start anew
-	Quiet  bool   `json:"-"`   // no progress line
-
+	Quiet  bool   `json:"-"`   // nothing on the console (train.log is still written)
+	// LogEvery is how often a plain progress line is written within an
+	// epoch when stderr is not a terminal, and to train.log (0: none).
+	LogEvery time.Duration `json:"-"`
+	// TensorBoard: write the run's TensorBoard event file (events.out.tfevents.*).
+	TensorBoard bool `json:"-"`
 }
 
 // FollowEpochs fits the epoch-valued settings of a recipe written for

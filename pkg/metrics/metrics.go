@@ -51,6 +51,7 @@ const (
 // Metrics summarise predictions on a test set.
 type Metrics struct {
 	Top1     Number   `json:"top1"`   // % of test images classified right
+	Top5     Number   `json:"top5"`   // % of test images whose class is among the five most probable
 	Many     Number   `json:"many"`   // mean per-class accuracy (%) of classes with > 100 training images; NaN if none
 	Medium   Number   `json:"medium"` // likewise, 20 to 100
 	Few      Number   `json:"few"`    // likewise, < 20
@@ -82,6 +83,7 @@ type Evaluation struct {
 	classes  int
 	correct  []int
 	total    []int
+	top5     int // images whose class is in their five most probable
 	nll      float64
 	n        int
 	binConf  [15]float64
@@ -112,6 +114,7 @@ type Result struct {
 	Best   int     // the predicted class
 	PLabel float64 // the probability of the true class
 	Conf   float64 // the probability of Best
+	InTop5 bool    // the true class is among the five most probable (fewer than five classes are more probable)
 	Finite bool    // false when an output is NaN or infinite (the rest is then unset)
 }
 
@@ -126,7 +129,13 @@ func Summarize(row []float64, y int64) Result {
 			best = c
 		}
 	}
-	return Result{Best: best, PLabel: row[y], Conf: row[best], Finite: true}
+	above := 0 // classes more probable than the true one
+	for _, p := range row {
+		if p > row[y] {
+			above++
+		}
+	}
+	return Result{Best: best, PLabel: row[y], Conf: row[best], InTop5: above < 5, Finite: true}
 }
 
 // AddResult records one image of label y. Adding the Results of a set of
@@ -144,6 +153,9 @@ func (e *Evaluation) AddResult(y int64, r Result) {
 	hit := r.Best == int(y)
 	if hit {
 		e.correct[y]++
+	}
+	if r.InTop5 {
+		e.top5++
 	}
 	e.nll -= math.Log(math.Max(r.PLabel, 1e-300))
 	e.n++
@@ -245,9 +257,10 @@ func (e *Evaluation) Metrics(trainCounts []int64) Metrics {
 	m.NonFinite = e.bad
 	// Undefined metrics are NaN (null in JSON), never a perfect 0: top-1
 	// without test images, NLL and ECE without one finite output.
-	m.Top1, m.NLL, m.ECE = Number(math.NaN()), Number(math.NaN()), Number(math.NaN())
+	m.Top1, m.Top5, m.NLL, m.ECE = Number(math.NaN()), Number(math.NaN()), Number(math.NaN()), Number(math.NaN())
 	if e.n+e.bad > 0 {
 		m.Top1 = Number(100 * float64(right) / float64(e.n+e.bad))
+		m.Top5 = Number(100 * float64(e.top5) / float64(e.n+e.bad))
 	}
 	if e.n > 0 {
 		m.NLL = Number(e.nll / float64(e.n))

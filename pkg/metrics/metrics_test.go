@@ -23,6 +23,7 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	check("top1", float64(m.Top1), 75)
+	check("top5 of 3 classes", float64(m.Top5), 100)
 	check("many", float64(m.Many), 100)
 	check("medium", float64(m.Medium), 50)
 	check("few", float64(m.Few), 100)
@@ -43,6 +44,15 @@ func TestMetrics(t *testing.T) {
 	if m.NonFinite != 1 {
 		t.Errorf("non_finite = %d, want 1", m.NonFinite)
 	}
+	check("top5 with a NaN row", float64(m.Top5), 50)
+	// Top-5 of 7 classes: the true class 5th (in), 6th (out), 1st (in).
+	ev = NewEvaluation(7)
+	ev.Add([]float64{
+		0.3, 0.2, 0.15, 0.12, 0.1, 0.08, 0.05, // label 4: four above it
+		0.3, 0.2, 0.15, 0.12, 0.1, 0.08, 0.05, // label 5: five above it
+		0.3, 0.2, 0.15, 0.12, 0.1, 0.08, 0.05, // label 0
+	}, []int64{4, 5, 0})
+	check("top5 of 7 classes", float64(ev.Metrics(make([]int64, 7)).Top5), 200.0/3)
 	// Every output NaN: NLL and ECE are undefined (null), not a perfect 0.
 	ev = NewEvaluation(2)
 	ev.Add([]float64{math.NaN(), math.NaN(), math.NaN(), math.NaN()}, []int64{0, 1})

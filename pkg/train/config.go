@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/sugarme/gotch"
 
@@ -50,6 +51,8 @@ func DefaultConfig() Config {
 		Epochs: 200, BatchSize: 128, LR: 0.1, Momentum: 0.9, WeightDecay: 5e-4,
 		Warmup: 5, Milestones: []int{140, 170}, Gamma: 0.1, Sampler: "instance", Augment: true,
 		Seed: 0, EvalEvery: 10, Device: "auto", // Out: cmd names it (RunName)
+		LogEvery:    time.Minute, // off a terminal: a line a minute within long epochs, not thousands
+		TensorBoard: true,
 	}}
 }
 
@@ -109,6 +112,7 @@ func (c Config) Validate() error {
 		}
 	}
 	for _, err := range []error{
+		check(c.LogEvery >= 0, "--log-every %v: want 0 (none) or more", c.LogEvery),
 		check(c.Threads >= 0 && c.Threads <= maxThreads(), "--threads %d: want 0 (every core) to %d (4 × the %d cores)", c.Threads, maxThreads(), runtime.NumCPU()),
 		check(c.Dataset == "fashion-mnist" || c.Dataset == "cifar10" || c.Dataset == "cifar100" || c.Dataset == "synthetic" || c.Dataset == "imagenet-lt",
 			"--dataset %q: want fashion-mnist, cifar10, cifar100, synthetic or imagenet-lt", c.Dataset),

@@ -156,15 +156,18 @@ func evaluateOn(ctx context.Context, g *dist.Group, net resnet.Net, src source, 
 			order = append(order, int64(i))
 		}
 	}
-	res := make([]float64, 4*n) // best, p(label), confidence, finite
+	res := make([]float64, 5*n) // best, p(label), confidence, in the top 5, finite
 	k := 0
 	err := evaluateInto(context.Background(), func(probs []float64, ys []int64) {
 		for i, y := range ys {
 			s := metrics.Summarize(probs[i*classes:(i+1)*classes], y)
-			at := 4 * order[k]
+			at := 5 * order[k]
 			k++
 			if s.Finite {
-				res[at], res[at+1], res[at+2], res[at+3] = float64(s.Best), s.PLabel, s.Conf, 1
+				res[at], res[at+1], res[at+2], res[at+4] = float64(s.Best), s.PLabel, s.Conf, 1
+				if s.InTop5 {
+					res[at+3] = 1
+				}
 			}
 		}
 	}, net, src, order, batch)
@@ -176,8 +179,8 @@ func evaluateOn(ctx context.Context, g *dist.Group, net resnet.Net, src source, 
 	}
 	ev := metrics.NewEvaluation(classes)
 	for i, y := range labels {
-		v := res[4*i : 4*i+4]
-		ev.AddResult(y, metrics.Result{Best: int(v[0]), PLabel: v[1], Conf: v[2], Finite: v[3] == 1})
+		v := res[5*i : 5*i+5]
+		ev.AddResult(y, metrics.Result{Best: int(v[0]), PLabel: v[1], Conf: v[2], InTop5: v[3] == 1, Finite: v[4] == 1})
 	}
 	if stop, err := anyRank(g, ctx.Err() != nil); err != nil {
 		return metrics.Metrics{}, err

@@ -2,8 +2,6 @@ package train
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"time"
 
 	"github.com/sugarme/gotch/nn"
@@ -66,14 +64,6 @@ func StopAfter(n int, cancel context.CancelFunc) Observer {
 			cancel()
 		}
 	}}
-}
-
-// progressLine writes the live progress line, rewritten after each step.
-type progressLine struct{ w io.Writer }
-
-func (p progressLine) AfterStep(s Step) {
-	fmt.Fprintf(p.w, "\repoch %d/%d  step %d/%d  loss %.4f  %.0f img/s  ETA %s   ",
-		s.Epoch+1, s.Epochs, s.Batch+1, s.Batches, s.Loss, s.ImagesSec, s.Left.Round(time.Second))
 }
 
 // observers calls each of a run's observers in turn.

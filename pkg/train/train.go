@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -31,6 +30,7 @@ import (
 	"github.com/lwr-go/lwr/pkg/regularfile"
 	"github.com/lwr-go/lwr/pkg/report"
 	"github.com/lwr-go/lwr/pkg/resnet"
+	"github.com/lwr-go/lwr/pkg/tensorboard"
 )
 
 // EpochLog is one line of log.jsonl.
@@ -60,23 +60,23 @@ type Summary = config.Summary
 // after checkpointing; it can be resumed.
 var ErrInterrupted = errors.New("interrupted; checkpoint written, continue with --resume")
 
-// Run trains c, writing config.json, log.jsonl, checkpoint.pt and
-// summary.json to c.Out, and returns the final metrics. progress (may be
-// nil) receives a live progress line; obs follow every training step
-// (Observer). Cancelling ctx stops at the next step
+// Run trains c, writing config.json, log.jsonl, train.log, checkpoint.pt
+// and summary.json to c.Out, and returns the final metrics. con (may be
+// nil) gets train.log's lines as they are written, and on a terminal a
+// live progress line; obs follow every training step (Observer). Cancelling ctx stops at the next step
 // boundary (of training or of evaluation), checkpoints and returns
 // ErrInterrupted. A libtorch error in a step or an evaluation checkpoints
 // the last completed step and returns the error; a divergence (NaN or
 // infinite losses, weights or test outputs) returns an ErrDiverged error
 // and leaves the last good checkpoint as it was.
-func Run(ctx context.Context, c Config, progress io.Writer, obs ...Observer) (Summary, error) {
+func Run(ctx context.Context, c Config, con *Console, obs ...Observer) (Summary, error) {
 	var sum Summary
 	if err := c.Validate(); err != nil {
 		return sum, err
 	}
 	err := libtorch.OnThread(func() error {
 		var err error
-		sum, err = run(ctx, c, progress, obs)
+		sum, err = run(ctx, c, con, obs)
 		return err
 	})
 	return sum, err
@@ -112,8 +112,10 @@ func useThreads(n int) {
 // optimiser and position, and the folder it owns.
 type runner struct {
 	c                 Config
-	progress          io.Writer
-	obs               observers // every training step's observers, the progress line last
+	log               *runLog             // train.log and the console: the lead rank's; nil on the others
+	tb                *tensorboard.Writer // the run's event file (lead rank, --tensorboard); nil for none
+	trained           int                 // epochs trained by this process
+	obs               observers           // every training step's observers, the log's progress lines last
 	dir               *runDir
 	train, test       source
 	subset            []int64 // indices of the training subset in the full set; nil for none
@@ -136,19 +138,25 @@ type runner struct {
 
 // run is the whole of Run on the training thread: open, start or
 // restore, the epochs, the summary.
-func run(ctx context.Context, c Config, progress io.Writer, obs []Observer) (sum Summary, err error) {
+func run(ctx context.Context, c Config, con *Console, obs []Observer) (sum Summary, err error) {
 	g := c.Dist
 	if g == nil {
 		g = dist.Single()
 	}
-	r, err := openRunner(c, g, progress, obs)
+	r, err := openRunner(c, g, con, obs)
 	if err := agree(g, err); err != nil {
 		if r != nil {
+			r.log.close()
 			r.dir.close()
 		}
 		return Summary{Config: c.Run}, err
 	}
 	defer r.dir.close()
+	defer func() {
+		if lerr := r.log.close(); err == nil {
+			err = lerr
+		}
+	}()
 	defer func() { // every return waits for the checkpoint being written
 		if werr := r.waitCheckpoint(); werr != nil {
 			if err == nil {
@@ -160,8 +168,28 @@ func run(ctx context.Context, c Config, progress io.Writer, obs []Observer) (sum
 	}()
 	err = r.startOrRestore()
 	if err == nil {
+		if r.st.Epoch > 0 || r.st.Step > 0 {
+			r.log.printf("resumed at epoch %d/%d step %d (%s)", r.st.Epoch+1, c.Epochs, r.st.Step+1, c.Out)
+		} else {
+			r.log.printf("started: %d epochs, seed %d (%s)", c.Epochs, c.Seed, c.Out)
+		}
 		err = r.broadcastState()
 	}
+	if err == nil && r.lead() && c.TensorBoard {
+		done := -1 // a new run: its event file starts empty
+		if r.st.Epoch > 0 || r.st.Step > 0 {
+			done = r.st.Epoch
+		}
+		r.tb, err = openEvents(c, done)
+	}
+	defer func() {
+		if r.tb == nil {
+			return
+		}
+		if terr := r.tb.Close(); err == nil {
+			err = terr
+		}
+	}()
 	if err == nil {
 		r.net, err = inMemoryFormat(c.memoryFormat(r.vs.Device()), r.vs, r.opt, r.net)
 	}
@@ -209,14 +237,11 @@ func run(ctx context.Context, c Config, progress io.Writer, obs []Observer) (sum
 // openRunner sets up the device and its threads, the data, the run folder
 // (after the data: a data error leaves nothing behind) and the network,
 // regularizer, loss and optimiser, seeded.
-func openRunner(c Config, g *dist.Group, progress io.Writer, obs []Observer) (*runner, error) {
-	r := &runner{c: c, g: g, progress: progress, start: time.Now(), obs: obs,
+func openRunner(c Config, g *dist.Group, con *Console, obs []Observer) (*runner, error) {
+	r := &runner{c: c, g: g, start: time.Now(), obs: obs,
 		ckptPath: filepath.Join(c.Out, CheckpointFile), logPath: filepath.Join(c.Out, LogFile)}
-	if !r.lead() {
-		r.progress = nil
-	}
-	if r.progress != nil {
-		r.obs = append(r.obs[:len(r.obs):len(r.obs)], progressLine{r.progress})
+	if c.Quiet {
+		con = nil
 	}
 	dev, err := libtorch.ParseDevice(c.Device)
 	if err != nil {
@@ -230,8 +255,14 @@ func openRunner(c Config, g *dist.Group, progress io.Writer, obs []Observer) (*r
 		if r.dir, err = openRunDir(c, warnf); err != nil {
 			return nil, err
 		}
+		if r.log, err = openRunLog(c.Out, con, c.LogEvery); err != nil {
+			r.dir.close()
+			return nil, err
+		}
+		r.obs = append(r.obs[:len(r.obs):len(r.obs)], r.log)
 	}
 	fail := func(err error) (*runner, error) {
+		r.log.close()
 		r.dir.close()
 		return nil, err
 	}
@@ -655,19 +686,19 @@ func (r *runner) endEpoch(epoch int, line EpochLog) error {
 		if err := appendJSONL(r.logPath, line); err != nil {
 			return err
 		}
+		if r.tb != nil {
+			if err := writeEpochEvents(r.tb, line); err != nil {
+				return err
+			}
+		}
 	}
+	r.trained++
 	r.st = State{ConfigHash: r.st.ConfigHash, Config: r.c, Epoch: epoch + 1}
 	if err := r.checkpointAsync(); err != nil {
 		return err
 	}
-	if r.progress != nil {
-		fmt.Fprint(r.progress, "\r\033[K")
-		if line.Test != nil {
-			fmt.Fprintf(r.progress, "epoch %d/%d  loss %.4f  R %.3f  top-1 %s  many %s  medium %s  few %s\n",
-				epoch+1, r.c.Epochs, line.LossBal, line.LossLWR, line.Test.Top1, line.Test.Many, line.Test.Medium, line.Test.Few)
-		}
-	}
-	return nil
+	r.log.epoch(r.c.Epochs, line)
+	return r.log.err()
 }
 
 // summary is the run's Summary so far.
@@ -708,7 +739,13 @@ func (r *runner) finish(ctx context.Context) (Summary, error) {
 	if err := writeJSON(filepath.Join(r.c.Out, SummaryFile), sum); err != nil {
 		return sum, err
 	}
-	return sum, writePlots(r.c, sum, r.weights)
+	if err := writePlots(r.c, sum, r.weights); err != nil {
+		return sum, err
+	}
+	if r.tb != nil && r.trained > 0 { // once: a finished run resumed again draws them anew, but has them in its events
+		return sum, writeFigureEvents(r.tb, r.c.Out, int64(r.c.Epochs))
+	}
+	return sum, nil
 }
 
 // writePlots draws the run's pictures into c.Out from summary.json's

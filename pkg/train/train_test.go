@@ -9,16 +9,21 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sugarme/gotch"
 
+	"github.com/lwr-go/lwr/internal/tbtest"
 	"github.com/lwr-go/lwr/pkg/config"
 	"github.com/lwr-go/lwr/pkg/dist"
 	"github.com/lwr-go/lwr/pkg/libtorch"
+	"github.com/lwr-go/lwr/pkg/tensorboard"
 )
 
 func TestLearningRate(t *testing.T) {
@@ -207,7 +212,8 @@ func TestObservers(t *testing.T) {
 		},
 	}
 	var progress bytes.Buffer
-	_, err := Run(ctx, c, &progress, record, StopAfter(6, cancel))
+	c.Quiet = false
+	_, err := Run(ctx, c, &Console{W: &progress, Live: true}, record, StopAfter(6, cancel))
 	if !errors.Is(err, ErrInterrupted) {
 		t.Fatalf("err = %v, want ErrInterrupted after 6 steps", err)
 	}
@@ -230,7 +236,8 @@ func TestObservers(t *testing.T) {
 // TestConfigJSONStable: config.json, summary.json and the settings hash
 // a checkpoint resumes by are those of lwr before train.Config embedded
 // config.Run (testdata/config_golden.txt, written at e91b268): runs made
-// since resume, and their tables read, whatever the package layout.
+// since resume, and their tables read, whatever the package layout. The
+// one change since: summary.json's metrics gained top5 (issue 27).
 func TestConfigJSONStable(t *testing.T) {
 	want, err := os.ReadFile(filepath.Join("testdata", "config_golden.txt"))
 	if err != nil {
@@ -244,5 +251,152 @@ func TestConfigJSONStable(t *testing.T) {
 	}
 	if got.String() != string(want) {
 		t.Errorf("config JSON or hash changed:\n got %s\nwant %s", got.String(), want)
+	}
+}
+
+// TestLogsOffTerminal (issue 27): with stderr not a terminal, a run writes
+// plain lines: one per epoch, one per evaluation, and progress lines no
+// more often than LogEvery; train.log keeps the same lines with their
+// time, and a resumed run appends to it.
+func TestLogsOffTerminal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a small run")
+	}
+	c := tinyConfig(filepath.Join(t.TempDir(), "run"))
+	c.Quiet, c.LogEvery, c.EvalEvery = false, time.Nanosecond, 2 // a progress line after every step but an epoch's last
+	var out bytes.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, err := Run(ctx, c, &Console{W: &out, Prefix: "[row seed 0] "}, StopAfter(6, cancel)); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("err = %v, want ErrInterrupted", err)
+	}
+	c.Resume = true
+	if _, err := Run(context.Background(), c, &Console{W: &out, Prefix: "[row seed 0] "}); err != nil {
+		t.Fatal(err)
+	}
+	stamp := `\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  `
+	want := []string{
+		"started: 3 epochs, seed 0",
+		"epoch 1/3  step 1/4  loss ", "epoch 1/3  step 2/4  loss ", "epoch 1/3  step 3/4  loss ",
+		"epoch 1/3 done  loss ",
+		"epoch 2/3  step 1/4  loss ", "epoch 2/3  step 2/4  loss ",
+		"resumed at epoch 2/3 step 3",
+		"epoch 2/3  step 3/4  loss ",
+		"epoch 2/3 done  loss ", "eval  2/3  top-1 ",
+		"epoch 3/3  step 1/4  loss ", "epoch 3/3  step 2/4  loss ", "epoch 3/3  step 3/4  loss ",
+		"epoch 3/3 done  loss ", "eval  3/3  top-1 ",
+	}
+	check := func(name, text, prefix string) {
+		lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+		if len(lines) != len(want) {
+			t.Fatalf("%s: %d lines, want %d:\n%s", name, len(lines), len(want), text)
+		}
+		for i, l := range lines {
+			if !regexp.MustCompile("^" + regexp.QuoteMeta(prefix) + stamp + regexp.QuoteMeta(want[i])).MatchString(l) {
+				t.Errorf("%s line %d: %q, want %q after the prefix and time", name, i+1, l, want[i])
+			}
+			if strings.ContainsAny(l, "\r\033") {
+				t.Errorf("%s line %d: %q holds terminal control characters", name, i+1, l)
+			}
+		}
+	}
+	check("console", out.String(), "[row seed 0] ")
+	b, err := os.ReadFile(filepath.Join(c.Out, TrainLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(TrainLog, string(b), "")
+	if !regexp.MustCompile(`epoch 2/3 done  loss \d+\.\d{4}  R \d+\.\d{4}  λ 0\.\d{3}  lr 0\.\d+  \d+ img/s  \d+\.\d s  ETA \d+s`).Match(b) ||
+		!regexp.MustCompile(`eval  3/3  top-1 \d+\.\d\d  top-5 \d+\.\d\d  many (\d+\.\d\d|-)  medium \d+\.\d\d  few \d+\.\d\d  NLL \d+\.\d+  ECE \d+\.\d+`).Match(b) {
+		t.Errorf("train.log's epoch or evaluation line lacks a field:\n%s", b)
+	}
+}
+
+// TestEventsMatchLog (issue 27): TensorBoard's own reader finds in a run's
+// event file the scalars of its log.jsonl at the same epochs, the
+// classifier's histograms at each evaluation, the figures and the config;
+// a run interrupted mid-epoch and resumed has the same events, step for
+// step and value for value (timings aside), as one that ran through.
+func TestEventsMatchLog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains two small runs")
+	}
+	py := tbtest.Python(t)
+	dir := t.TempDir()
+	whole := tinyConfig(filepath.Join(dir, "whole"))
+	if _, err := Run(context.Background(), whole, nil); err != nil {
+		t.Fatal(err)
+	}
+	cut := tinyConfig(filepath.Join(dir, "cut"))
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, err := Run(ctx, cut, nil, StopAfter(6, cancel)); !errors.Is(err, ErrInterrupted) { // epoch 2, step 2 of 4
+		t.Fatalf("err = %v, want ErrInterrupted", err)
+	}
+	// As if killed between epoch 2's events and its checkpoint: an event
+	// the checkpoint does not know of, which the resumed run must cut.
+	w, _, err := tensorboard.Continue(cut.Out, 1<<30)
+	if err == nil {
+		err = w.WriteScalars(2, []tensorboard.Scalar{{Tag: "train/loss_bal", Value: 999}})
+		w.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut.Resume = true
+	if _, err := Run(context.Background(), cut, nil); err != nil {
+		t.Fatal(err)
+	}
+	timing := map[string]bool{"train/images_per_sec": true, "train/data_wait_seconds": true, "train/seconds": true}
+	var got [2]tbtest.Events
+	for i, c := range []Config{whole, cut} {
+		got[i] = tbtest.Read(t, py, c.Out)
+		b, err := os.ReadFile(filepath.Join(c.Out, LogFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []EpochLog
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var e EpochLog
+			if err := json.Unmarshal([]byte(l), &e); err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, e)
+		}
+		for _, tag := range []string{"train/loss_bal", "train/lwr_R", "train/lwr_lambda", "train/lr", "test/top1", "test/top5", "test/nll", "test/ece", "classifier/norm_mean", "classifier/cos_max"} {
+			s := got[i].Scalars[tag]
+			if len(s) != len(lines) {
+				t.Errorf("%s: %s has %d steps, log.jsonl %d epochs", c.Out, tag, len(s), len(lines))
+				continue
+			}
+			for k, l := range lines {
+				want := map[string]float64{"train/loss_bal": l.LossBal, "train/lwr_R": l.LossLWR, "train/lwr_lambda": l.Lambda, "train/lr": l.LR,
+					"test/top1": float64(l.Test.Top1), "test/top5": float64(l.Test.Top5), "test/nll": float64(l.Test.NLL), "test/ece": float64(l.Test.ECE),
+					"classifier/norm_mean": l.Weights.NormMean, "classifier/cos_max": l.Weights.CosMax}[tag]
+				if s[k][0] != float64(l.Epoch) || s[k][1] != float64(float32(want)) {
+					t.Errorf("%s: %s step %v = %v, log.jsonl epoch %d %v", c.Out, tag, s[k][0], s[k][1], l.Epoch, want)
+				}
+			}
+		}
+		if h := got[i].Histograms["classifier/row_cosines"]; len(h) != 3 || h[2][0] != 3 || h[2][1] != 45 || h[2][4] != 45 {
+			t.Errorf("%s: row_cosines histograms %v, want steps 1-3 of the 45 pairs of 10 classes", c.Out, h)
+		}
+		if h := got[i].Histograms["classifier/row_norms"]; len(h) != 3 || h[0][1] != 10 {
+			t.Errorf("%s: row_norms histograms %v, want 3 of 10 rows", c.Out, h)
+		}
+		for _, fig := range []string{"figures/curves", "figures/accuracy_by_count", "figures/cosine_matrix"} {
+			if im := got[i].Images[fig]; len(im) != 1 || im[0][0] != 3 || im[0][1] < 100 {
+				t.Errorf("%s: %s %v, want one image at step 3", c.Out, fig, im)
+			}
+		}
+		if tx := got[i].Text["config"]; len(tx) != 1 || !strings.Contains(tx[0][1].(string), `"dataset": "synthetic"`) {
+			t.Errorf("%s: config text %v, want it once", c.Out, tx)
+		}
+	}
+	for tag, s := range got[0].Scalars {
+		if !timing[tag] && !reflect.DeepEqual(s, got[1].Scalars[tag]) {
+			t.Errorf("%s: uninterrupted %v, resumed %v", tag, s, got[1].Scalars[tag])
+		}
+	}
+	if len(got[0].Scalars) != len(got[1].Scalars) || !reflect.DeepEqual(got[0].Histograms, got[1].Histograms) {
+		t.Errorf("the resumed run's tags or histograms differ:\n%v\n%v", got[0], got[1])
 	}
 }
