@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -497,5 +498,67 @@ func TestLogsToAFile(t *testing.T) {
 	}
 	if bytes.ContainsAny(got, "\r\033") {
 		t.Errorf("terminal control characters in a file:\n%q", got)
+	}
+}
+
+// TestConfigRerun (issue 27): --config with a run's config.json trains
+// that run again: the same summary.json (the final metrics, the training
+// counts, every setting but the folder), in a new --out. Flags beside it
+// override; a file that is not a config.json is one line naming it.
+func TestConfigRerun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs cmd/cifar")
+	}
+	bin := binary(t)
+	dir := t.TempDir()
+	first, again := filepath.Join(dir, "first"), filepath.Join(dir, "again")
+	if out, err := exec.Command(bin, smallRun(first, "2", "--seed", "3", "--lwr-tau", "0.2")...).CombinedOutput(); err != nil {
+		t.Fatalf("train: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin, "--config", filepath.Join(first, "config.json"), "--out", again, "--quiet").CombinedOutput(); err != nil {
+		t.Fatalf("--config: %v\n%s", err, out)
+	}
+	summary := func(dir string) map[string]any {
+		b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s map[string]any
+		if err := json.Unmarshal(b, &s); err != nil {
+			t.Fatal(err)
+		}
+		delete(s, "seconds")
+		cfg := s["config"].(map[string]any)
+		delete(cfg, "out")
+		delete(cfg, "provenance")
+		return s
+	}
+	a, b := summary(first), summary(again)
+	if !reflect.DeepEqual(a, b) {
+		t.Errorf("the rerun's summary.json differs:\n%v\n%v", a, b)
+	}
+	if a["config"].(map[string]any)["seed"] != 3.0 {
+		t.Errorf("the first run's seed is %v, want 3", a["config"].(map[string]any)["seed"])
+	}
+	// Flags beside --config override it.
+	cmd := exec.Command(bin, "--config", filepath.Join(first, "config.json"), "--out", filepath.Join(dir, "other"), "--lwr-tau", "0.5", "--epochs", "1", "--quiet")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("--config with flags: %v\n%s", err, out)
+	}
+	other, _ := os.ReadFile(filepath.Join(dir, "other", "config.json"))
+	if !strings.Contains(string(other), `"Tau": 0.5`) || !strings.Contains(string(other), `"seed": 3`) || !strings.Contains(string(other), `"epochs": 1`) {
+		t.Errorf("--config with --lwr-tau 0.5 --epochs 1: %s", other)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"dataset": "synthetic", "lerning_rate": 0.1}`), 0o644)
+	for _, tc := range []struct{ file, want string }{
+		{bad, `--config ` + bad + `: json: unknown field "lerning_rate"`},
+		{filepath.Join(dir, "none.json"), "--config: open " + filepath.Join(dir, "none.json")},
+		{first, "--config: " + first + ": not a regular file"},
+	} {
+		out, err := exec.Command(bin, "--config", tc.file).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.want) || strings.Count(strings.TrimSpace(string(out)), "\n") > 0 {
+			t.Errorf("--config %s: %v, %q; want one line with %q", tc.file, err, out, tc.want)
+		}
 	}
 }

@@ -78,3 +78,5 @@ int lwr_is_channels_last(tensor t) {
 }
 
 int lwr_has_mkl(void) { return at::hasMKL() ? 1 : 0; }
+
+const char *lwr_torch_version(void) { return TORCH_VERSION; }

@@ -45,3 +45,6 @@ func IsChannelsLast(t unsafe.Pointer) bool { return C.lwr_is_channels_last(C.ten
 // HasMKL reports whether libtorch does its CPU matrix products with
 // Intel's MKL (at::hasMKL).
 func HasMKL() bool { return C.lwr_has_mkl() == 1 }
+
+// TorchVersion is libtorch's version, as its headers say ("2.11.0").
+func TorchVersion() string { return C.GoString(C.lwr_torch_version()) }

@@ -30,6 +30,9 @@ char *lwr_set_channels_last(tensor t);
 int lwr_is_channels_last(tensor t);
 // 1 when libtorch was built with MKL (its CPU BLAS), else 0.
 int lwr_has_mkl(void);
+// libtorch's version, as its headers say ("1.13.0", "2.11.0"): a static
+// string.
+const char *lwr_torch_version(void);
 #ifdef __cplusplus
 }
 #endif

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -15,6 +17,7 @@ import (
 
 	"github.com/lwr-go/lwr/pkg/config"
 	"github.com/lwr-go/lwr/pkg/experiment"
+	"github.com/lwr-go/lwr/pkg/regularfile"
 	"github.com/lwr-go/lwr/pkg/train"
 )
 
@@ -33,6 +36,7 @@ func (cmd Command) flagSet(c *train.Config, o *options) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(cmd.Name, pflag.ContinueOnError)
 	fs.SortFlags = false
 	fs.String("preset", "", "run a named experiment (see --list-presets); flags beside it override it")
+	fs.String("config", "", "start from the settings of a run's config.json (flags beside it override them, as with --preset); give a new --out to run it again")
 	fs.Bool("list-presets", false, "list the presets and exit")
 	fs.Var(newIntsValue(&o.seeds), "seeds", "run once per seed (comma-separated), each in its own folder; a table's rows × seeds go to DIR/<row>/seed<k> and are reported as mean ± std")
 	fs.BoolVar(&o.report, "report", false, "with a table preset: write table.md and table.csv from the runs already finished, train nothing")
@@ -143,6 +147,7 @@ func (cmd Command) findPreset(args []string) (preset experiment.Preset, list boo
 	pre.Usage = func() {}
 	pre.SetOutput(discard{})
 	name := pre.String("preset", "", "")
+	file := pre.String("config", "", "")
 	listFlag := pre.Bool("list-presets", false, "")
 	pre.BoolP("help", "h", false, "")
 	pre.Parse(args)
@@ -151,6 +156,23 @@ func (cmd Command) findPreset(args []string) (preset experiment.Preset, list boo
 			fmt.Printf("%-28s %s\n", p.Name, p.About)
 		}
 		return preset, true, nil
+	}
+	if *file != "" {
+		if *name != "" {
+			return preset, false, errors.New("--config and --preset: give one")
+		}
+		saved, err := readConfig(*file)
+		if err != nil {
+			return preset, false, err
+		}
+		return experiment.Preset{Runs: []experiment.PresetRun{{Label: "run", Apply: func(r *config.Run) {
+			// The file's settings; how this process runs (not in
+			// config.json) stays as the defaults and flags say.
+			s := saved
+			s.Resume, s.Force, s.Quiet, s.LogEvery, s.TensorBoard = r.Resume, r.Force, r.Quiet, r.LogEvery, r.TensorBoard
+			s.Provenance = nil // the new run records its own
+			*r = s
+		}}}}, false, nil
 	}
 	if *name == "" {
 		return experiment.Preset{Runs: []experiment.PresetRun{{Label: "run", Apply: func(*config.Run) {}}}}, false, nil
@@ -251,4 +273,20 @@ func (cmd Command) addRun(plan *Plan, base train.Config, seed int64, label strin
 	plan.Configs = append(plan.Configs, c)
 	plan.Done = append(plan.Done, done)
 	return nil
+}
+
+// readConfig reads a run's settings from a config.json (--config): every
+// field it has, nothing else (an unknown field is an error naming it).
+func readConfig(path string) (config.Run, error) {
+	var c config.Run
+	b, err := regularfile.ReadFile(path, config.MaxJSONBytes, "config files")
+	if err != nil {
+		return c, fmt.Errorf("--config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("--config %s: %w (want a run's config.json)", path, err)
+	}
+	return c, nil
 }

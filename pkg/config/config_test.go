@@ -71,3 +71,27 @@ func TestHashIgnoresWhereAndHow(t *testing.T) {
 		t.Errorf("θ 0.4 → 0.2: same hash %v, diff %q", a.Hash() == b.Hash(), a.Diff(b))
 	}
 }
+
+// TestProvenanceChanges: a resume names what changed of the code, the
+// libraries and the machine, not the command or the time; the settings
+// hash ignores provenance.
+func TestProvenanceChanges(t *testing.T) {
+	a := Provenance{Revision: "abc", GoVersion: "go1.26", Libtorch: "1.13.0", Build: "cpu", Device: "cpu", CPU: "AMD EPYC", Threads: 2,
+		Command: []string{"cifar"}, Host: "h", Start: "2026-12-06T10:00:00Z"}
+	b := a
+	b.Command, b.Start = []string{"cifar", "--resume"}, "2026-12-07T10:00:00Z"
+	if got := a.Changes(b); len(got) != 0 {
+		t.Errorf("command and time changed: %q, want nothing said", got)
+	}
+	b.Modified, b.Libtorch, b.Build, b.Threads = true, "2.11.0", "cuda", 4
+	want := []string{"lwr: abc → abc (modified)", "libtorch: 1.13.0 cpu → 2.11.0 cuda", "threads: 2 → 4"}
+	if got := a.Changes(b); !slices.Equal(got, want) {
+		t.Errorf("changes %q, want %q", got, want)
+	}
+	r := Run{Dataset: "cifar100"}
+	s := r
+	s.Provenance = &a
+	if r.Hash() != s.Hash() || len(r.Diff(s)) != 0 {
+		t.Errorf("provenance moved the settings hash or diff: %v", r.Diff(s))
+	}
+}

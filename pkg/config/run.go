@@ -91,6 +91,10 @@ type Run struct {
 	LogEvery time.Duration `json:"-"`
 	// TensorBoard: write the run's TensorBoard event file (events.out.tfevents.*).
 	TensorBoard bool `json:"-"`
+
+	// Provenance is where the run came from (set when it starts; nil in
+	// the settings a run is given).
+	Provenance *Provenance `json:"provenance,omitempty"`
 }
 
 // FollowEpochs fits the epoch-valued settings of a recipe written for
@@ -137,6 +141,7 @@ func (c Run) Hash() string {
 func (c Run) resultRelevant() Run {
 	c.Out, c.Device, c.Threads, c.EvalEvery, c.Workers, c.Prefetch, c.MemoryFormat, c.FusedEval, c.FusedBN = "", "", 0, 0, 0, 0, "", "", ""
 	c.MaxPixels, c.MaxBytes, c.CheckImages = 0, 0, false
+	c.Provenance = nil
 	return c
 }
 

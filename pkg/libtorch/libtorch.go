@@ -39,6 +39,10 @@ func NumThreads() int { return csrc.NumThreads() }
 // CUDAAvailable reports whether libtorch sees a CUDA device.
 func CUDAAvailable() bool { return gotch.CUDA.IsAvailable() }
 
+// Version is libtorch's version, as the headers lwr was built with say
+// ("1.13.0", "2.11.0").
+func Version() string { return csrc.TorchVersion() }
+
 // ParseDevice maps a --device value to a device: "cpu", "cuda", "cuda:N"
 // or "auto" (the first CUDA device when there is one, else the CPU).
 // "cuda" on a machine without CUDA is an error that says why.

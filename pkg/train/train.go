@@ -115,6 +115,7 @@ type runner struct {
 	log               *runLog             // train.log and the console: the lead rank's; nil on the others
 	tb                *tensorboard.Writer // the run's event file (lead rank, --tensorboard); nil for none
 	trained           int                 // epochs trained by this process
+	changed           []string            // what differs from the run's start in this process (Provenance.Changes), on resume
 	obs               observers           // every training step's observers, the log's progress lines last
 	dir               *runDir
 	train, test       source
@@ -168,8 +169,15 @@ func run(ctx context.Context, c Config, con *Console, obs []Observer) (sum Summa
 	}()
 	err = r.startOrRestore()
 	if err == nil {
-		if r.st.Epoch > 0 || r.st.Step > 0 {
+		if r.st.Epoch >= c.Epochs {
+			r.log.printf("resumed a finished run (%s): evaluating it again", c.Out)
+		} else if r.st.Epoch > 0 || r.st.Step > 0 {
 			r.log.printf("resumed at epoch %d/%d step %d (%s)", r.st.Epoch+1, c.Epochs, r.st.Step+1, c.Out)
+		}
+		if r.st.Epoch > 0 || r.st.Step > 0 {
+			for _, ch := range r.changed {
+				r.log.printf("resumed with another %s", ch)
+			}
 		} else {
 			r.log.printf("started: %d epochs, seed %d (%s)", c.Epochs, c.Seed, c.Out)
 		}
@@ -401,6 +409,8 @@ func (r *runner) startOrRestore() error {
 				return err
 			}
 		}
+		p := newProvenance(r.vs.Device())
+		c.Provenance, r.c.Provenance, r.st.Config.Provenance = &p, &p, &p
 		if err := writeJSON(filepath.Join(c.Out, ConfigFile), c); err != nil {
 			return err
 		}
@@ -419,6 +429,10 @@ func (r *runner) startOrRestore() error {
 	r.st = saved
 	r.st.Config = c
 	r.before = saved.Seconds
+	if was := saved.Config.Provenance; was != nil { // the run keeps where it started
+		r.changed = was.Changes(newProvenance(r.vs.Device()))
+		r.c.Provenance, r.st.Config.Provenance = was, was
+	}
 	if !r.lead() {
 		return nil
 	}

@@ -1,0 +1,99 @@
+package train
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/sugarme/gotch"
+
+	"github.com/lwr-go/lwr/pkg/config"
+	"github.com/lwr-go/lwr/pkg/libtorch"
+)
+
+// newProvenance is where a run starting now on dev comes from.
+func newProvenance(dev gotch.Device) config.Provenance {
+	wd, _ := os.Getwd()
+	rev, modified := vcsState(wd)
+	host, _ := os.Hostname()
+	device := "cpu"
+	if dev.IsCuda() {
+		device = fmt.Sprintf("cuda:%d", dev.Value)
+	}
+	return config.Provenance{Revision: rev, Modified: modified, GoVersion: runtime.Version(),
+		Libtorch: libtorch.Version(), Build: libtorchBuild(), Device: device, CPU: cpuModel(),
+		Threads: libtorch.NumThreads(), Command: os.Args, Host: host, Start: time.Now().Format(time.RFC3339)}
+}
+
+// module is lwr's module path, which vcsState looks for in go.mod.
+const module = "github.com/lwr-go/lwr"
+
+// vcsState is lwr's git revision and whether its tracked files had
+// changes: stamped in the binary by go build, else (go run, go test) read
+// with git from the repository holding dir, when that repository is lwr's.
+// Empty and false when neither says.
+func vcsState(dir string) (revision string, modified bool) {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				revision = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+		if revision != "" {
+			return revision, modified
+		}
+	}
+	git := func(args ...string) (string, error) {
+		out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).Output()
+		return strings.TrimSpace(string(out)), err
+	}
+	top, err := git("rev-parse", "--show-toplevel")
+	if err != nil {
+		return "", false
+	}
+	mod, err := os.ReadFile(filepath.Join(top, "go.mod"))
+	if err != nil || !bytes.HasPrefix(mod, []byte("module "+module+"\n")) {
+		return "", false
+	}
+	if revision, err = git("rev-parse", "HEAD"); err != nil {
+		return "", false
+	}
+	status, err := git("status", "--porcelain", "--untracked-files=no")
+	return revision, err == nil && status != ""
+}
+
+// libtorchBuild is cuda when the libtorch loaded is a CUDA build (its
+// libtorch_cuda is mapped into the process), else cpu.
+func libtorchBuild() string {
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err == nil && bytes.Contains(maps, []byte("libtorch_cuda")) {
+		return "cuda"
+	}
+	return "cpu"
+}
+
+// cpuModel is the CPU's model name from /proc/cpuinfo, or runtime.GOARCH.
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
