@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,7 +13,7 @@ import (
 )
 
 // chdir changes the working folder for the rest of the test (testing.Chdir
-// needs Go 1.24; the module says 1.22).
+// needs Go 1.24; the module says 1.23).
 func chdir(t *testing.T, dir string) {
 	t.Helper()
 	old, err := os.Getwd()
@@ -174,5 +175,33 @@ func TestFlagsOnEveryRow(t *testing.T) {
 	}
 	if len(thetas) < 2 {
 		t.Errorf("every row has θ %v: the rows' own settings were lost", thetas)
+	}
+}
+
+// TestPaperOnlyBesideItsRecipe (issue 27): the paper's top-1 stands beside
+// a table's row only when the row runs the paper's recipe (seeds and the
+// data folder aside): `--preset table4 --dataset synthetic` printed
+// "paper 46.3, diff −36.3".
+func TestPaperOnlyBesideItsRecipe(t *testing.T) {
+	chdir(t, t.TempDir())
+	for _, tc := range []struct {
+		args  []string
+		paper bool
+	}{
+		{[]string{"--preset", "table4"}, true},
+		{[]string{"--preset", "table4", "--data-dir", "/data/cifar", "--seeds", "0,1"}, true},
+		{[]string{"--preset", "table4", "--dataset", "synthetic"}, false},
+		{[]string{"--preset", "table4", "--epochs", "20"}, false},
+		{[]string{"--preset", "table4", "--imb-factor", "50"}, false},
+		{[]string{"--preset", "table4", "--lr", "0.05"}, false},
+	} {
+		plan, err := commands[0].Configs(tc.args)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		row := plan.Table.Rows[1] // BS + LWR, 50.7 in the paper
+		if row.Label != "BS + LWR" || math.IsNaN(row.Paper) == tc.paper {
+			t.Errorf("%v: row %q paper %v, want the paper's figure %v", tc.args, row.Label, row.Paper, tc.paper)
+		}
 	}
 }

@@ -100,6 +100,7 @@ func (cmd Command) Configs(args []string) (*Plan, error) {
 	for _, r := range preset.Runs {
 		c := cmd.Defaults()
 		r.Apply(&c.Run)
+		recipe := c.Run
 		recipeEpochs := c.Epochs
 		row := cmd.flagSet(&c, &options{})
 		for _, g := range set {
@@ -116,8 +117,8 @@ func (cmd Command) Configs(args []string) (*Plan, error) {
 			return nil, err
 		}
 		if plan.Table != nil {
-			paper := math.NaN()
-			if r.Paper != 0 {
+			paper := math.NaN() // the paper's figure, only beside the paper's recipe
+			if r.Paper != 0 && experiment.PaperApplies(recipe, c.Run) {
 				paper = r.Paper
 			}
 			plan.Table.Rows = append(plan.Table.Rows, experiment.Row{Label: r.Label,

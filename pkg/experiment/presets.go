@@ -180,6 +180,17 @@ func ablations() []Preset {
 	return out
 }
 
+// PaperApplies reports whether a row's published top-1 may stand beside
+// run: its settings are the row's recipe but for the seed and the data
+// folder. A flag that changes the data set, the imbalance, the schedule or
+// any other setting makes the comparison meaningless (the paper's 46.3
+// beside a synthetic run's 10.0).
+func PaperApplies(recipe, run config.Run) bool {
+	recipe.Seed, run.Seed = 0, 0
+	recipe.DataDir, run.DataDir = "", ""
+	return len(recipe.Diff(run)) == 0
+}
+
 // paperCIFAR100 is the paper's CIFAR-100-LT IF 100 top-1 of the rows this
 // project knows it for, by label.
 var paperCIFAR100 = map[string]float64{"BS": 46.3, "BS + LWR": 50.7}
