@@ -540,6 +540,14 @@ func TestConfigRerun(t *testing.T) {
 	if a["config"].(map[string]any)["seed"] != 3.0 {
 		t.Errorf("the first run's seed is %v, want 3", a["config"].(map[string]any)["seed"])
 	}
+	// Without --out, --config means the file's folder: refused as another
+	// run's, continued with --resume.
+	if out, err := exec.Command(bin, "--config", filepath.Join(first, "config.json"), "--quiet").CombinedOutput(); err == nil || !strings.Contains(string(out), "holds another run") {
+		t.Errorf("--config without --out: %v, %s; want the run's folder refused", err, out)
+	}
+	if out, err := exec.Command(bin, "--config", filepath.Join(first, "config.json"), "--resume", "--quiet").CombinedOutput(); err != nil {
+		t.Errorf("--config --resume: %v\n%s", err, out)
+	}
 	// Flags beside --config override it.
 	cmd := exec.Command(bin, "--config", filepath.Join(first, "config.json"), "--out", filepath.Join(dir, "other"), "--lwr-tau", "0.5", "--epochs", "1", "--quiet")
 	if out, err := cmd.CombinedOutput(); err != nil {

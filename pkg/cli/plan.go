@@ -36,7 +36,7 @@ func (cmd Command) flagSet(c *train.Config, o *options) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(cmd.Name, pflag.ContinueOnError)
 	fs.SortFlags = false
 	fs.String("preset", "", "run a named experiment (see --list-presets); flags beside it override it")
-	fs.String("config", "", "start from the settings of a run's config.json (flags beside it override them, as with --preset); give a new --out to run it again")
+	fs.String("config", "", "start from the settings of a run's config.json, its --out included (flags beside it override them, as with --preset): --resume continues that run, a new --out runs it again")
 	fs.Bool("list-presets", false, "list the presets and exit")
 	fs.Var(newIntsValue(&o.seeds), "seeds", "run once per seed (comma-separated), each in its own folder; a table's rows × seeds go to DIR/<row>/seed<k> and are reported as mean ± std")
 	fs.BoolVar(&o.report, "report", false, "with a table preset: write table.md and table.csv from the runs already finished, train nothing")
@@ -130,7 +130,7 @@ func (cmd Command) Configs(args []string) (*Plan, error) {
 			}
 		}
 		for _, seed := range runSeeds {
-			if err := cmd.addRun(plan, c, seed, r.Label, o, row.Changed("out"), preset, seen); err != nil {
+			if err := cmd.addRun(plan, c, seed, r.Label, o, row.Changed("out") || fs.Changed("config"), preset, seen); err != nil {
 				return nil, err
 			}
 		}

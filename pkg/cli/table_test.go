@@ -152,8 +152,10 @@ func TestTableSeeds(t *testing.T) {
 	}
 	// The cosine distribution per row, from the checkpoints: its mean is
 	// the one each run logged for its final weights.
-	if _, err := os.Stat(filepath.Join(out, "tiny", "cosines.png")); err != nil {
-		t.Error(err)
+	for _, fig := range []string{"cosines.png", "by_count.png", "norms_by_count.png"} {
+		if _, err := os.Stat(filepath.Join(out, "tiny", fig)); err != nil {
+			t.Error(err)
+		}
 	}
 	results, err := experiment.Collect(plan.Table.Rows, nil, train.ClassifierStats)
 	if err != nil {

@@ -10,17 +10,20 @@ import (
 // not a setting (the settings hash leaves it out), and --resume says which
 // of it changed.
 type Provenance struct {
-	Revision  string   `json:"revision,omitempty"` // lwr's VCS revision (git commit); empty when unknown
-	Modified  bool     `json:"modified"`           // lwr's tree had uncommitted changes to tracked files
-	GoVersion string   `json:"go_version"`
-	Libtorch  string   `json:"libtorch"`       // libtorch's version ("2.11.0")
-	Build     string   `json:"libtorch_build"` // cpu or cuda: the libtorch build found
-	Device    string   `json:"device"`         // what trained: cpu, cuda:0
-	CPU       string   `json:"cpu"`            // the CPU's model name
-	Threads   int      `json:"threads"`        // libtorch's CPU threads
-	Command   []string `json:"command"`        // the program and its arguments
-	Host      string   `json:"host"`
-	Start     string   `json:"start"` // when the run started (RFC 3339)
+	Revision  string `json:"revision,omitempty"` // lwr's VCS revision (git commit); empty when unknown
+	Modified  bool   `json:"modified"`           // lwr's tree had uncommitted changes to tracked files
+	GoVersion string `json:"go_version"`
+	Libtorch  string `json:"libtorch"`       // libtorch's version ("2.11.0")
+	Build     string `json:"libtorch_build"` // cpu or cuda: the libtorch build found
+	Device    string `json:"device"`         // what trained: cpu, cuda:0
+	CPU       string `json:"cpu"`            // the CPU's model name
+	// ISA is the widest vector extension the CPU has (AVX-512, AVX2,
+	// SSE4.1), and DNNL_MAX_CPU_ISA when set: float32 results depend on it.
+	ISA     string   `json:"isa,omitempty"`
+	Threads int      `json:"threads"` // libtorch's CPU threads
+	Command []string `json:"command"` // the program and its arguments
+	Host    string   `json:"host"`
+	Start   string   `json:"start"` // when the run started (RFC 3339)
 }
 
 // Changes lists what differs between p (a run's start) and now (a
@@ -47,7 +50,7 @@ func (p Provenance) Changes(now Provenance) []string {
 	add("go", p.GoVersion, now.GoVersion)
 	add("libtorch", strings.TrimSpace(p.Libtorch+" "+p.Build), strings.TrimSpace(now.Libtorch+" "+now.Build))
 	add("device", p.Device, now.Device)
-	add("cpu", p.CPU, now.CPU)
+	add("cpu", strings.TrimSpace(p.CPU+" "+p.ISA), strings.TrimSpace(now.CPU+" "+now.ISA))
 	add("threads", p.Threads, now.Threads)
 	add("host", p.Host, now.Host)
 	return out

@@ -84,6 +84,7 @@ type RowResult struct {
 	Failed                  []string // seeds that failed, "seedK: why"
 	Missing                 []int64  // seeds without a summary.json (not run, or stopped)
 	PerClass                []Stat   // each class's accuracy over the seeds
+	Norms                   []Stat   // each class's final classifier-row norm over the seeds
 	Counts                  []int64  // training images per class (from the runs)
 	// CosFrac is the distribution of the final classifier's pairwise row
 	// cosines (report.CosineHistogram), averaged over the seeds whose
@@ -133,7 +134,7 @@ func Collect(rows []Row, failed map[string]string, fromCheckpoint CheckpointStat
 	for _, r := range rows {
 		res := RowResult{Label: r.Label, Dir: r.Dir, Paper: r.Paper}
 		var top1, many, medium, few, ece []float64
-		var perClass [][]float64
+		var perClass, norms [][]float64
 		var cosMean []float64
 		for _, seed := range r.Seeds {
 			dir := SeedDir(r.Dir, seed)
@@ -161,6 +162,14 @@ func Collect(rows []Row, failed map[string]string, fromCheckpoint CheckpointStat
 				}
 				perClass[c] = append(perClass[c], float64(v))
 			}
+			if s.Classifier != nil {
+				for c, v := range s.Classifier.Norms {
+					if c >= len(norms) {
+						norms = append(norms, nil)
+					}
+					norms[c] = append(norms[c], v)
+				}
+			}
 			top1 = append(top1, float64(s.Final.Top1))
 			many = append(many, float64(s.Final.Many))
 			medium = append(medium, float64(s.Final.Medium))
@@ -184,6 +193,9 @@ func Collect(rows []Row, failed map[string]string, fromCheckpoint CheckpointStat
 		for _, vs := range perClass {
 			res.PerClass = append(res.PerClass, statOf(vs))
 		}
+		for _, vs := range norms {
+			res.Norms = append(res.Norms, statOf(vs))
+		}
 		out = append(out, res)
 	}
 	return out, nil
@@ -192,8 +204,9 @@ func Collect(rows []Row, failed map[string]string, fromCheckpoint CheckpointStat
 // WriteReport writes table.md and table.csv into dir (atomically): one
 // line per row with mean ± std and n over seeds of top-1, many, medium,
 // few and ECE, and the paper's top-1 beside ours with the difference;
-// table.png, those accuracies as bars with error bars; and by_count.png,
-// every row's per-class accuracy against the training counts.
+// table.png, those accuracies as bars with error bars; by_count.png and
+// norms_by_count.png, every row's per-class accuracy and classifier-row
+// norm against the training counts.
 func WriteReport(dir, title string, rows []RowResult) error {
 	var md, csv strings.Builder
 	fmt.Fprintf(&md, "# %s\n\nmean ± std over seeds (n seeds); accuracy in %%, ECE in %% (15 bins); paper: the published top-1.\n\n", title)
@@ -260,23 +273,33 @@ func WriteReport(dir, title string, rows []RowResult) error {
 	if err := report.TableBars(filepath.Join(dir, "table.png"), labels, means, stds, title+": mean ± std over seeds"); err != nil {
 		return err
 	}
-	// Every row's per-class accuracy against the training counts.
-	var counts []int64
-	var series []report.Series
-	for _, r := range rows {
-		if len(r.PerClass) == 0 {
-			continue
+	// Every row's per-class accuracy, and classifier-row norm, against the
+	// training counts.
+	for _, by := range []struct {
+		file, what string
+		of         func(RowResult) []Stat
+		draw       func(path string, counts []int64, rows []report.Series, title string) error
+	}{
+		{"by_count.png", "per-class accuracy by training count", func(r RowResult) []Stat { return r.PerClass }, report.CompareByCount},
+		{"norms_by_count.png", "classifier row norms by training count", func(r RowResult) []Stat { return r.Norms }, report.NormsByCount},
+	} {
+		var counts []int64
+		var series []report.Series
+		for _, r := range rows {
+			if len(by.of(r)) == 0 {
+				continue
+			}
+			counts = r.Counts
+			sr := report.Series{Label: r.Label}
+			for _, st := range by.of(r) {
+				sr.Mean, sr.Std = append(sr.Mean, st.Mean), append(sr.Std, st.Std)
+			}
+			series = append(series, sr)
 		}
-		counts = r.Counts
-		sr := report.Series{Label: r.Label}
-		for _, st := range r.PerClass {
-			sr.Mean, sr.Std = append(sr.Mean, st.Mean), append(sr.Std, st.Std)
-		}
-		series = append(series, sr)
-	}
-	if len(series) > 0 && len(counts) > 0 {
-		if err := report.CompareByCount(filepath.Join(dir, "by_count.png"), counts, series, title+": per-class accuracy by training count"); err != nil {
-			return err
+		if len(series) > 0 && len(counts) > 0 {
+			if err := by.draw(filepath.Join(dir, by.file), counts, series, title+": "+by.what); err != nil {
+				return err
+			}
 		}
 	}
 	// Every row's classifier-row cosines: what LWR is meant to change.

@@ -61,6 +61,18 @@ type Metrics struct {
 	// NonFinite counts test images whose outputs were NaN or infinite
 	// (a diverged network), counted as wrong and left out of NLL and ECE.
 	NonFinite int `json:"non_finite,omitempty"`
+	// Calibration is ECE's 15 equal-width confidence bins, [k/15, (k+1)/15)
+	// for bin k (the last includes 1): a reliability diagram's data.
+	Calibration []CalibrationBin `json:"calibration,omitempty"`
+}
+
+// CalibrationBin is the images whose top-1 probability fell in one
+// confidence bin: how many, their mean top-1 probability and the fraction
+// classified right (both 0 when the bin is empty).
+type CalibrationBin struct {
+	Count      int     `json:"count"`
+	Confidence float64 `json:"confidence"`
+	Accuracy   float64 `json:"accuracy"`
 }
 
 // Prediction is one test image's outcome.
@@ -265,9 +277,11 @@ func (e *Evaluation) Metrics(trainCounts []int64) Metrics {
 	if e.n > 0 {
 		m.NLL = Number(e.nll / float64(e.n))
 		var ece float64
-		for b := range e.binCount {
-			if e.binCount[b] > 0 {
+		m.Calibration = make([]CalibrationBin, len(e.binCount))
+		for b, n := range e.binCount {
+			if n > 0 {
 				ece += math.Abs(e.binAcc[b]-e.binConf[b]) / float64(e.n)
+				m.Calibration[b] = CalibrationBin{Count: n, Confidence: e.binConf[b] / float64(n), Accuracy: e.binAcc[b] / float64(n)}
 			}
 		}
 		m.ECE = Number(100 * ece)

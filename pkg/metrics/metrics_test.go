@@ -30,6 +30,9 @@ func TestMetrics(t *testing.T) {
 	check("nll", float64(m.NLL), -(math.Log(0.9)+math.Log(0.6)+math.Log(0.2)+math.Log(0.5))/4)
 	// Bins: .9 → bin 13 (acc 1), .6 → 9 (1), .7 → 10 (0), .5 → 7 (1).
 	check("ece", float64(m.ECE), 100*(0.1+0.4+0.7+0.5)/4)
+	if len(m.Calibration) != 15 || m.Calibration[10] != (CalibrationBin{1, 0.7, 0}) || m.Calibration[13] != (CalibrationBin{1, 0.9, 1}) || m.Calibration[0].Count != 0 {
+		t.Errorf("calibration bins %+v, want bin 10 {1 .7 0} and bin 13 {1 .9 1}", m.Calibration)
+	}
 	b, err := json.Marshal(NewEvaluation(2).Metrics([]int64{1, 1}))
 	if err != nil || !strings.Contains(string(b), `"many":null`) {
 		t.Errorf("empty groups encode as %s (err %v), want null", b, err)

@@ -1,6 +1,7 @@
 // Package report draws the pictures of a training run: per-class accuracy
-// against training count, the cosine matrix of the classifier's weight
-// rows, and the training curves. Each is a PNG written atomically.
+// and classifier-row norm against training count, the cosine matrix of the
+// classifier's weight rows, the training curves and a reliability diagram;
+// and of a table of runs. Each is a PNG written atomically.
 package report
 
 import (
@@ -25,9 +26,12 @@ import (
 type Curve struct {
 	Epoch   int
 	LossBal float64
-	LossLWR float64
+	LossLWR float64 // R; 0 without LWR
+	Lambda  float64 // λ(t) of R; 0 without LWR
 	LR      float64
-	Top1    float64
+	// Top1 and the many/medium/few accuracies (%) are NaN on epochs
+	// without evaluation (and a group without classes).
+	Top1, Many, Medium, Few float64
 }
 
 // accuracyByCountPlot is an empty plot of accuracy (%, 0 to 100) against
@@ -131,8 +135,10 @@ func (g cosGrid) X(c int) float64    { return float64(c) }
 func (g cosGrid) Y(r int) float64    { return float64(r) }
 
 // CosineMatrix draws cos(w_i, w_j) of the classifier rows, classes in
-// index order (head first), on a blue (-1) to red (+1) scale.
-func CosineMatrix(path string, cos [][]float64, title string) error {
+// index order (head first), on a blue (-1) to red (+1) scale; with at most
+// 20 classes their names (names, or the index where names is nil) label
+// the axes.
+func CosineMatrix(path string, cos [][]float64, names []string, title string) error {
 	if len(cos) < 2 {
 		return fmt.Errorf("plot %s: want at least 2 classes", path)
 	}
@@ -146,12 +152,18 @@ func CosineMatrix(path string, cos [][]float64, title string) error {
 	p.X.Label.Text = "class j"
 	p.Y.Label.Text = "class i (top: 0, the head)"
 	p.Add(h)
-	p.HideAxes()
+	w := 5 * vg.Inch
+	if c := len(cos); c > 20 {
+		p.HideAxes()
+	} else {
+		classTicks(p, c, names)
+		w = 6 * vg.Inch
+	}
 	bar := plot.New()
 	bar.Title.Text = "cos"
 	bar.HideX()
 	bar.Add(&plotter.ColorBar{ColorMap: pal, Vertical: true})
-	return saveBeside(p, bar, path, 5*vg.Inch, 0.9*vg.Inch, 5*vg.Inch)
+	return saveBeside(p, bar, path, w, 0.9*vg.Inch, w)
 }
 
 // saveBeside draws main and, to its right, side (a colour bar) on one PNG
@@ -168,69 +180,174 @@ func saveBeside(main, side *plot.Plot, path string, w, sideW, h vg.Length) error
 	return atomicfile.WriteFile(path, buf.Bytes())
 }
 
-// Curves plots the balanced loss, R and (on evaluation epochs) top-1 by epoch.
+// Curves draws a run's training in three panels over the epochs: the
+// losses (balanced loss, and with LWR R and λ(t)); top-1 and many/medium/
+// few (%) at the evaluations; the learning rate.
 func Curves(path string, curves []Curve, title string) error {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = "epoch"
-	p.Y.Label.Text = "loss"
-	var bal, reg, top plotter.XYs
-	for _, c := range curves {
-		x := float64(c.Epoch)
-		bal = append(bal, plotter.XY{X: x, Y: c.LossBal})
-		reg = append(reg, plotter.XY{X: x, Y: c.LossLWR})
-		if c.Top1 == c.Top1 {
-			top = append(top, plotter.XY{X: x, Y: c.Top1 / 100})
-		}
-	}
-	if len(bal) == 0 {
+	if len(curves) == 0 {
 		return fmt.Errorf("plot %s: no epochs", path)
 	}
-	add := func(name string, pts plotter.XYs, col color.Color, points bool) error {
+	series := func(f func(Curve) float64) plotter.XYs {
+		var pts plotter.XYs
+		for _, c := range curves {
+			if v := f(c); !math.IsNaN(v) && !math.IsInf(v, 0) {
+				pts = append(pts, plotter.XY{X: float64(c.Epoch), Y: v})
+			}
+		}
+		return pts
+	}
+	first, last := float64(curves[0].Epoch), float64(curves[len(curves)-1].Epoch)
+	panel := func(title, y string) *plot.Plot {
+		p := plot.New()
+		p.Title.Text, p.X.Label.Text, p.Y.Label.Text = title, "epoch", y
+		p.X.Min, p.X.Max = first-0.5, last+0.5 // one epoch range for the three
+		p.Add(plotter.NewGrid())
+		p.Legend.Top, p.Legend.Left = true, false
+		return p
+	}
+	add := func(p *plot.Plot, name string, pts plotter.XYs, k int, dashed bool) error {
 		if len(pts) == 0 {
 			return nil
 		}
-		l, s, err := plotter.NewLinePoints(pts)
+		l, dots, err := plotter.NewLinePoints(pts)
 		if err != nil {
 			return err
 		}
-		l.Color, l.Width = col, vg.Points(1.5)
-		s.Color, s.Radius = col, vg.Points(2.5)
-		if points {
+		l.Color, l.Width = palette[k], vg.Points(1.5)
+		dots.Color, dots.Radius = palette[k], vg.Points(2)
+		if dashed {
 			l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
-			p.Add(l, s)
-			p.Legend.Add(name, l, s)
-		} else {
+		}
+		if len(pts) > 30 { // dots only where they can be told apart
 			p.Add(l)
 			p.Legend.Add(name, l)
+		} else {
+			p.Add(l, dots)
+			p.Legend.Add(name, l, dots)
 		}
 		return nil
 	}
-	if err := add("balanced loss", bal, color.RGBA{R: 31, G: 119, B: 180, A: 255}, false); err != nil {
+	losses := panel(title, "loss (λ: weight of R)")
+	lwr := false
+	for _, c := range curves {
+		lwr = lwr || c.LossLWR != 0 || c.Lambda != 0
+	}
+	accuracy := panel("test accuracy at the evaluations", "%")
+	lr := panel("learning rate", "lr")
+	var err error
+	for _, a := range []struct {
+		p      *plot.Plot
+		name   string
+		f      func(Curve) float64
+		k      int
+		dashed bool
+		skip   bool
+	}{
+		{losses, "balanced loss", func(c Curve) float64 { return c.LossBal }, 0, false, false},
+		{losses, "R (LWR)", func(c Curve) float64 { return c.LossLWR }, 3, false, !lwr},
+		{losses, "λ(t)", func(c Curve) float64 { return c.Lambda }, 7, true, !lwr},
+		{accuracy, "top-1", func(c Curve) float64 { return c.Top1 }, 0, false, false},
+		{accuracy, "many", func(c Curve) float64 { return c.Many }, 2, true, false},
+		{accuracy, "medium", func(c Curve) float64 { return c.Medium }, 1, true, false},
+		{accuracy, "few", func(c Curve) float64 { return c.Few }, 3, true, false},
+		{lr, "lr", func(c Curve) float64 { return c.LR }, 4, false, false},
+	} {
+		if err == nil && !a.skip {
+			err = add(a.p, a.name, series(a.f), a.k, a.dashed)
+		}
+	}
+	if err != nil {
 		return err
 	}
-	var anyR bool
-	for _, pt := range reg {
-		anyR = anyR || pt.Y != 0
+	accuracy.Y.Min, accuracy.Y.Max = 0, 100
+	return saveStacked([]*plot.Plot{losses, accuracy, lr}, []vg.Length{3.2 * vg.Inch, 3.2 * vg.Inch, 2 * vg.Inch}, path, 7*vg.Inch)
+}
+
+// saveStacked draws plots one above the other, of the given heights, on
+// one PNG of width w.
+func saveStacked(plots []*plot.Plot, heights []vg.Length, path string, w vg.Length) error {
+	var total vg.Length
+	for _, h := range heights {
+		total += h
 	}
-	if anyR { // runs without LWR log R = 0
-		if err := add("R (LWR)", reg, color.RGBA{R: 214, G: 39, B: 40, A: 255}, false); err != nil {
+	c := vgimg.New(w, total)
+	dc := draw.New(c)
+	top := total
+	for i, p := range plots {
+		bottom := top - heights[i]
+		p.Draw(draw.Crop(dc, 0, 0, bottom, -(total - top)))
+		top = bottom
+	}
+	var buf bytes.Buffer
+	if _, err := (vgimg.PngCanvas{Canvas: c}).WriteTo(&buf); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, buf.Bytes())
+}
+
+// Bin is one confidence bin of a reliability diagram: the images whose
+// top-1 probability fell in [Lo, Hi), their mean confidence and their
+// accuracy (fractions).
+type Bin struct {
+	Lo, Hi     float64
+	Count      int
+	Confidence float64
+	Accuracy   float64
+}
+
+// Reliability draws a reliability diagram: each confidence bin's accuracy
+// as a bar against the diagonal of perfect calibration, the gap to its
+// mean confidence shaded, and the ECE (%) in the title.
+func Reliability(path string, bins []Bin, ece float64, title string) error {
+	var n int
+	for _, b := range bins {
+		n += b.Count
+	}
+	if n == 0 {
+		return fmt.Errorf("plot %s: no finite outputs", path)
+	}
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("%s: ECE %.2f%%", title, ece)
+	p.X.Label.Text, p.Y.Label.Text = "confidence (top-1 probability)", "accuracy"
+	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, 1, 0, 1
+	p.Add(plotter.NewGrid())
+	for _, b := range bins {
+		if b.Count == 0 {
+			continue
+		}
+		bar := func(lo, hi float64, col color.Color, fill bool) error {
+			pts := plotter.XYs{{X: b.Lo, Y: lo}, {X: b.Hi, Y: lo}, {X: b.Hi, Y: hi}, {X: b.Lo, Y: hi}}
+			poly, err := plotter.NewPolygon(pts)
+			if err != nil {
+				return err
+			}
+			poly.Color = nil
+			if fill {
+				poly.Color = col
+			}
+			poly.LineStyle.Color, poly.LineStyle.Width = palette[0], vg.Points(0.8)
+			p.Add(poly)
+			return nil
+		}
+		if err := bar(0, b.Accuracy, color.RGBA{R: 31, G: 119, B: 180, A: 200}, true); err != nil {
+			return err
+		}
+		lo, hi := math.Min(b.Accuracy, b.Confidence), math.Max(b.Accuracy, b.Confidence)
+		if err := bar(lo, hi, color.RGBA{R: 214, G: 39, B: 40, A: 90}, true); err != nil {
 			return err
 		}
 	}
-	topName := "top-1 / 100 (evaluations)"
-	if len(top) == 1 { // one evaluation, at the end: say its value
-		topName = fmt.Sprintf("top-1 %.2f%% (epoch %g)", 100*top[0].Y, top[0].X)
-	}
-	if err := add(topName, top, color.RGBA{R: 44, G: 160, B: 44, A: 255}, true); err != nil {
+	diag, err := plotter.NewLine(plotter.XYs{{X: 0, Y: 0}, {X: 1, Y: 1}})
+	if err != nil {
 		return err
 	}
-	p.Legend.Top = true
-	p.Add(plotter.NewGrid())
-	return save(p, path, 6*vg.Inch, 4*vg.Inch)
+	diag.Color, diag.Dashes = grey, []vg.Length{vg.Points(4), vg.Points(3)}
+	p.Add(diag)
+	p.Legend.Add("perfect calibration", diag)
+	p.Legend.Top, p.Legend.Left = true, true
+	return save(p, path, 5*vg.Inch, 5*vg.Inch)
 }
 
-// save renders p as a PNG and writes it atomically.
 func save(p *plot.Plot, path string, w, h vg.Length) error {
 	wt, err := p.WriterTo(w, h, "png")
 	if err != nil {
@@ -297,6 +414,13 @@ func ConfusionMatrix(path string, counts [][]int, names []string, title string) 
 		p.HideAxes()
 		return save(p, path, 5*vg.Inch, 5*vg.Inch)
 	}
+	classTicks(p, c, names)
+	return save(p, path, 6*vg.Inch, 6*vg.Inch)
+}
+
+// classTicks labels a c×c matrix's axes with the class names (row 0 at
+// the top).
+func classTicks(p *plot.Plot, c int, names []string) {
 	var xt, yt []plot.Tick
 	for k := 0; k < c; k++ {
 		xt = append(xt, plot.Tick{Value: float64(k), Label: className(names, k, 20)})
@@ -305,7 +429,6 @@ func ConfusionMatrix(path string, counts [][]int, names []string, title string) 
 	p.X.Tick.Marker, p.Y.Tick.Marker = plot.ConstantTicks(xt), plot.ConstantTicks(yt)
 	p.X.Tick.Label.Rotation, p.X.Tick.Label.XAlign, p.X.Tick.Label.YAlign = math.Pi/4, draw.XRight, draw.YCenter
 	p.X.Padding, p.Y.Padding = 0, 0
-	return save(p, path, 6*vg.Inch, 6*vg.Inch)
 }
 
 // TableBars draws a table's rows as groups of bars — top-1, many, medium,
@@ -377,7 +500,33 @@ type Series struct {
 // spread over seeds (±1 std) as error bars, the few/medium/many boundaries
 // marked.
 func CompareByCount(path string, counts []int64, rows []Series, title string) error {
-	if len(rows) == 0 || len(counts) == 0 {
+	return byCount(path, counts, rows, title, "test accuracy (%), mean ± std over seeds", 100)
+}
+
+// NormsByCount draws each class's classifier-row norm ‖w_c‖ against its
+// training count (log scale), a line per row (a run, or a table's row as
+// mean ± std over seeds): what the decoupling literature plots, and what
+// LWR changes.
+func NormsByCount(path string, counts []int64, rows []Series, title string) error {
+	top := 0.0
+	for _, r := range rows {
+		for c, m := range r.Mean {
+			sd := 0.0
+			if c < len(r.Std) && !math.IsNaN(r.Std[c]) {
+				sd = r.Std[c]
+			}
+			if !math.IsNaN(m) {
+				top = math.Max(top, m+sd)
+			}
+		}
+	}
+	return byCount(path, counts, rows, title, "norm of the classifier row w_c", 1.1*top)
+}
+
+// byCount draws rows' per-class values (0 to top) against the classes'
+// training counts; see CompareByCount.
+func byCount(path string, counts []int64, rows []Series, title, yLabel string, top float64) error {
+	if len(rows) == 0 || len(counts) == 0 || !(top > 0) {
 		return fmt.Errorf("plot %s: nothing to compare", path)
 	}
 	order := make([]int, len(counts)) // classes by training count
@@ -385,7 +534,8 @@ func CompareByCount(path string, counts []int64, rows []Series, title string) er
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return counts[order[a]] < counts[order[b]] })
-	p := accuracyByCountPlot(title, "test accuracy (%), mean ± std over seeds")
+	p := accuracyByCountPlot(title, yLabel)
+	p.Y.Max = top
 	p.Add(plotter.NewGrid())
 	for k, r := range rows {
 		col := palette[k%len(palette)]
@@ -398,9 +548,9 @@ func CompareByCount(path string, counts []int64, rows []Series, title string) er
 			if c >= len(r.Mean) || math.IsNaN(r.Mean[c]) || counts[c] <= 0 {
 				continue
 			}
-			sd := r.Std[c]
-			if math.IsNaN(sd) {
-				sd = 0
+			sd := 0.0
+			if c < len(r.Std) && !math.IsNaN(r.Std[c]) {
+				sd = r.Std[c]
 			}
 			line = append(line, plotter.XY{X: float64(counts[c]) * shift, Y: r.Mean[c]})
 			errs = append(errs, struct{ Low, High float64 }{sd, sd})
@@ -427,7 +577,7 @@ func CompareByCount(path string, counts []int64, rows []Series, title string) er
 	}
 	for _, at := range []float64{20, 100.5} {
 		if float64(counts[order[0]]) < at && at < float64(counts[order[len(order)-1]]) {
-			b, err := marker(at, 100)
+			b, err := marker(at, top)
 			if err != nil {
 				return err
 			}

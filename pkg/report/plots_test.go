@@ -37,10 +37,11 @@ func TestPlotsWritePNGs(t *testing.T) {
 			cos[i][j] = math.Cos(float64(i - j))
 		}
 	}
-	if err := CosineMatrix(filepath.Join(dir, "cos.png"), cos, "t"); err != nil {
+	if err := CosineMatrix(filepath.Join(dir, "cos.png"), cos, names, "t"); err != nil {
 		t.Fatal(err)
 	}
-	curves := []Curve{{1, 2.0, 1.5, 0.1, math.NaN()}, {2, 1.2, 0.3, 0.1, 55}, {3, 0.9, 0.1, 0.01, 70}}
+	nan := math.NaN()
+	curves := []Curve{{1, 2.0, 1.5, 1, 0.1, nan, nan, nan, nan}, {2, 1.2, 0.3, 0.44, 0.1, 55, 70, 50, nan}, {3, 0.9, 0.1, 0.11, 0.01, 70, 80, 60, 20}}
 	if err := Curves(filepath.Join(dir, "curves.png"), curves, "t"); err != nil {
 		t.Fatal(err)
 	}
@@ -60,16 +61,26 @@ func TestPlotsWritePNGs(t *testing.T) {
 	if err := ConfusionMatrix(filepath.Join(dir, "big.png"), big, nil, "t"); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"acc.png", "cos.png", "curves.png", "conf.png", "big.png"} {
+	if err := NormsByCount(filepath.Join(dir, "norms.png"), counts, []Series{{Label: "a", Mean: []float64{3, 2.9, 2.5, 2, 1.8, 1.5, 1.2, 1, 0.9, 0.8}}, {Label: "b", Mean: acc, Std: acc}}, "t"); err != nil {
+		t.Fatal(err)
+	}
+	bins := []Bin{{0.6, 0.8, 10, 0.7, 0.5}, {0.8, 1, 30, 0.9, 0.95}}
+	if err := Reliability(filepath.Join(dir, "rel.png"), bins, 7.5, "t"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"acc.png", "cos.png", "curves.png", "conf.png", "big.png", "norms.png", "rel.png"} {
 		if w, h := decode(t, filepath.Join(dir, name)); w < 300 || h < 300 {
 			t.Errorf("%s is %d×%d", name, w, h)
 		}
 	}
-	if err := CosineMatrix(filepath.Join(dir, "x.png"), [][]float64{{1}}, "t"); err == nil {
+	if err := CosineMatrix(filepath.Join(dir, "x.png"), [][]float64{{1}}, nil, "t"); err == nil {
 		t.Error("a 1×1 matrix was plotted")
 	}
 	if err := Curves(filepath.Join(dir, "y.png"), nil, "t"); err == nil {
 		t.Error("no curves were plotted")
+	}
+	if err := Reliability(filepath.Join(dir, "z.png"), []Bin{{0, 1, 0, 0, 0}}, math.NaN(), "t"); err == nil {
+		t.Error("a reliability diagram without outputs was plotted")
 	}
 }
 

@@ -107,7 +107,7 @@ func writeEpochEvents(w *tensorboard.Writer, line EpochLog) error {
 }
 
 // figures are the run's PNG figures, written as images at its last epoch.
-var figures = []string{"curves.png", "accuracy_by_count.png", "cosine_matrix.png"}
+var figures = []string{"curves.png", "accuracy_by_count.png", "norms.png", "reliability.png", "cosine_matrix.png"}
 
 // writeFigureEvents writes the PNG figures in dir as images at step.
 func writeFigureEvents(w *tensorboard.Writer, dir string, step int64) error {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,8 +28,9 @@ func newProvenance(dev gotch.Device) config.Provenance {
 	if dev.IsCuda() {
 		device = fmt.Sprintf("cuda:%d", dev.Value)
 	}
+	model, isa := cpuModel()
 	return config.Provenance{Revision: rev, Modified: modified, GoVersion: runtime.Version(),
-		Libtorch: libtorch.Version(), Build: libtorchBuild(), Device: device, CPU: cpuModel(),
+		Libtorch: libtorch.Version(), Build: libtorchBuild(), Device: device, CPU: model, ISA: isa,
 		Threads: libtorch.NumThreads(), Command: os.Args, Host: host, Start: time.Now().Format(time.RFC3339)}
 }
 
@@ -82,18 +84,37 @@ func libtorchBuild() string {
 	return "cpu"
 }
 
-// cpuModel is the CPU's model name from /proc/cpuinfo, or runtime.GOARCH.
-func cpuModel() string {
+// cpuModel is the CPU's model name from /proc/cpuinfo (runtime.GOARCH
+// without one) and its widest vector extension, with DNNL_MAX_CPU_ISA
+// when that caps oneDNN's kernels.
+func cpuModel() (model, isa string) {
+	model = runtime.GOARCH
 	f, err := os.Open("/proc/cpuinfo")
 	if err != nil {
-		return runtime.GOARCH
+		return model, ""
 	}
 	defer f.Close()
+	var flags []string
 	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		switch k = strings.TrimSpace(k); {
+		case !ok:
+		case k == "model name" && model == runtime.GOARCH:
+			model = strings.TrimSpace(v)
+		case k == "flags" && flags == nil:
+			flags = strings.Fields(v)
 		}
 	}
-	return runtime.GOARCH
+	for _, f := range []struct{ flag, name string }{{"avx512f", "AVX-512"}, {"avx2", "AVX2"}, {"sse4_1", "SSE4.1"}} {
+		if slices.Contains(flags, f.flag) {
+			isa = f.name
+			break
+		}
+	}
+	if cap := os.Getenv("DNNL_MAX_CPU_ISA"); cap != "" {
+		isa += " (DNNL_MAX_CPU_ISA=" + cap + ")"
+	}
+	return model, isa
 }

@@ -776,8 +776,21 @@ func writePlots(c Config, sum Summary, ws lwr.Stats) error {
 	if err := report.AccuracyByCount(filepath.Join(c.Out, "accuracy_by_count.png"), sum.TrainCounts, acc, data.ClassNames(c.Dataset), title); err != nil {
 		return err
 	}
-	if err := report.CosineMatrix(filepath.Join(c.Out, "cosine_matrix.png"), ws.Cos, "classifier rows: cos(w_i, w_j), "+title); err != nil {
+	if err := report.CosineMatrix(filepath.Join(c.Out, "cosine_matrix.png"), ws.Cos, data.ClassNames(c.Dataset), "classifier rows: cos(w_i, w_j), "+title); err != nil {
 		return err
+	}
+	if err := report.NormsByCount(filepath.Join(c.Out, "norms.png"), sum.TrainCounts, []report.Series{{Label: title, Mean: ws.Norms}},
+		"classifier row norms by training count, "+title); err != nil {
+		return err
+	}
+	if cal := sum.Final.Calibration; len(cal) > 0 {
+		bins := make([]report.Bin, len(cal))
+		for k, b := range cal {
+			bins[k] = report.Bin{Lo: float64(k) / float64(len(cal)), Hi: float64(k+1) / float64(len(cal)), Count: b.Count, Confidence: b.Confidence, Accuracy: b.Accuracy}
+		}
+		if err := report.Reliability(filepath.Join(c.Out, "reliability.png"), bins, float64(sum.Final.ECE), "reliability, "+title); err != nil {
+			return err
+		}
 	}
 	b, err := regularfile.ReadFile(filepath.Join(c.Out, "log.jsonl"), maxLogBytes, "a run's log.jsonl")
 	if err != nil {
@@ -789,9 +802,10 @@ func writePlots(c Config, sum Summary, ws lwr.Stats) error {
 		if len(bytes.TrimSpace(line)) == 0 || json.Unmarshal(line, &l) != nil {
 			continue
 		}
-		cv := report.Curve{Epoch: l.Epoch, LossBal: l.LossBal, LossLWR: l.LossLWR, LR: l.LR, Top1: math.NaN()}
-		if l.Test != nil {
-			cv.Top1 = float64(l.Test.Top1)
+		cv := report.Curve{Epoch: l.Epoch, LossBal: l.LossBal, LossLWR: l.LossLWR, Lambda: l.Lambda, LR: l.LR,
+			Top1: math.NaN(), Many: math.NaN(), Medium: math.NaN(), Few: math.NaN()}
+		if m := l.Test; m != nil {
+			cv.Top1, cv.Many, cv.Medium, cv.Few = float64(m.Top1), float64(m.Many), float64(m.Medium), float64(m.Few)
 		}
 		curves = append(curves, cv)
 	}

@@ -382,7 +382,7 @@ func TestEventsMatchLog(t *testing.T) {
 		if h := got[i].Histograms["classifier/row_norms"]; len(h) != 3 || h[0][1] != 10 {
 			t.Errorf("%s: row_norms histograms %v, want 3 of 10 rows", c.Out, h)
 		}
-		for _, fig := range []string{"figures/curves", "figures/accuracy_by_count", "figures/cosine_matrix"} {
+		for _, fig := range []string{"figures/curves", "figures/accuracy_by_count", "figures/norms", "figures/reliability", "figures/cosine_matrix"} {
 			if im := got[i].Images[fig]; len(im) != 1 || im[0][0] != 3 || im[0][1] < 100 {
 				t.Errorf("%s: %s %v, want one image at step 3", c.Out, fig, im)
 			}
