@@ -369,7 +369,8 @@ func maxRSS(cmd *exec.Cmd) int64 {
 }
 
 // peakLimit is the most peak resident memory a fault may cost a process
-// whose fault-free twin peaked at baseline: 16 MiB more, and 256 MiB in
+// whose fault-free twin peaked at baseline: 32 MiB more (runs of one
+// command vary by some 10 MiB), and 256 MiB in
 // all where the twin stays below 240 MiB (Debian's CPU libtorch: 170 MiB
 // for --eval; PyPI's CUDA build maps 370 MiB before doing anything, and a
 // training run takes about 300 MiB on either).
@@ -377,7 +378,7 @@ func peakLimit(baseline int64) int64 {
 	if baseline < 240<<20 {
 		return 256 << 20
 	}
-	return baseline + 16<<20
+	return baseline + 32<<20
 }
 
 // TestDamagedCheckpointsPeakMemory (issue 26, cases 6 and 8, measured in
