@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Accuracy at a scale that settles it: the demo's schedule (Fashion-MNIST-LT
-# IF 100, ResNet-32, 20 epochs, 1 warm-up epoch, lr ×0.1 at 70% and 85%) over
+# IF 100, ResNet-32, 20 epochs, 2 warm-up epochs, lr ×0.1 at 70% and 85%) over
 # many seeds, ours (cmd/cifar) and PyTorch's twin (bench/torch_train.py, on
 # the subset our run of the same seed wrote), for CE and BS + LWR. Two jobs
 # at a time, each one thread (the machine's two cores, never more threads
@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 epochs=${1:-20}
 first=${2:-0}
 last=${3:-19}
+warmup=$(( epochs * 5 / 100 > 2 ? (epochs * 5 / 100 < 5 ? epochs * 5 / 100 : 5) : 2 )) # the demo's (config.ShortSchedule)
+warmup=$(( warmup < epochs ? warmup : epochs - 1 ))
 bench_start seeds
 go build -o "$tmp/cifar" ./cmd/cifar
 echo "# $(machine), $epochs epochs, seeds $first-$last, ${JOBS:-2} jobs of 1 thread"
@@ -28,14 +30,14 @@ job() {
   out=runs/seeds-$run-s$seed
   # --force: an earlier comparison's folder is moved aside, never overwritten.
   "$tmp/cifar" --quiet --force --tensorboard=false --dataset fashion-mnist --loss "$loss" --lwr="$lwr" --epochs "$epochs" \
-    --milestones "$((epochs * 70 / 100)),$((epochs * 85 / 100))" --warmup 1 --eval-every "$epochs" \
+    --milestones "$((epochs * 70 / 100)),$((epochs * 85 / 100))" --warmup "$warmup" --eval-every "$epochs" \
     --seed "$seed" --threads 1 --device cpu --out "$out" >/dev/null || return 1
   local ours torch
   ours=$($PY -c '
 import json, sys
 s = json.load(open(sys.argv[1] + "/summary.json"))["final"]
 print("%-6s %-5s %-9s %7.2f %7.2f %7.2f %7.2f" % ("go", sys.argv[2], sys.argv[3], s["top1"], s["many"], s["medium"], s["few"]))' "$out" "$seed" "$run")
-  torch=$(cd bench && $PY torch_train.py --list "../$out/train_subset.txt" --loss "$loss" $pyflags --epochs "$epochs" \
+  torch=$(cd bench && $PY torch_train.py --list "../$out/train_subset.txt" --loss "$loss" $pyflags --epochs "$epochs" --warmup "$warmup" \
     --seed "$seed" --threads 1 | $PY -c '
 import json, sys
 r = json.loads(sys.stdin.read())
