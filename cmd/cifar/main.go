@@ -25,8 +25,10 @@ weight decay 5e-4, Balanced Softmax + LWR with theta 0.4, tau 0.1, projection an
 lambda(t) = (1-t/T)^2) on Fashion-MNIST-LT IF 100, which needs no download.
 A preset sets a whole experiment; flags given beside it override its settings.
 
-Outputs in --out: config.json, log.jsonl (one line per epoch), checkpoint.pt
-(every epoch and on SIGINT/SIGTERM; --resume continues), summary.json.
+Outputs in --out: config.json (with where the run came from), log.jsonl (one
+line per epoch), train.log (what the run printed), TensorBoard events,
+checkpoint.pt (every epoch and on SIGINT/SIGTERM; --resume continues),
+summary.json and figures.
 
 Flags:
 `

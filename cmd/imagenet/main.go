@@ -33,8 +33,10 @@ decay 2e-4, RandomResizedCrop(224) + flip + ColorJitter(0.4, 0.4, 0.4),
 Balanced Softmax + LWR (theta 0.4, tau 0.1, projection, lambda(t) = (1-t/T)^2).
 JPEGs are decoded by --workers goroutines with libjpeg-turbo.
 
-Outputs in --out: config.json, log.jsonl (one line per epoch), checkpoint.pt
-(every epoch and on SIGINT/SIGTERM; --resume continues), summary.json, plots.
+Outputs in --out: config.json (with where the run came from), log.jsonl (one
+line per epoch), train.log (what the run printed), TensorBoard events,
+checkpoint.pt (every epoch and on SIGINT/SIGTERM; --resume continues),
+summary.json and figures.
 
 Flags:
 `

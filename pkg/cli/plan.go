@@ -40,7 +40,7 @@ func (cmd Command) flagSet(c *train.Config, o *options) *pflag.FlagSet {
 	fs.Bool("list-presets", false, "list the presets and exit")
 	fs.Var(newIntsValue(&o.seeds), "seeds", "run once per seed (comma-separated), each in its own folder; a table's rows × seeds go to DIR/<row>/seed<k> and are reported as mean ± std")
 	fs.BoolVar(&o.report, "report", false, "with a table preset: write table.md and table.csv from the runs already finished, train nothing")
-	fs.IntVar(&o.parallel, "parallel", 1, "train this many runs of a preset at once, the CPU threads split between them (--threads 0) and no progress line; on one GPU they share the card")
+	fs.IntVar(&o.parallel, "parallel", 1, "train this many runs of a preset at once, the CPU threads split between them (--threads 0), their lines on stderr prefixed with the row and seed (no live progress line); on one GPU they share the card")
 	fs.StringVar(&o.eval, "eval", "", "evaluate the checkpoint of a run folder (or a checkpoint file) on its test set and train nothing: the metrics, eval.json with per-class precision and recall, predictions.csv and confusion.png in RUN/eval (ImageNet-LT: with --test-split val, on the val list, in RUN/eval-val)")
 	fs.IntVar(&o.nproc, "nproc-per-node", 0, "train data-parallel with this many worker processes on this machine (the global --batch-size split between them; with GPUs, one per GPU), as torchrun --nproc-per-node does; under torchrun itself, leave it out")
 	fs.StringVar(&o.backend, "backend", "auto", "a data-parallel run's collectives: gloo, nccl (CUDA) or auto")
