@@ -157,17 +157,11 @@ func Collect(rows []Row, failed map[string]string, fromCheckpoint CheckpointStat
 			res.Seeds = append(res.Seeds, seed)
 			res.Counts = s.TrainCounts
 			for c, v := range s.Final.PerClass {
-				if c >= len(perClass) {
-					perClass = append(perClass, nil)
-				}
-				perClass[c] = append(perClass[c], float64(v))
+				perClass = appendAt(perClass, c, float64(v))
 			}
 			if s.Classifier != nil {
 				for c, v := range s.Classifier.Norms {
-					if c >= len(norms) {
-						norms = append(norms, nil)
-					}
-					norms[c] = append(norms[c], v)
+					norms = appendAt(norms, c, v)
 				}
 			}
 			top1 = append(top1, float64(s.Final.Top1))
@@ -322,4 +316,14 @@ func csvField(s string) string {
 		return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 	}
 	return s
+}
+
+// appendAt appends v to the values of class c in perClass (one list per
+// class, grown as classes appear) and returns perClass.
+func appendAt(perClass [][]float64, c int, v float64) [][]float64 {
+	for c >= len(perClass) {
+		perClass = append(perClass, nil)
+	}
+	perClass[c] = append(perClass[c], v)
+	return perClass
 }

@@ -17,8 +17,13 @@ import (
 // Open opens path for reading without blocking (regular files ignore the
 // flag; a FIFO's open returns at once) and refuses anything but a regular
 // file, naming it and its type.
-func Open(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+func Open(path string) (*os.File, error) { return OpenFile(path, os.O_RDONLY, 0) }
+
+// OpenFile is os.OpenFile (flag, perm) without blocking, refusing anything
+// but a regular file as Open does: for files a run appends to in a folder
+// a user names.
+func OpenFile(path string, flag int, perm os.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|syscall.O_NONBLOCK, perm)
 	if err != nil {
 		return nil, err
 	}

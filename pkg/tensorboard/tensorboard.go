@@ -359,16 +359,3 @@ func appendPacked(b []byte, num protowire.Number, vs []float64) []byte {
 	b = protowire.AppendTag(b, num, protowire.BytesType)
 	return protowire.AppendBytes(b, p)
 }
-
-// ReadFile returns the records of the event file at path (see Records).
-func ReadFile(path string) ([][]byte, error) {
-	b, err := regularfile.ReadFile(path, 1<<30, "event files")
-	if err != nil {
-		return nil, err
-	}
-	recs, err := Records(b)
-	if err != nil {
-		return recs, fmt.Errorf("%s: %w", path, err)
-	}
-	return recs, nil
-}

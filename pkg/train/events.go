@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"image/png"
@@ -120,7 +121,7 @@ func writeFigureEvents(w *tensorboard.Writer, dir string, step int64) error {
 		if err != nil {
 			return err
 		}
-		cfg, err := png.DecodeConfig(strings.NewReader(string(b)))
+		cfg, err := png.DecodeConfig(bytes.NewReader(b))
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}

@@ -5,11 +5,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/lwr-go/lwr/pkg/metrics"
+	"github.com/lwr-go/lwr/pkg/regularfile"
 )
 
 // TrainLog is the run folder's plain-text log: the lines a run prints, with
@@ -46,15 +45,8 @@ type runLog struct {
 // file only, opened without blocking.
 func openRunLog(dir string, con *Console, every time.Duration) (*runLog, error) {
 	path := filepath.Join(dir, TrainLog)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NONBLOCK, 0o644)
+	f, err := regularfile.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, err
-	}
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		f.Close()
-		if err == nil {
-			err = fmt.Errorf("%s: not a regular file (%v)", path, st.Mode().Type())
-		}
 		return nil, err
 	}
 	return &runLog{con: con, file: f, path: path, every: every, last: time.Now()}, nil
@@ -137,7 +129,5 @@ func (l *runLog) epoch(epochs int, line EpochLog) {
 
 // evalText is an evaluation's metrics on one line.
 func evalText(m metrics.Metrics) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "top-1 %s  top-5 %s  many %s  medium %s  few %s  NLL %s  ECE %s", m.Top1, m.Top5, m.Many, m.Medium, m.Few, m.NLL, m.ECE)
-	return b.String()
+	return fmt.Sprintf("top-1 %s  top-5 %s  many %s  medium %s  few %s  NLL %s  ECE %s", m.Top1, m.Top5, m.Many, m.Medium, m.Few, m.NLL, m.ECE)
 }
