@@ -9,7 +9,7 @@ ACTIONLINT ?= github.com/rhysd/actionlint/cmd/actionlint@v1.7.12
 # not only on the one that made the goldens. A cap above what the CPU has
 # runs its best kernels.
 NUMERIC_PKGS = ./pkg/losses ./pkg/lwr ./pkg/resnet ./pkg/optim ./pkg/train ./pkg/libtorch
-NUMERIC_TESTS = Golden|MatMulT|FusedConv|ConvBlocked|ToBlocked|BatchNormReLU|FoldedMatches|FiniteDifferences|Parity|SGDMatchesTorch|HeInit|NormedClassifier|ForwardShapes|TinyConvNet
+NUMERIC_TESTS = Golden|MatMulT|FusedConv|ConvBlocked|ToBlocked|OptionABlocked|BottleneckBlocked|BatchNormReLU|FoldedMatches|FiniteDifferences|Parity|SGDMatchesTorch|HeInit|NormedClassifier|ForwardShapes|TinyConvNet
 ISAS = SSE41 AVX2 AVX512_CORE
 
 # lwr's C and C++: the kernels, the JPEG decoder and the augmentation loops.

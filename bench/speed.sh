@@ -24,15 +24,15 @@ bench_start speed
 go build -o "$tmp/resnet" ./bench/resnet
 echo "# $(machine), torch $($PY -c 'import torch; print(torch.__version__)')"
 log=$tmp/log
-# ResNet-32 also trains with its activations in oneDNN's blocks, which
-# --memory-format auto picks where oneDNN computes in 8-channel blocks.
+# ResNet-32 and ResNet-50 also train with their activations in oneDNN's
+# blocks, which --memory-format auto picks where oneDNN computes in blocks.
 blocked=$("$tmp/resnet" --mode blocked)
-echo "# blocked activations (auto for ResNet-32 here): $blocked"
+echo "# blocked activations (auto for ResNet-32 and ResNet-50 here): $blocked"
 case_() { # case_ NAME ROUNDS THREADS ITERS WARMUP ARGS...
   local name=$1 n=$2 threads=$3 iters=$4 warm=$5
   shift 5
   local formats="contiguous channels-last"
-  [[ "$blocked" == true && " $* " != *" resnet50 "* ]] && formats="$formats blocked"
+  [ "$blocked" == true ] && formats="$formats blocked"
   for r in $(seq "$n"); do
     for f in $formats; do
       "$tmp/resnet" --mode step --threads "$threads" --iters "$iters" --warmup "$warm" --memory-format "$f" "$@" | sed "s/^/$name /" | tee -a "$log"

@@ -27,7 +27,7 @@ import (
 )
 
 func main() {
-	mode := pflag.String("mode", "fwdbwd", "fwdbwd: time forward+backward; step: time a whole training step (BS + LWR, SGD); eval: time evaluation per image; lwr: time LWR's R alone (forward + backward, --classes × --dim); train: resident memory over SGD steps")
+	mode := pflag.String("mode", "fwdbwd", "fwdbwd: time forward+backward; step: time a whole training step (BS + LWR, SGD); eval: time evaluation per image; lwr: time LWR's R alone (forward + backward, --classes × --dim); train: resident memory over SGD steps; blocked: whether --memory-format auto trains ResNet-32 blocked here; block: oneDNN's preferred channel block here (0: none)")
 	batch := pflag.Int64("batch", 128, "batch size")
 	iters := pflag.Int("iters", 20, "timed iterations (fwdbwd) or training steps (train)")
 	warmup := pflag.Int("warmup", 3, "untimed iterations first")
@@ -39,6 +39,7 @@ func main() {
 	model := pflag.String("model", "resnet32", "step, eval: resnet32 or resnet50")
 	dim := pflag.Int64("dim", 64, "lwr: classifier width d (64 for ResNet-32, 2048 for ResNet-50)")
 	fused := pflag.Bool("fused", false, "eval: batch norms folded into oneDNN convolutions with the ReLUs and residual adds (resnet.Fold), as the trainer evaluates on CPUs")
+	pflag.Int64Var(&block, "block", 0, "step, blocked: channels a block, 8 or 16 (0: oneDNN's choice on this CPU, libtorch.TrainingBlock)")
 	pflag.BoolVar(&libtorchBN, "libtorch-bn", false, "step: each batch norm, residual add and ReLU as libtorch's separate ops (resnet.Options.LibtorchBatchNorm), as PyTorch runs them, not lwr's kernel")
 	cpuprofile := pflag.String("cpuprofile", "", "write a Go CPU profile here (cgo calls show as runtime.cgocall)")
 	pflag.Parse()
@@ -73,11 +74,15 @@ func main() {
 			return regularizer(dev, *classes, *dim, *iters, *warmup)
 		case "blocked":
 			// Whether the trainer's --memory-format auto trains ResNet-32
-			// blocked on this CPU: oneDNN computes in 8-channel blocks.
-			fmt.Println(libtorch.FusedAvailable() && libtorch.PreferredBlock() == libtorch.BlockSize)
+			// (and ResNet-50) blocked on this CPU: oneDNN computes in blocks.
+			fmt.Println(libtorch.FusedAvailable() && libtorch.ValidBlock(libtorch.PreferredBlock()))
+			return nil
+		case "block":
+			// oneDNN's preferred channel block here (0: none).
+			fmt.Println(libtorch.PreferredBlock())
 			return nil
 		}
-		return fmt.Errorf("--mode %q: want fwdbwd, step, eval, lwr, blocked or train", *mode)
+		return fmt.Errorf("--mode %q: want fwdbwd, step, eval, lwr, blocked, block or train", *mode)
 	})
 	if err != nil {
 		pprof.StopCPUProfile()
@@ -193,10 +198,13 @@ func objective(vs *nn.VarStore, net resnet.Net, classes int64) (*lwr.Regularizer
 // libtorchBN is --libtorch-bn.
 var libtorchBN bool
 
+// block is --block: the channel block of blocked activations (0: oneDNN's).
+var block int64
+
 // build makes model (resnet32 or resnet50) for classes and RGB images in
 // vs, training in the blocked layout when blocked is set.
 func build(vs *nn.VarStore, model string, classes int64, blocked bool) (resnet.Net, error) {
-	o := resnet.Options{Classes: classes, InChannels: 3, LibtorchBatchNorm: libtorchBN, Blocked: blocked}
+	o := resnet.Options{Classes: classes, InChannels: 3, LibtorchBatchNorm: libtorchBN, Blocked: blocked, Block: block}
 	if model == "resnet50" {
 		return resnet.ResNet50(vs.Root(), o)
 	}
@@ -227,8 +235,16 @@ func step(dev gotch.Device, model string, batch, side, classes int64, iters, war
 	}
 	y := ts.MustRandint(classes, []int64{batch}, gotch.Int64, dev)
 	times := timed(warmup, iters, func() { sgdStep(net, loss, reg, opt, x, y) })
+	name := format
+	if format == libtorch.Blocked {
+		b := block
+		if b == 0 {
+			b = libtorch.TrainingBlock()
+		}
+		name = fmt.Sprintf("%s%d", format, b)
+	}
 	fmt.Printf("go step %s batch=%d side=%d threads=%d format=%s: median %.1f ms, min %.1f ms over %d iterations\n",
-		model, batch, side, libtorch.NumThreads(), format, 1000*times[len(times)/2], 1000*times[0], len(times))
+		model, batch, side, libtorch.NumThreads(), name, 1000*times[len(times)/2], 1000*times[0], len(times))
 	return nil
 }
 

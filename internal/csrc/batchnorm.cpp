@@ -51,14 +51,20 @@ LWR_LOOP void moments(const float *__restrict x, int64_t r0, int64_t r1, int64_t
   }
 }
 
-// y = relu(x*a + sh [+ res]) over rows [r0,r1). NaN passes through, as in
-// torch.relu.
+// y = relu(x*a + sh [+ res]) over rows [r0,r1), or without relu
+// x*a + sh [+ res]. NaN passes through, as in torch.relu.
 LWR_LOOP void normalize(const float *__restrict x, const float *__restrict res, float *__restrict y, int64_t r0,
-                        int64_t r1, int64_t c, const float *__restrict a, const float *__restrict sh) {
+                        int64_t r1, int64_t c, const float *__restrict a, const float *__restrict sh, bool relu) {
   for (int64_t r = r0; r < r1; r++) {
     const float *xr = x + r * c;
     float *yr = y + r * c;
-    if (res) {
+    if (!relu) {
+      const float *rr = res ? res + r * c : nullptr;
+      if (rr)
+        for (int64_t j = 0; j < c; j++) yr[j] = (xr[j] * a[j] + sh[j]) + rr[j];
+      else
+        for (int64_t j = 0; j < c; j++) yr[j] = xr[j] * a[j] + sh[j];
+    } else if (res) {
       const float *rr = res + r * c;
       for (int64_t j = 0; j < c; j++) {
         float v = (xr[j] * a[j] + sh[j]) + rr[j];
@@ -77,11 +83,12 @@ LWR_LOOP void normalize(const float *__restrict x, const float *__restrict res, 
 // gm*(x - mean): sg += gm, sgx += gm*(x - mean). Without a shortcut, gm is
 // g where x*a + sh > 0 (the forward's ReLU input, recomputed to the bit);
 // with one, g where y > 0, and gm is written to ds (the shortcut's
-// gradient), which gradInput then reads in place of g and y.
+// gradient), which gradInput then reads in place of g and y. Without
+// relu, gm is g (and y is not read).
 LWR_LOOP void gradSums(const float *__restrict g, const float *__restrict y, const float *__restrict x,
                        float *__restrict ds, int64_t r0, int64_t r1, int64_t c, const float *__restrict a,
                        const float *__restrict sh, const float *__restrict mean, double *__restrict sg,
-                       double *__restrict sgx) {
+                       double *__restrict sgx, bool relu) {
   std::vector<float> buf(2 * c);
   float *__restrict fg = buf.data();
   float *__restrict fgx = fg + c;
@@ -91,7 +98,13 @@ LWR_LOOP void gradSums(const float *__restrict g, const float *__restrict y, con
     for (; r < e; r++) {
       const float *__restrict gr = g + r * c;
       const float *__restrict xr = x + r * c;
-      if (ds) {
+      if (!relu) {
+        if (ds) std::copy(gr, gr + c, ds + r * c);
+        for (int64_t j = 0; j < c; j++) {
+          fg[j] += gr[j];
+          fgx[j] += gr[j] * (xr[j] - mean[j]);
+        }
+      } else if (ds) {
         const float *__restrict yr = y + r * c;
         float *__restrict dr = ds + r * c;
         for (int64_t j = 0; j < c; j++) {
@@ -116,16 +129,16 @@ LWR_LOOP void gradSums(const float *__restrict g, const float *__restrict y, con
 }
 
 // dx = gm*k1 + x*k2 + k3 over rows [r0,r1), gm as in gradSums: read from
-// ds when it is not NULL, else from g and x.
+// ds when it is not NULL, else from g and x (g itself without relu).
 LWR_LOOP void gradInput(const float *__restrict g, const float *__restrict ds, const float *__restrict x,
                         float *__restrict dx, int64_t r0, int64_t r1, int64_t c, const float *__restrict a,
                         const float *__restrict sh, const float *__restrict k1, const float *__restrict k2,
-                        const float *__restrict k3) {
+                        const float *__restrict k3, bool relu) {
   for (int64_t r = r0; r < r1; r++) {
     const float *__restrict xr = x + r * c;
     float *__restrict dr = dx + r * c;
-    if (ds) {
-      const float *__restrict gm = ds + r * c;
+    if (ds || !relu) {
+      const float *__restrict gm = ds ? ds + r * c : g + r * c;
       for (int64_t j = 0; j < c; j++) dr[j] = (gm[j] * k1[j] + xr[j] * k2[j]) + k3[j];
     } else {
       const float *__restrict gr = g + r * c;
@@ -273,7 +286,7 @@ struct BNReLU : public torch::autograd::Function<BNReLU> {
   // takes no undefined inputs).
   static torch::Tensor forward(torch::autograd::AutogradContext *ctx, torch::Tensor x, torch::Tensor res,
                                torch::Tensor w, torch::Tensor b, torch::Tensor rmean, torch::Tensor rvar,
-                               double momentum, double eps) {
+                               double momentum, double eps, bool relu) {
     Layout l = Layout::of(x);
     int64_t c = l.channels(), rw = l.width, m = l.count();
     const float *xp = x.data_ptr<float>();
@@ -317,11 +330,13 @@ struct BNReLU : public torch::autograd::Function<BNReLU> {
     auto y = torch::empty_like(x, l.format());
     float *yp = y.data_ptr<float>();
     std::vector<float> ac = l.columnsOf(ap), shc = l.columnsOf(shp);
-    eachRows(l, [&](int64_t r0, int64_t r1, int64_t off) { normalize(xp, rp, yp, r0, r1, rw, &ac[off], &shc[off]); });
-    // y only with a shortcut: without one, backward recomputes ReLU's mask
-    // from x.
-    ctx->save_for_backward({x, shortcut ? y : torch::Tensor(), wc, mean, invstd, a, sh});
+    eachRows(
+        l, [&](int64_t r0, int64_t r1, int64_t off) { normalize(xp, rp, yp, r0, r1, rw, &ac[off], &shc[off], relu); });
+    // y only with a shortcut and ReLU: without a shortcut, backward
+    // recomputes ReLU's mask from x; without ReLU there is none.
+    ctx->save_for_backward({x, shortcut && relu ? y : torch::Tensor(), wc, mean, invstd, a, sh});
     ctx->saved_data["shortcut"] = shortcut;
+    ctx->saved_data["relu"] = relu;
     return y;
   }
 
@@ -329,7 +344,7 @@ struct BNReLU : public torch::autograd::Function<BNReLU> {
                                                torch::autograd::tensor_list grads) {
     auto saved = ctx->get_saved_variables();
     auto x = saved[0], y = saved[1], w = saved[2], mean = saved[3], invstd = saved[4], a = saved[5], sh = saved[6];
-    bool shortcut = ctx->saved_data["shortcut"].toBool();
+    bool shortcut = ctx->saved_data["shortcut"].toBool(), relu = ctx->saved_data["relu"].toBool();
     Layout l = Layout::of(x);
     auto g = grads[0].contiguous(l.format());
     int64_t c = l.channels(), rw = l.width, m = l.count();
@@ -339,13 +354,14 @@ struct BNReLU : public torch::autograd::Function<BNReLU> {
       ds = torch::empty_like(x, l.format());
       dsp = ds.data_ptr<float>();
     }
-    const float *gp = g.data_ptr<float>(), *yp = shortcut ? y.data_ptr<float>() : nullptr, *xp = x.data_ptr<float>(),
-                *wp = w.data_ptr<float>(), *ap = a.data_ptr<float>(), *shp = sh.data_ptr<float>();
+    const float *gp = g.data_ptr<float>(), *yp = shortcut && relu ? y.data_ptr<float>() : nullptr,
+                *xp = x.data_ptr<float>(), *wp = w.data_ptr<float>(), *ap = a.data_ptr<float>(),
+                *shp = sh.data_ptr<float>();
     const double *mp = mean.data_ptr<double>(), *ip = invstd.data_ptr<double>();
     std::vector<float> mc = l.columnsOf(mp), ac = l.columnsOf(ap), shc = l.columnsOf(shp);
     std::vector<double> sg(c), sgx(c);
     columnSums(l, sg.data(), sgx.data(), [&](int64_t r0, int64_t r1, int64_t off, double *a, double *b) {
-      gradSums(gp, yp, xp, dsp, r0, r1, rw, &ac[off], &shc[off], &mc[off], a, b);
+      gradSums(gp, yp, xp, dsp, r0, r1, rw, &ac[off], &shc[off], &mc[off], a, b, relu);
     });
     auto fopts = torch::TensorOptions().dtype(at::kFloat);
     auto dw = torch::empty({c}, fopts), db = torch::empty({c}, fopts);
@@ -363,17 +379,17 @@ struct BNReLU : public torch::autograd::Function<BNReLU> {
     auto dx = torch::empty_like(x, l.format());
     float *dxp = dx.data_ptr<float>();
     eachRows(l, [&](int64_t r0, int64_t r1, int64_t off) {
-      gradInput(gp, dsp, xp, dxp, r0, r1, rw, &ac[off], &shc[off], &k1c[off], &k2c[off], &k3c[off]);
+      gradInput(gp, dsp, xp, dxp, r0, r1, rw, &ac[off], &shc[off], &k1c[off], &k2c[off], &k3c[off], relu);
     });
     torch::Tensor none;
-    return {dx, shortcut ? ds : none, dw, db, none, none, none, none};
+    return {dx, shortcut ? ds : none, dw, db, none, none, none, none, none};
   }
 };
 
 }  // namespace
 
 char *lwr_bn_relu(tensor x, tensor res, tensor w, tensor b, tensor mean, tensor var, double momentum, double eps,
-                  tensor *out) {
+                  int relu, tensor *out) {
   *out = nullptr;
   try {
     if (!x->device().is_cpu() || x->scalar_type() != at::kFloat || x->numel() < 1) return nullptr;
@@ -387,7 +403,7 @@ char *lwr_bn_relu(tensor x, tensor res, tensor w, tensor b, tensor mean, tensor 
     if (res && (!res->device().is_cpu() || res->scalar_type() != at::kFloat || res->sizes() != x->sizes()))
       return nullptr;
     torch::Tensor r = res ? *res : torch::empty({0}, x->options());
-    *out = new torch::Tensor(BNReLU::apply(*x, r, *w, *b, *mean, *var, momentum, eps));
+    *out = new torch::Tensor(BNReLU::apply(*x, r, *w, *b, *mean, *var, momentum, eps, relu != 0));
     return nullptr;
   } catch (const std::exception &e) {
     return strdup(e.what());

@@ -4,7 +4,8 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-// relu(batch_norm(x) + res) in training, as one autograd node: x
+// relu(batch_norm(x) + res) in training (without relu where relu is 0),
+// as one autograd node: x
 // float32 on the CPU, [N,C,H,W] channels-last or oneDNN's blocked
 // [N,C/b,H,W,b] (contiguous), N*H*W > 1; res NULL or a float32 CPU tensor
 // of x's shape; w, b the affine weight and bias [C]
@@ -15,7 +16,7 @@ extern "C" {
 // device, dtype, layout or shape): the caller then runs libtorch's ops.
 // Returns NULL, or an error message the caller frees.
 char *lwr_bn_relu(tensor x, tensor res, tensor w, tensor b, tensor mean, tensor var, double momentum, double eps,
-                  tensor *out);
+                  int relu, tensor *out);
 #ifdef __cplusplus
 }
 #endif

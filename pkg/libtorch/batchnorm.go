@@ -10,7 +10,7 @@ import (
 
 // BatchNormReLU returns relu(batch_norm(x) + res) in training, as one
 // autograd node run by lwr's own kernel (internal/csrc/batchnorm.cpp): x float32 on the CPU, [N,C,H,W] channels-last or
-// in the Blocked format [N,C/8,H,W,8], with N·H·W > 1; res nil or a
+// in the Blocked format [N,C/b,H,W,b], with N·H·W > 1; res nil or a
 // float32 CPU tensor of x's shape (a residual block's shortcut); w and b
 // the affine weight and bias [C]; mean and variance the running
 // statistics [C], float32, updated in place with the momentum as
@@ -27,11 +27,22 @@ import (
 // libtorch error on failure, as gotch's Must functions do. The caller
 // frees the result; x and res are left as they are.
 func BatchNormReLU(x, res, w, b, mean, variance *ts.Tensor, momentum, eps float64) *ts.Tensor {
+	return batchNorm(x, res, w, b, mean, variance, momentum, eps, true)
+}
+
+// BatchNorm is BatchNormReLU without the shortcut and the ReLU:
+// batch_norm(x) in training (a bottleneck's downsample), by the same
+// kernel, for the same cases, nil where it does not apply.
+func BatchNorm(x, w, b, mean, variance *ts.Tensor, momentum, eps float64) *ts.Tensor {
+	return batchNorm(x, nil, w, b, mean, variance, momentum, eps, false)
+}
+
+func batchNorm(x, res, w, b, mean, variance *ts.Tensor, momentum, eps float64, relu bool) *ts.Tensor {
 	var r unsafe.Pointer
 	if res != nil {
 		r = res.Ctensor()
 	}
-	out, msg := csrc.BNReLU(x.Ctensor(), r, w.Ctensor(), b.Ctensor(), mean.Ctensor(), variance.Ctensor(), momentum, eps)
+	out, msg := csrc.BNReLU(x.Ctensor(), r, w.Ctensor(), b.Ctensor(), mean.Ctensor(), variance.Ctensor(), momentum, eps, relu)
 	if msg != "" {
 		panic(kernelError(msg))
 	}

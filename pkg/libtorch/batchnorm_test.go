@@ -13,13 +13,15 @@ import (
 
 // bnCase is one call of BatchNormReLU: x [n,c,h,w] drawn from N(shift, 1),
 // with a shortcut of x's shape when res is set, in the Blocked format
-// [n,c/8,h,w,8] when blocked is set (else channels-last).
+// [n,c/b,h,w,b] of block b (8 or 16) when block is set (else
+// channels-last).
 type bnCase struct {
 	name       string
 	n, c, h, w int64
 	res        bool
 	shift      float64
-	blocked    bool
+	block      int64
+	noReLU     bool // BatchNorm: no shortcut, no ReLU
 }
 
 // bnResult is what a call gives: the output, the gradients of
@@ -47,10 +49,10 @@ func runBN(t *testing.T, c bnCase, seed int64, fused bool) (r bnResult, ok bool)
 		x = s.Keep(x.MustMulScalar(ts.FloatScalar(scale), false).MustAddScalar(ts.FloatScalar(shift), true))
 		return s.Keep(x.MustTotype(dtype, false))
 	}
-	blocked := fused && c.blocked
+	blocked := fused && c.block != 0
 	leaf := func(x *ts.Tensor, cl bool) *ts.Tensor {
 		if cl && blocked {
-			x = s.Keep(libtorch.ToBlocked(x))
+			x = s.Keep(libtorch.ToBlocked(x, c.block))
 		} else if cl {
 			y, err := libtorch.ToChannelsLast(x)
 			if err != nil {
@@ -73,11 +75,16 @@ func runBN(t *testing.T, c bnCase, seed int64, fused bool) (r bnResult, ok bool)
 	variance := s.Keep(draw([]int64{c.c}, 0.2, 1).MustAbs(false))
 	gout := draw(shape, 1, 0)
 	if blocked {
-		gout = s.Keep(libtorch.ToBlocked(gout))
+		gout = s.Keep(libtorch.ToBlocked(gout, c.block))
 	}
 	var y *ts.Tensor
 	if fused {
-		if y = libtorch.BatchNormReLU(x, res, w, b, mean, variance, 0.1, 1e-5); y == nil {
+		if c.noReLU {
+			y = libtorch.BatchNorm(x, w, b, mean, variance, 0.1, 1e-5)
+		} else {
+			y = libtorch.BatchNormReLU(x, res, w, b, mean, variance, 0.1, 1e-5)
+		}
+		if y == nil {
 			return r, false
 		}
 		s.Keep(y)
@@ -91,7 +98,9 @@ func runBN(t *testing.T, c bnCase, seed int64, fused bool) (r bnResult, ok bool)
 		if res != nil {
 			y = s.Keep(y.MustAdd(res, false))
 		}
-		y = s.Keep(y.MustRelu(false))
+		if !c.noReLU {
+			y = s.Keep(y.MustRelu(false))
+		}
 	}
 	loss := s.Keep(s.Keep(y.MustMul(gout, false)).MustSum(dtype, false))
 	loss.MustBackward()
@@ -115,7 +124,8 @@ func runBN(t *testing.T, c bnCase, seed int64, fused bool) (r bnResult, ok bool)
 // ResNet-32's and ResNet-50's widths, with and without the shortcut, one
 // channel, two values per channel, and a mean far from zero against the
 // spread (where a one-pass variance in float32 would lose it); in the
-// channels-last and the Blocked format.
+// channels-last and the Blocked format (blocks of 8 and of 16); and
+// batch_norm(x) alone (BatchNorm).
 func TestBatchNormReLU(t *testing.T) {
 	for _, c := range []bnCase{
 		{name: "resnet32-stage1", n: 4, c: 16, h: 8, w: 8},
@@ -124,11 +134,22 @@ func TestBatchNormReLU(t *testing.T) {
 		{name: "one-channel", n: 3, c: 1, h: 5, w: 5},
 		{name: "two-values", n: 2, c: 4, h: 1, w: 1, res: true},
 		{name: "mean-300", n: 4, c: 8, h: 6, w: 6, shift: 300},
-		{name: "blocked", n: 4, c: 16, h: 8, w: 8, blocked: true},
-		{name: "blocked-residual", n: 4, c: 32, h: 5, w: 7, res: true, blocked: true},
-		{name: "blocked-one-block", n: 3, c: 8, h: 4, w: 4, res: true, blocked: true},
-		{name: "blocked-two-values", n: 2, c: 16, h: 1, w: 1, res: true, blocked: true},
-		{name: "blocked-mean-300", n: 4, c: 16, h: 6, w: 6, shift: 300, blocked: true},
+		{name: "blocked", n: 4, c: 16, h: 8, w: 8, block: 8},
+		{name: "blocked-residual", n: 4, c: 32, h: 5, w: 7, res: true, block: 8},
+		{name: "blocked-one-block", n: 3, c: 8, h: 4, w: 4, res: true, block: 8},
+		{name: "blocked-two-values", n: 2, c: 16, h: 1, w: 1, res: true, block: 8},
+		{name: "blocked-mean-300", n: 4, c: 16, h: 6, w: 6, shift: 300, block: 8},
+		{name: "blocked16", n: 4, c: 32, h: 8, w: 8, block: 16},
+		{name: "no-relu", n: 4, c: 32, h: 7, w: 7, noReLU: true},
+		{name: "no-relu-mean-300", n: 4, c: 8, h: 6, w: 6, shift: 300, noReLU: true},
+		{name: "blocked16-no-relu", n: 4, c: 64, h: 7, w: 7, block: 16, noReLU: true},
+		{name: "blocked8-no-relu", n: 3, c: 16, h: 4, w: 6, block: 8, noReLU: true},
+		{name: "blocked16-residual", n: 4, c: 64, h: 5, w: 7, res: true, block: 16},
+		{name: "blocked16-residual-14", n: 6, c: 32, h: 14, w: 14, res: true, block: 16},
+		{name: "blocked16-2px", n: 6, c: 32, h: 3, w: 2, res: true, block: 16},
+		{name: "blocked16-one-block", n: 3, c: 16, h: 4, w: 4, res: true, block: 16},
+		{name: "blocked16-two-values", n: 2, c: 32, h: 1, w: 1, res: true, block: 16},
+		{name: "blocked16-mean-300", n: 4, c: 16, h: 6, w: 6, shift: 300, block: 16},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got, ok := runBN(t, c, 11, true)
@@ -167,8 +188,8 @@ func TestBatchNormReLU(t *testing.T) {
 func TestBatchNormReLUThreads(t *testing.T) {
 	prev := libtorch.NumThreads()
 	defer libtorch.SetNumThreads(prev)
-	for _, blocked := range []bool{false, true} {
-		c := bnCase{n: 8, c: 16, h: 32, w: 32, res: true, blocked: blocked} // 4 blocks of rows; 16 planes
+	for _, block := range []int64{0, 8, 16} {
+		c := bnCase{n: 8, c: 16, h: 32, w: 32, res: true, block: block} // 4 blocks of rows; 16 or 8 planes
 		var runs []bnResult
 		for _, n := range []int{1, 2} {
 			libtorch.SetNumThreads(n)
@@ -178,7 +199,7 @@ func TestBatchNormReLUThreads(t *testing.T) {
 			}
 			runs = append(runs, r)
 		}
-		sameBits(t, fmt.Sprintf("blocked=%v", blocked), runs[0], runs[1])
+		sameBits(t, fmt.Sprintf("block=%d", block), runs[0], runs[1])
 	}
 }
 

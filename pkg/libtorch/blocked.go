@@ -11,14 +11,24 @@ import (
 )
 
 // Blocked is the memory format of activations in oneDNN's channel
-// blocks: [N, C/b, H, W, b], contiguous, b = 8 (nChw8c), the layout
-// oneDNN's AVX2 convolutions compute in. Images and weights stay
-// channels-last; only a network's activations in training are blocked
-// (resnet.Options.Blocked).
+// blocks: [N, C/b, H, W, b], contiguous, b = 8 (nChw8c, the layout
+// oneDNN's AVX2 convolutions compute in) or 16 (nChw16c, AVX-512's).
+// Images and weights stay channels-last; only a network's activations in
+// training are blocked (resnet.Options.Block).
 const Blocked = "blocked"
 
-// BlockSize is the channel block of the Blocked format.
-const BlockSize = 8
+// ValidBlock reports whether b channels a block is one the blocked
+// kernels handle: 8 or 16.
+func ValidBlock(b int64) bool { return b == 8 || b == 16 }
+
+// TrainingBlock is the channel block lwr trains in when asked for the
+// Blocked format: PreferredBlock where oneDNN has one, else 8.
+func TrainingBlock() int64 {
+	if b := PreferredBlock(); ValidBlock(b) {
+		return b
+	}
+	return 8
+}
 
 var preferred struct {
 	once  sync.Once
@@ -39,36 +49,37 @@ func PreferredBlock() int64 {
 var ErrNoBlocked = errors.New("blocked convolutions are not built in: they need Debian's libtorch and oneDNN's headers (apt-get install libdnnl-dev, then make setup)")
 
 // ConvBlocked returns conv(x, w) without bias, as one autograd node run by
-// oneDNN, in the Blocked format [N, O/8, H', W', 8]: x float32 on the CPU,
-// either blocked [N, C/8, H, W, 8] or an image batch [N, C, H, W] in any
-// memory format (a network's first convolution); w [O, C, kh, kw] float32
-// in any memory format, O a multiple of 8; the same stride and padding
-// along both sides. w's gradient has w's strides. On failure it raises
-// the error (Raise: OnThread and Catch return it), ErrNoBlocked where
-// FusedAvailable is false. The caller frees the result.
-func ConvBlocked(x, w *ts.Tensor, stride, pad int64) *ts.Tensor {
+// oneDNN, in the Blocked format [N, O/b, H', W', b] of block b (8 or 16):
+// x float32 on the CPU, either blocked [N, C/b, H, W, b] or an image batch
+// [N, C, H, W] in any memory format (a network's first convolution); w
+// [O, C, kh, kw] float32 in any memory format, O a multiple of b; the
+// same stride and padding along both sides. w's gradient has w's
+// strides. On failure it raises the error (Raise: OnThread and Catch
+// return it), ErrNoBlocked where FusedAvailable is false. The caller
+// frees the result.
+func ConvBlocked(x, w *ts.Tensor, b, stride, pad int64) *ts.Tensor {
 	if !FusedAvailable() {
 		Raise(ErrNoBlocked)
 	}
-	out, msg := csrc.ConvBlocked(x.Ctensor(), w.Ctensor(), BlockSize, stride, pad)
+	out, msg := csrc.ConvBlocked(x.Ctensor(), w.Ctensor(), b, stride, pad)
 	if msg != "" {
 		Raise(fmt.Errorf("%s (input %v, weight %v)", msg, x.MustSize(), w.MustSize()))
 	}
 	return wrap(out)
 }
 
-// ToBlocked returns x [N, C, H, W] (C a multiple of 8) in the Blocked
-// format [N, C/8, H, W, 8], a copy that autograd differentiates through.
-func ToBlocked(x *ts.Tensor) *ts.Tensor {
+// ToBlocked returns x [N, C, H, W] (C a multiple of b) in the Blocked
+// format [N, C/b, H, W, b], a copy that autograd differentiates through.
+func ToBlocked(x *ts.Tensor, b int64) *ts.Tensor {
 	s := x.MustSize()
-	v := x.MustView([]int64{s[0], s[1] / BlockSize, BlockSize, s[2], s[3]}, false)
+	v := x.MustView([]int64{s[0], s[1] / b, b, s[2], s[3]}, false)
 	defer v.MustDrop()
 	p := v.MustPermute([]int64{0, 1, 3, 4, 2}, false)
 	defer p.MustDrop()
 	return p.MustContiguous(false)
 }
 
-// FromBlocked returns blocked x [N, C/8, H, W, 8] as [N, C, H, W]
+// FromBlocked returns blocked x [N, C/b, H, W, b] as [N, C, H, W]
 // (contiguous NCHW), a copy that autograd differentiates through.
 func FromBlocked(x *ts.Tensor) *ts.Tensor {
 	s := x.MustSize()

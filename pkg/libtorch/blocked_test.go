@@ -1,6 +1,7 @@
 package libtorch_test
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -12,29 +13,31 @@ import (
 	"github.com/lwr-go/lwr/pkg/libtorch"
 )
 
-// TestToBlocked: value (n, c, h, w) lands at [n, c/8, h, w, c mod 8], and
-// FromBlocked undoes it.
+// TestToBlocked: value (n, c, h, w) lands at [n, c/b, h, w, c mod b], and
+// FromBlocked undoes it, for blocks of 8 and 16.
 func TestToBlocked(t *testing.T) {
-	var s libtorch.Scope
-	defer s.Free()
-	x := s.Keep(ts.MustArange(ts.IntScalar(2*16*3*5), gotch.Float, gotch.CPU).MustView([]int64{2, 16, 3, 5}, true))
-	b := s.Keep(libtorch.ToBlocked(x))
-	if got, want := b.MustSize(), []int64{2, 2, 3, 5, 8}; !equalInts(got, want) {
-		t.Fatalf("shape %v, want %v", got, want)
-	}
-	vals := b.Float64Values()
-	for _, p := range [][4]int64{{0, 0, 0, 0}, {1, 9, 2, 4}, {0, 7, 1, 3}, {1, 15, 0, 1}} {
-		n, c, h, w := p[0], p[1], p[2], p[3]
-		want := float64(((n*16+c)*3+h)*5 + w)
-		got := vals[(((n*2+c/8)*3+h)*5+w)*8+c%8]
-		if got != want {
-			t.Errorf("(%d,%d,%d,%d): %v, want %v", n, c, h, w, got, want)
+	for _, bs := range []int64{8, 16} {
+		var s libtorch.Scope
+		defer s.Free()
+		x := s.Keep(ts.MustArange(ts.IntScalar(2*32*3*5), gotch.Float, gotch.CPU).MustView([]int64{2, 32, 3, 5}, true))
+		b := s.Keep(libtorch.ToBlocked(x, bs))
+		if got, want := b.MustSize(), []int64{2, 32 / bs, 3, 5, bs}; !equalInts(got, want) {
+			t.Fatalf("block %d: shape %v, want %v", bs, got, want)
 		}
-	}
-	back := s.Keep(libtorch.FromBlocked(b)).Float64Values()
-	for i, v := range x.Float64Values() {
-		if back[i] != v {
-			t.Fatalf("FromBlocked(ToBlocked(x))[%d] = %v, want %v", i, back[i], v)
+		vals := b.Float64Values()
+		for _, p := range [][4]int64{{0, 0, 0, 0}, {1, 9, 2, 4}, {0, 7, 1, 3}, {1, 15, 0, 1}, {1, 31, 2, 2}, {0, 17, 1, 0}} {
+			n, c, h, w := p[0], p[1], p[2], p[3]
+			want := float64(((n*32+c)*3+h)*5 + w)
+			got := vals[(((n*(32/bs)+c/bs)*3+h)*5+w)*bs+c%bs]
+			if got != want {
+				t.Errorf("block %d: (%d,%d,%d,%d): %v, want %v", bs, n, c, h, w, got, want)
+			}
+		}
+		back := s.Keep(libtorch.FromBlocked(b)).Float64Values()
+		for i, v := range x.Float64Values() {
+			if back[i] != v {
+				t.Fatalf("block %d: FromBlocked(ToBlocked(x))[%d] = %v, want %v", bs, i, back[i], v)
+			}
 		}
 	}
 }
@@ -42,8 +45,9 @@ func TestToBlocked(t *testing.T) {
 // TestConvBlocked: ConvBlocked's output and its gradients to the input and
 // the weight are libtorch's convolution in float64, within float32
 // rounding, for ResNet-32's convolutions (the stem from an image batch in
-// either layout, 3×3 at strides 1 and 2), a 1×1, weights in either layout;
-// the weight's gradient keeps the weight's strides.
+// either layout, 3×3 at strides 1 and 2), a 1×1, weights in either layout,
+// in blocks of 8 and of 16 where the channels allow; the weight's gradient
+// keeps the weight's strides.
 func TestConvBlocked(t *testing.T) {
 	fusedtest.Require(t)
 	cases := []struct {
@@ -54,92 +58,103 @@ func TestConvBlocked(t *testing.T) {
 	}{
 		{name: "stem", n: 4, in: 3, out: 16, side: 8, k: 3, stride: 1, plain: true},
 		{name: "stem-channels-last", n: 2, in: 3, out: 16, side: 6, k: 3, stride: 1, plain: true, clInput: true, clWeight: true},
-		{name: "stem-input-grad", n: 2, in: 1, out: 8, side: 5, k: 3, stride: 1, plain: true, inputGrad: true},
+		{name: "stem-input-grad", n: 2, in: 1, out: 16, side: 5, k: 3, stride: 1, plain: true, inputGrad: true},
+		{name: "stem-8", n: 2, in: 1, out: 8, side: 5, k: 3, stride: 1, plain: true, inputGrad: true},
 		{name: "3x3", n: 4, in: 16, out: 16, side: 8, k: 3, stride: 1, inputGrad: true},
 		{name: "3x3-weight-channels-last", n: 3, in: 16, out: 16, side: 7, k: 3, stride: 1, inputGrad: true, clWeight: true},
 		{name: "3x3-stride2", n: 3, in: 16, out: 32, side: 8, k: 3, stride: 2, inputGrad: true},
 		{name: "3x3-stride2-odd", n: 2, in: 32, out: 64, side: 9, k: 3, stride: 2, inputGrad: true},
+		{name: "3x3-stride2-14", n: 6, in: 32, out: 64, side: 14, k: 3, stride: 2, inputGrad: true, clWeight: true},
+		{name: "3x3-stride2-28", n: 6, in: 16, out: 32, side: 28, k: 3, stride: 2, inputGrad: true},
+		{name: "3x3-14", n: 6, in: 32, out: 32, side: 14, k: 3, stride: 1, inputGrad: true, clWeight: true},
+		{name: "3x3-7", n: 6, in: 64, out: 64, side: 7, k: 3, stride: 1, inputGrad: true},
 		{name: "1x1", n: 2, in: 8, out: 24, side: 4, k: 1, stride: 1, inputGrad: true},
+		{name: "1x1-16", n: 2, in: 32, out: 48, side: 4, k: 1, stride: 1, inputGrad: true},
 	}
 	libtorch.ManualSeed(5)
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			var s libtorch.Scope
-			defer s.Free()
-			f32 := func(shape ...int64) *ts.Tensor { return s.Keep(ts.MustRandn(shape, gotch.Float, gotch.CPU)) }
-			cl := func(x *ts.Tensor) *ts.Tensor {
-				y, err := libtorch.ToChannelsLast(x)
-				if err != nil {
-					t.Fatal(err)
+		for _, bs := range []int64{8, 16} {
+			if c.out%bs != 0 || (!c.plain && c.in%bs != 0) {
+				continue
+			}
+			t.Run(fmt.Sprintf("%s/block%d", c.name, bs), func(t *testing.T) {
+				var s libtorch.Scope
+				defer s.Free()
+				f32 := func(shape ...int64) *ts.Tensor { return s.Keep(ts.MustRandn(shape, gotch.Float, gotch.CPU)) }
+				cl := func(x *ts.Tensor) *ts.Tensor {
+					y, err := libtorch.ToChannelsLast(x)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return s.Keep(y)
 				}
-				return s.Keep(y)
-			}
-			leaf := func(x *ts.Tensor, grad bool) *ts.Tensor {
-				return s.Keep(x.MustDetach(false).MustSetRequiresGrad(grad, true))
-			}
-			x, w := f32(c.n, c.in, c.side, c.side), f32(c.out, c.in, c.k, c.k)
-			pad := c.k / 2
-			ho := (c.side+2*pad-c.k)/c.stride + 1
-			gout := f32(c.n, c.out, ho, ho)
-			d := func(x *ts.Tensor) *ts.Tensor { return s.Keep(x.MustTotype(gotch.Double, false)) }
-
-			// The reference, in float64.
-			xd, wd := leaf(d(x), c.inputGrad), leaf(d(w), true)
-			want := s.Keep(ts.MustConv2d(xd, wd, libtorch.None, []int64{c.stride, c.stride}, []int64{pad, pad}, []int64{1, 1}, 1))
-			s.Keep(s.Keep(want.MustMul(d(gout), false)).MustSum(gotch.Double, false)).MustBackward()
-
-			xin := x
-			switch {
-			case !c.plain:
-				xin = s.Keep(libtorch.ToBlocked(x))
-			case c.clInput:
-				xin = cl(x)
-			}
-			xin = leaf(xin, c.inputGrad)
-			win := w
-			if c.clWeight {
-				win = cl(w)
-			}
-			win = leaf(win, true)
-			got := s.Keep(libtorch.ConvBlocked(xin, win, c.stride, pad))
-			if sz, want := got.MustSize(), []int64{c.n, c.out / 8, ho, ho, 8}; !equalInts(sz, want) {
-				t.Fatalf("output %v, want %v", sz, want)
-			}
-			s.Keep(s.Keep(got.MustMul(s.Keep(libtorch.ToBlocked(gout)), false)).MustSum(gotch.Float, false)).MustBackward()
-			dw := s.Keep(win.MustGrad(false))
-			if got, want := dw.MustStride(), win.MustStride(); !equalInts(got, want) {
-				t.Errorf("weight gradient strides %v, want the weight's %v", got, want)
-			}
-			checks := []struct {
-				name      string
-				got, want *ts.Tensor
-			}{{"y", s.Keep(libtorch.FromBlocked(got)), want}, {"dw", dw, s.Keep(wd.MustGrad(false))}}
-			if c.inputGrad {
-				dx := s.Keep(xin.MustGrad(false))
-				if !c.plain {
-					dx = s.Keep(libtorch.FromBlocked(dx))
+				leaf := func(x *ts.Tensor, grad bool) *ts.Tensor {
+					return s.Keep(x.MustDetach(false).MustSetRequiresGrad(grad, true))
 				}
-				checks = append(checks, struct {
+				x, w := f32(c.n, c.in, c.side, c.side), f32(c.out, c.in, c.k, c.k)
+				pad := c.k / 2
+				ho := (c.side+2*pad-c.k)/c.stride + 1
+				gout := f32(c.n, c.out, ho, ho)
+				d := func(x *ts.Tensor) *ts.Tensor { return s.Keep(x.MustTotype(gotch.Double, false)) }
+
+				// The reference, in float64.
+				xd, wd := leaf(d(x), c.inputGrad), leaf(d(w), true)
+				want := s.Keep(ts.MustConv2d(xd, wd, libtorch.None, []int64{c.stride, c.stride}, []int64{pad, pad}, []int64{1, 1}, 1))
+				s.Keep(s.Keep(want.MustMul(d(gout), false)).MustSum(gotch.Double, false)).MustBackward()
+
+				xin := x
+				switch {
+				case !c.plain:
+					xin = s.Keep(libtorch.ToBlocked(x, bs))
+				case c.clInput:
+					xin = cl(x)
+				}
+				xin = leaf(xin, c.inputGrad)
+				win := w
+				if c.clWeight {
+					win = cl(w)
+				}
+				win = leaf(win, true)
+				got := s.Keep(libtorch.ConvBlocked(xin, win, bs, c.stride, pad))
+				if sz, want := got.MustSize(), []int64{c.n, c.out / bs, ho, ho, bs}; !equalInts(sz, want) {
+					t.Fatalf("output %v, want %v", sz, want)
+				}
+				s.Keep(s.Keep(got.MustMul(s.Keep(libtorch.ToBlocked(gout, bs)), false)).MustSum(gotch.Float, false)).MustBackward()
+				dw := s.Keep(win.MustGrad(false))
+				if got, want := dw.MustStride(), win.MustStride(); !equalInts(got, want) {
+					t.Errorf("weight gradient strides %v, want the weight's %v", got, want)
+				}
+				checks := []struct {
 					name      string
 					got, want *ts.Tensor
-				}{"dx", dx, s.Keep(xd.MustGrad(false))})
-			}
-			for _, ch := range checks {
-				g := s.Keep(d(ch.got).MustContiguous(false)).Float64Values()
-				w := s.Keep(ch.want.MustContiguous(false)).Float64Values()
-				if len(g) != len(w) {
-					t.Fatalf("%s: %d values, want %d", ch.name, len(g), len(w))
+				}{{"y", s.Keep(libtorch.FromBlocked(got)), want}, {"dw", dw, s.Keep(wd.MustGrad(false))}}
+				if c.inputGrad {
+					dx := s.Keep(xin.MustGrad(false))
+					if !c.plain {
+						dx = s.Keep(libtorch.FromBlocked(dx))
+					}
+					checks = append(checks, struct {
+						name      string
+						got, want *ts.Tensor
+					}{"dx", dx, s.Keep(xd.MustGrad(false))})
 				}
-				worst, scale := 0.0, 0.0
-				for i := range w {
-					worst = math.Max(worst, math.Abs(g[i]-w[i]))
-					scale = math.Max(scale, math.Abs(w[i]))
+				for _, ch := range checks {
+					g := s.Keep(d(ch.got).MustContiguous(false)).Float64Values()
+					w := s.Keep(ch.want.MustContiguous(false)).Float64Values()
+					if len(g) != len(w) {
+						t.Fatalf("%s: %d values, want %d", ch.name, len(g), len(w))
+					}
+					worst, scale := 0.0, 0.0
+					for i := range w {
+						worst = math.Max(worst, math.Abs(g[i]-w[i]))
+						scale = math.Max(scale, math.Abs(w[i]))
+					}
+					if worst > 1e-5*scale {
+						t.Errorf("%s: off by %.3g (largest |value| %.3g): want ≤ 1e-5 of it", ch.name, worst, scale)
+					}
 				}
-				if worst > 1e-5*scale {
-					t.Errorf("%s: off by %.3g (largest |value| %.3g): want ≤ 1e-5 of it", ch.name, worst, scale)
-				}
-			}
-		})
+			})
+		}
 	}
 }
 
@@ -155,17 +170,20 @@ func TestConvBlockedErrors(t *testing.T) {
 	for _, c := range []struct {
 		name, want string
 		x, w       *ts.Tensor
+		block      int64
 		stride     int64
 	}{
-		{"float64", "float32", ones(gotch.Double, 1, 8, 4, 4), ones(gotch.Double, 8, 8, 3, 3), 1},
-		{"outputs not a multiple of 8", "multiple of 8", ones(gotch.Float, 1, 8, 4, 4), ones(gotch.Float, 12, 8, 3, 3), 1},
-		{"block of 4", "contiguous [N, C/b, H, W, b]", ones(gotch.Float, 1, 2, 4, 4, 4), ones(gotch.Float, 8, 8, 3, 3), 1},
-		{"channels", "input has 16 channels, weight wants 8", ones(gotch.Float, 1, 2, 4, 4, 8), ones(gotch.Float, 8, 8, 3, 3), 1},
-		{"3-d", "want an input", ones(gotch.Float, 8, 4, 4), ones(gotch.Float, 8, 8, 3, 3), 1},
-		{"stride 0", "stride < 1", ones(gotch.Float, 1, 8, 4, 4), ones(gotch.Float, 8, 8, 3, 3), 0},
-		{"too small", "smaller than the kernel", ones(gotch.Float, 1, 8, 1, 1), ones(gotch.Float, 8, 8, 5, 5), 1},
+		{"float64", "float32", ones(gotch.Double, 1, 8, 4, 4), ones(gotch.Double, 8, 8, 3, 3), 8, 1},
+		{"outputs not a multiple of 8", "multiple of 8", ones(gotch.Float, 1, 8, 4, 4), ones(gotch.Float, 12, 8, 3, 3), 8, 1},
+		{"outputs not a multiple of 16", "multiple of 16", ones(gotch.Float, 1, 8, 4, 4), ones(gotch.Float, 8, 8, 3, 3), 16, 1},
+		{"block of 4", "want 8 or 16", ones(gotch.Float, 1, 2, 4, 4, 4), ones(gotch.Float, 8, 8, 3, 3), 4, 1},
+		{"input in blocks of 8, asked 16", "contiguous [N, C/b, H, W, b], b = 16", ones(gotch.Float, 1, 2, 4, 4, 8), ones(gotch.Float, 16, 16, 3, 3), 16, 1},
+		{"channels", "input has 16 channels, weight wants 8", ones(gotch.Float, 1, 2, 4, 4, 8), ones(gotch.Float, 8, 8, 3, 3), 8, 1},
+		{"3-d", "want an input", ones(gotch.Float, 8, 4, 4), ones(gotch.Float, 8, 8, 3, 3), 8, 1},
+		{"stride 0", "stride < 1", ones(gotch.Float, 1, 8, 4, 4), ones(gotch.Float, 8, 8, 3, 3), 8, 0},
+		{"too small", "smaller than the kernel", ones(gotch.Float, 1, 8, 1, 1), ones(gotch.Float, 8, 8, 5, 5), 8, 1},
 	} {
-		err := libtorch.Catch(func() { s.Keep(libtorch.ConvBlocked(c.x, c.w, c.stride, 1)) })
+		err := libtorch.Catch(func() { s.Keep(libtorch.ConvBlocked(c.x, c.w, c.block, c.stride, 1)) })
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one saying %q", c.name, err, c.want)
 		}

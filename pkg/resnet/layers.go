@@ -157,13 +157,13 @@ func convBNAddRelu(c conv2d, bn batchNorm, x, short *ts.Tensor, train bool) *ts.
 
 // blockedConvBNAddRelu is convBNAddRelu in training on blocked
 // activations (x blocked, or an image batch for the stem; short nil or
-// blocked), all by lwr's kernels. It raises the error (libtorch.Raise)
-// where they do not apply.
-func blockedConvBNAddRelu(c conv2d, bn batchNorm, x, short *ts.Tensor) *ts.Tensor {
+// blocked), all by lwr's kernels, in blocks of b channels. It raises the
+// error (libtorch.Raise) where they do not apply.
+func blockedConvBNAddRelu(c conv2d, bn batchNorm, x, short *ts.Tensor, b int64) *ts.Tensor {
 	if c.groups != 1 {
 		libtorch.Raise(fmt.Errorf("resnet: blocked activations: a convolution in %d groups", c.groups))
 	}
-	h := libtorch.ConvBlocked(x, c.w, c.stride, c.pad)
+	h := libtorch.ConvBlocked(x, c.w, b, c.stride, c.pad)
 	defer h.MustDrop()
 	y := libtorch.BatchNormReLU(h, short, bn.w, bn.b, bn.mean, bn.variance, bnMomentum, bnEps)
 	if y == nil {

@@ -44,15 +44,30 @@ type Options struct {
 	// the CPU, lwr's kernel runs them as one (libtorch.BatchNormReLU): the
 	// same values up to float rounding, in fewer passes over memory.
 	LibtorchBatchNorm bool
-	// Blocked keeps ResNet-32's activations in training in oneDNN's
-	// channel blocks (libtorch.Blocked, [N, C/8, H, W, 8]): convolutions
-	// by libtorch.ConvBlocked, batch norms by lwr's kernel, with no
-	// reorder between them (a step takes ~9% less time on AVX2 CPUs;
-	// BENCHMARKS.md). The same values up to float32 rounding. CPU and
+	// Blocked keeps the activations in training in oneDNN's channel
+	// blocks (libtorch.Blocked, [N, C/b, H, W, b]): convolutions by
+	// libtorch.ConvBlocked, batch norms by lwr's kernel, with no reorder
+	// between them (a ResNet-32 step takes ~9% less time on AVX2 CPUs,
+	// ~5% with AVX-512; ResNet-50's 1.1-1.5× less; BENCHMARKS.md). The same values up to float32 rounding. CPU and
 	// float32 only, where libtorch.FusedAvailable; not with SyncBatchNorm
-	// or LibtorchBatchNorm. Evaluation runs as without it. CIFAR networks
-	// only: the ImageNet builders refuse it.
+	// or LibtorchBatchNorm. Evaluation runs as without it. ResNet-32 and
+	// ResNet-50; ResNeXt-50 (grouped convolutions) refuses it.
 	Blocked bool
+	// Block is the channel block b of blocked activations, 8 or 16; 0
+	// means libtorch.TrainingBlock (oneDNN's choice on this CPU).
+	Block int64
+}
+
+// block is the channel block a network built with o trains in: 0 when
+// not Blocked, else Block or libtorch.TrainingBlock.
+func (o Options) block() int64 {
+	switch {
+	case !o.Blocked:
+		return 0
+	case o.Block != 0:
+		return o.Block
+	}
+	return libtorch.TrainingBlock()
 }
 
 // norm is what each batch norm takes from the options.
@@ -66,6 +81,9 @@ func (o Options) validate() error {
 	}
 	if o.InChannels < 1 {
 		return fmt.Errorf("resnet: %d input channels: want ≥ 1", o.InChannels)
+	}
+	if o.Block != 0 && !libtorch.ValidBlock(o.Block) {
+		return fmt.Errorf("resnet: blocks of %d channels: want 8 or 16", o.Block)
 	}
 	if o.Blocked && (o.SyncBatchNorm != nil || o.LibtorchBatchNorm) {
 		return errors.New("resnet: blocked activations need lwr's batch-norm kernel: not with synchronised or libtorch's batch norms")
@@ -121,28 +139,52 @@ func (b basicBlock) forward(x *ts.Tensor, train bool) *ts.Tensor {
 	return convBNAddRelu(b.conv2, b.bn2, h, short, train)
 }
 
-// forwardBlocked is forward in training on blocked activations.
-func (b basicBlock) forwardBlocked(x *ts.Tensor) *ts.Tensor {
-	h := blockedConvBNAddRelu(b.conv1, b.bn1, x, nil)
+// forwardBlocked is forward in training on activations blocked in b
+// channels.
+func (b basicBlock) forwardBlocked(x *ts.Tensor, block int64) *ts.Tensor {
+	h := blockedConvBNAddRelu(b.conv1, b.bn1, x, nil, block)
 	defer h.MustDrop()
 	short := x
 	if b.padChannels > 0 {
 		short = optionABlocked(x, b.padChannels)
 		defer short.MustDrop()
 	}
-	return blockedConvBNAddRelu(b.conv2, b.bn2, h, short)
+	return blockedConvBNAddRelu(b.conv2, b.bn2, h, short, block)
 }
 
-// optionABlocked is optionA of blocked x [B,C/8,H,W,8], pad a multiple
-// of 8: pad/8 blocks of zeros on each side.
+// optionABlocked is optionA of blocked x [B,C/b,H,W,b]: subsampled by 2,
+// and pad zero channels on each side. Where pad is a multiple of b, that
+// is pad/b zero blocks on each side. Where pad is b/2 more than that (16
+// channels a block, ResNet-32's first 8-channel pad), each output block is
+// the upper half of one input block and the lower half of the next:
+// channel c of the output is channel c - pad of x. Other pads raise an
+// error.
 func optionABlocked(x *ts.Tensor, pad int64) *ts.Tensor {
-	if pad%libtorch.BlockSize != 0 {
-		libtorch.Raise(fmt.Errorf("resnet: option-A shortcut pads %d channels a side: blocked activations want a multiple of %d", pad, libtorch.BlockSize))
-	}
 	size := x.MustSize()
+	b := size[4]
 	sub := x.MustSlice(2, []int64{0}, []int64{size[2]}, 2, false).MustSlice(3, []int64{0}, []int64{size[3]}, 2, true)
-	p := pad / libtorch.BlockSize
-	return sub.MustConstantPadNd([]int64{0, 0, 0, 0, 0, 0, p, p}, true)
+	if pad%b == 0 {
+		p := pad / b
+		return sub.MustConstantPadNd([]int64{0, 0, 0, 0, 0, 0, p, p}, true)
+	}
+	if pad%b != b/2 {
+		sub.MustDrop()
+		libtorch.Raise(fmt.Errorf("resnet: option-A shortcut pads %d channels a side: blocked activations in %d-channel blocks want a multiple of %d", pad, b, b/2))
+	}
+	defer sub.MustDrop()
+	s := sub.MustSize()
+	halves := sub.MustReshape([]int64{s[0], s[1], s[2], s[3], 2, b / 2}, false)
+	defer halves.MustDrop()
+	// Output block j holds the upper half of input block j-k-1, then the
+	// lower half of input block j-k, k whole blocks of pad: both padded to
+	// the output's C/b + 2k + 1 blocks.
+	k := pad / b
+	lower := halves.MustSelect(4, 0, false).MustConstantPadNd([]int64{0, 0, 0, 0, 0, 0, k, k + 1}, true)
+	defer lower.MustDrop()
+	upper := halves.MustSelect(4, 1, false).MustConstantPadNd([]int64{0, 0, 0, 0, 0, 0, k + 1, k}, true)
+	defer upper.MustDrop()
+	out := ts.MustStack([]*ts.Tensor{upper, lower}, 4)
+	return out.MustView([]int64{s[0], s[1] + 2*k + 1, s[2], s[3], b}, true)
 }
 
 // optionA is the option-A shortcut of x [B,C,H,W]: subsampled by 2 and
@@ -158,11 +200,11 @@ func optionA(x *ts.Tensor, pad int64) *ts.Tensor {
 // three stages of n basic blocks (16, 32, 64 channels, strides 1, 2, 2),
 // global average pooling and the classifier named linear.
 type CIFARResNet struct {
-	conv1   conv2d
-	bn1     batchNorm
-	blocks  []basicBlock
-	head    *Classifier
-	blocked bool // training in oneDNN's blocked layout (Options.Blocked)
+	conv1  conv2d
+	bn1    batchNorm
+	blocks []basicBlock
+	head   *Classifier
+	block  int64 // training in oneDNN's blocks of this many channels (Options.Blocked); 0 for not
 }
 
 // ResNet32 is CIFARResNet with n = 5, as in the LDAM-DRW reference: 0.46 M
@@ -184,9 +226,9 @@ func NewCIFARResNet(p *nn.Path, n int, o Options) (*CIFARResNet, error) {
 		return nil, err
 	}
 	m := &CIFARResNet{
-		conv1:   newConv(p.Sub("conv1"), o.InChannels, 16, 3, 1, 1, FanIn),
-		bn1:     newBatchNorm(p.Sub("bn1"), 16, o.norm()),
-		blocked: o.Blocked,
+		conv1: newConv(p.Sub("conv1"), o.InChannels, 16, 3, 1, 1, FanIn),
+		bn1:   newBatchNorm(p.Sub("bn1"), 16, o.norm()),
+		block: o.block(),
 	}
 	in := int64(16)
 	for stage, width := range []int64{16, 32, 64} {
@@ -206,7 +248,7 @@ func NewCIFARResNet(p *nn.Path, n int, o Options) (*CIFARResNet, error) {
 
 // ForwardT implements Net.
 func (m *CIFARResNet) ForwardT(x *ts.Tensor, train bool) (logits, features *ts.Tensor) {
-	if train && m.blocked {
+	if train && m.block != 0 {
 		features = m.blockedFeatures(x)
 		return m.head.Forward(features), features
 	}
@@ -218,16 +260,34 @@ func (m *CIFARResNet) ForwardT(x *ts.Tensor, train bool) (logits, features *ts.T
 // blockedFeatures is the pooled features [B,64] of images x in training,
 // the activations in between blocked (Options.Blocked).
 func (m *CIFARResNet) blockedFeatures(x *ts.Tensor) *ts.Tensor {
-	h := blockedConvBNAddRelu(m.conv1, m.bn1, x, nil)
+	h := blockedConvBNAddRelu(m.conv1, m.bn1, x, nil, m.block)
 	for _, b := range m.blocks {
-		next := b.forwardBlocked(h)
+		next := b.forwardBlocked(h, m.block)
 		h.MustDrop()
 		h = next
 	}
-	// [B, C/8, H, W, 8] averaged over H and W is [B, C/8, 8], channel
-	// c at (c/8, c mod 8): flattened, [B, C] in channel order.
+	return blockedPool(h)
+}
+
+// blockedPool is the global average pool of blocked h [B,C/b,H,W,b] as
+// [B,C], freeing h: averaged over H and W it is [B,C/b,b], channel c at
+// (c/b, c mod b), so flattened it is in channel order.
+func blockedPool(h *ts.Tensor) *ts.Tensor {
 	pooled := h.MustMeanDim([]int64{2, 3}, false, gotch.Float, true)
 	return pooled.MustFlatten(1, -1, true)
+}
+
+// maxPoolBlocked is the ImageNet stem's max pool (3×3, stride 2, pad 1)
+// of blocked x [N,G,H,W,b], freeing x. Seen as [N·G, b, H, W] with
+// channels-last strides (no copy), x is what libtorch's channels-last
+// max pool takes; its channels-last output seen back is blocked.
+func maxPoolBlocked(x *ts.Tensor) *ts.Tensor {
+	s := x.MustSize()
+	v := x.MustView([]int64{s[0] * s[1], s[2], s[3], s[4]}, true).MustPermute([]int64{0, 3, 1, 2}, true)
+	y := v.MustMaxPool2d([]int64{3, 3}, []int64{2, 2}, []int64{1, 1}, []int64{1, 1}, false, true)
+	ys := y.MustSize()
+	back := y.MustPermute([]int64{0, 2, 3, 1}, true).MustContiguous(true)
+	return back.MustView([]int64{s[0], s[1], ys[2], ys[3], s[4]}, true)
 }
 
 // Head implements Net.
@@ -295,12 +355,35 @@ func (b bottleneck) forward(x *ts.Tensor, train bool) *ts.Tensor {
 	return convBNAddRelu(b.conv3, b.bn3, h2, short, train)
 }
 
+// forwardBlocked is forward in training on activations blocked in block
+// channels; the downsample's batch norm runs without ReLU by the same
+// kernel (libtorch.BatchNorm).
+func (b bottleneck) forwardBlocked(x *ts.Tensor, block int64) *ts.Tensor {
+	h := blockedConvBNAddRelu(b.conv1, b.bn1, x, nil, block)
+	h2 := blockedConvBNAddRelu(b.conv2, b.bn2, h, nil, block)
+	h.MustDrop()
+	defer h2.MustDrop()
+	short := x
+	if b.down != nil {
+		c := libtorch.ConvBlocked(x, b.down.conv.w, block, b.down.conv.stride, b.down.conv.pad)
+		bn := b.down.bn
+		short = libtorch.BatchNorm(c, bn.w, bn.b, bn.mean, bn.variance, bnMomentum, bnEps)
+		c.MustDrop()
+		if short == nil {
+			libtorch.Raise(fmt.Errorf("resnet: lwr's batch-norm kernel declined blocked activations %v", x.MustSize()))
+		}
+		defer short.MustDrop()
+	}
+	return blockedConvBNAddRelu(b.conv3, b.bn3, h2, short, block)
+}
+
 // ImageNetResNet is torchvision's ResNet with bottleneck blocks.
 type ImageNetResNet struct {
 	conv1  conv2d
 	bn1    batchNorm
 	blocks []bottleneck
 	head   *Classifier
+	block  int64 // training in oneDNN's blocks of this many channels (Options.Blocked); 0 for not
 }
 
 // ResNet50 is torchvision's resnet50: 25,557,032 parameters for 1000
@@ -318,12 +401,16 @@ func newImageNetResNet(p *nn.Path, layers []int, groups, baseWidth int64, o Opti
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	if o.Blocked {
-		return nil, errors.New("resnet: blocked activations are built for the CIFAR networks (ResNet-32), not for ImageNet's")
+	if o.Blocked && groups != 1 {
+		return nil, errors.New("resnet: blocked activations are built for ResNet-32 and ResNet-50, not for grouped convolutions (ResNeXt)")
+	}
+	if err := o.validateBlocked(p); err != nil {
+		return nil, err
 	}
 	m := &ImageNetResNet{
 		conv1: conv2d{w: heNormal(p.Sub("conv1"), "weight", []int64{64, o.InChannels, 7, 7}, FanOut), stride: 2, pad: 3, groups: 1},
 		bn1:   newBatchNorm(p.Sub("bn1"), 64, o.norm()),
+		block: o.block(),
 	}
 	in := int64(64)
 	for stage, n := range layers {
@@ -344,6 +431,17 @@ func newImageNetResNet(p *nn.Path, layers []int, groups, baseWidth int64, o Opti
 
 // ForwardT implements Net.
 func (m *ImageNetResNet) ForwardT(x *ts.Tensor, train bool) (logits, features *ts.Tensor) {
+	if train && m.block != 0 {
+		h := blockedConvBNAddRelu(m.conv1, m.bn1, x, nil, m.block)
+		h = maxPoolBlocked(h)
+		for _, b := range m.blocks {
+			next := b.forwardBlocked(h, m.block)
+			h.MustDrop()
+			h = next
+		}
+		features = blockedPool(h)
+		return m.head.Forward(features), features
+	}
 	h := convBNRelu(m.conv1, m.bn1, x, train)
 	h = h.MustMaxPool2d([]int64{3, 3}, []int64{2, 2}, []int64{1, 1}, []int64{1, 1}, false, true)
 	features = pooledFeatures(h, m.blocks, train)

@@ -147,8 +147,8 @@ func (c Config) Validate() error {
 		check(c.Sampler == "instance" || c.Sampler == "class" || c.Sampler == "sqrt", "--sampler %q: want instance, class or sqrt", c.Sampler),
 		check(c.MemoryFormat == "" || c.MemoryFormat == "auto" || c.MemoryFormat == libtorch.ChannelsLast || c.MemoryFormat == libtorch.Contiguous || c.MemoryFormat == libtorch.Blocked,
 			"--memory-format %q: want auto, channels-last, contiguous or blocked", c.MemoryFormat),
-		check(c.MemoryFormat != libtorch.Blocked || c.Model == "resnet32",
-			"--memory-format blocked: ResNet-32 only (--model %s runs channels-last)", c.Model),
+		check(c.MemoryFormat != libtorch.Blocked || c.Model == "resnet32" || c.Model == "resnet50",
+			"--memory-format blocked: ResNet-32 and ResNet-50 only (--model %s runs channels-last)", c.Model),
 		check(c.MemoryFormat != libtorch.Blocked || c.FusedBN != FusedOff,
 			"--memory-format blocked runs lwr's batch-norm kernel: not with --fused-bn off"),
 		check(c.MemoryFormat != libtorch.Blocked || !c.SyncBN,
@@ -227,9 +227,10 @@ func LearningRate(c Config, epoch int) float64 {
 }
 
 // memoryFormat is the memory format c's run uses on dev: as asked, or for
-// auto contiguous on GPUs and on CPUs blocked where it applies and oneDNN
-// computes in 8-channel blocks (AVX2 and narrower; BENCHMARKS.md), else
-// channels-last.
+// auto contiguous on GPUs and on CPUs blocked for ResNet-32 and ResNet-50
+// where it applies and oneDNN computes in channel blocks (8 with AVX2, 16
+// with AVX-512: libtorch.PreferredBlock), else channels-last. Blocked
+// measured faster on both (BENCHMARKS.md).
 func (c Config) memoryFormat(dev gotch.Device) string {
 	switch c.MemoryFormat {
 	case libtorch.ChannelsLast, libtorch.Contiguous, libtorch.Blocked:
@@ -238,8 +239,8 @@ func (c Config) memoryFormat(dev gotch.Device) string {
 	if dev.IsCuda() {
 		return libtorch.Contiguous
 	}
-	if c.Model == "resnet32" && c.FusedBN != FusedOff && !(c.SyncBN && c.Dist != nil && c.Dist.Distributed()) &&
-		gotch.DefaultDType == gotch.Float && libtorch.PreferredBlock() == libtorch.BlockSize {
+	if (c.Model == "resnet32" || c.Model == "resnet50") && c.FusedBN != FusedOff && !(c.SyncBN && c.Dist != nil && c.Dist.Distributed()) &&
+		gotch.DefaultDType == gotch.Float && libtorch.ValidBlock(libtorch.PreferredBlock()) {
 		return libtorch.Blocked
 	}
 	return libtorch.ChannelsLast

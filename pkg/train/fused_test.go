@@ -205,14 +205,15 @@ func TestFusedBatchNormFlag(t *testing.T) {
 	}
 }
 
-// TestMemoryFormatAuto: auto picks blocked activations for ResNet-32 on a
-// CPU whose oneDNN computes in 8-channel blocks, channels-last where it
-// does not apply (ResNet-50, --fused-bn off) or oneDNN prefers another
-// layout, contiguous on a GPU, and an explicit choice as given.
+// TestMemoryFormatAuto: auto picks blocked activations for ResNet-32 and
+// ResNet-50 on a CPU whose oneDNN computes in 8- or 16-channel blocks,
+// channels-last where it does not apply (ResNeXt-50, --fused-bn off) or
+// oneDNN prefers another layout, contiguous on a GPU, and an explicit
+// choice as given.
 func TestMemoryFormatAuto(t *testing.T) {
 	fusedtest.Require(t)
 	autoCPU := libtorch.ChannelsLast
-	if libtorch.PreferredBlock() == libtorch.BlockSize {
+	if b := libtorch.PreferredBlock(); b == 8 || b == 16 {
 		autoCPU = libtorch.Blocked
 	}
 	for _, c := range []struct {
@@ -223,10 +224,12 @@ func TestMemoryFormatAuto(t *testing.T) {
 	}{
 		{"resnet32 cpu", func(c *Config) {}, gotch.CPU, autoCPU},
 		{"resnet32 gpu", func(c *Config) {}, gotch.CudaIfAvailable(), ""},
-		{"resnet50", func(c *Config) { *c = ImageNetConfig() }, gotch.CPU, libtorch.ChannelsLast},
+		{"resnet50", func(c *Config) { *c = ImageNetConfig() }, gotch.CPU, autoCPU},
+		{"resnext50", func(c *Config) { *c = ImageNetConfig(); c.Model = "resnext50" }, gotch.CPU, libtorch.ChannelsLast},
 		{"fused-bn off", func(c *Config) { c.FusedBN = FusedOff }, gotch.CPU, libtorch.ChannelsLast},
 		{"asked channels-last", func(c *Config) { c.MemoryFormat = libtorch.ChannelsLast }, gotch.CPU, libtorch.ChannelsLast},
 		{"asked blocked", func(c *Config) { c.MemoryFormat = libtorch.Blocked }, gotch.CPU, libtorch.Blocked},
+		{"resnet50 asked blocked", func(c *Config) { *c = ImageNetConfig(); c.MemoryFormat = libtorch.Blocked }, gotch.CPU, libtorch.Blocked},
 	} {
 		cfg := DefaultConfig()
 		c.edit(&cfg)

@@ -91,7 +91,7 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{func(c *Config) { c.FusedEval = "yes" }, `--fused-eval "yes": want auto, on or off`},
 		{func(c *Config) { c.FusedBN = "on" }, `--fused-bn "on": want auto or off`},
 		{func(c *Config) { c.MemoryFormat = "nchw" }, `--memory-format "nchw": want auto, channels-last, contiguous or blocked`},
-		{func(c *Config) { *c = ImageNetConfig(); c.MemoryFormat = "blocked" }, "--memory-format blocked: ResNet-32 only (--model resnet50 runs channels-last)"},
+		{func(c *Config) { *c = ImageNetConfig(); c.Model = "resnext50"; c.MemoryFormat = "blocked" }, "--memory-format blocked: ResNet-32 and ResNet-50 only (--model resnext50 runs channels-last)"},
 		{func(c *Config) { c.MemoryFormat, c.FusedBN = "blocked", FusedOff }, "--memory-format blocked runs lwr's batch-norm kernel: not with --fused-bn off"},
 		{func(c *Config) { c.MemoryFormat, c.Device = "blocked", "cuda:1" }, "--memory-format blocked is for CPUs: not with --device cuda:1"},
 		{func(c *Config) { c.LWRSchedule = "cosine" }, "--lwr-schedule"},
