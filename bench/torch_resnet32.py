@@ -82,6 +82,8 @@ def main():
     ap.add_argument("--classes", type=int, default=100)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--compile", default="", choices=["", "default", "max-autotune-no-cudagraphs"],
+                    help="step: torch.compile the forward and loss (its backward with it) and the optimizer step in this mode; the first step's time, compilation included, is reported apart")
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
@@ -160,21 +162,38 @@ def step(a, dev, y):
         x = x.contiguous(memory_format=torch.channels_last)
     counts = torch.tensor([max(1, 500 - 4 * c) for c in range(a.classes)], dtype=torch.float, device=dev)
     opt = torch.optim.SGD(list(net.parameters()) + list(proj.parameters()), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    times = []
+
+    def objective(x, y):
+        logits = forward(x)
+        return F.cross_entropy(logits + counts.log(), y) + 0.5 * lwr_loss(head(), proj)
+
+    def update():
+        opt.step()
+
+    if a.compile:
+        objective = torch.compile(objective, mode=a.compile)
+        update = torch.compile(update, mode=a.compile)
+    times, first = [], 0.0
     for i in range(a.warmup + a.iters):
         t0 = time.perf_counter()
-        logits = forward(x)
-        loss = F.cross_entropy(logits + counts.log(), y) + 0.5 * lwr_loss(head(), proj)
+        loss = objective(x, y)
         opt.zero_grad()
         loss.backward()
-        opt.step()
+        update()
         loss.item()
+        if i == 0:
+            first = time.perf_counter() - t0
         if i >= a.warmup:
             times.append(time.perf_counter() - t0)
     times.sort()
-    print("torch %s step %s batch=%d side=%d threads=%d format=%s: median %.1f ms, min %.1f ms over %d iterations"
-          % (torch.__version__, a.model, a.batch, a.side, torch.get_num_threads(), "channels-last" if a.channels_last else "contiguous",
-             1000 * times[len(times) // 2], 1000 * times[0], len(times)))
+    fmt = "channels-last" if a.channels_last else "contiguous"
+    extra = ""
+    if a.compile:
+        fmt += "+compile-" + a.compile
+        extra = ", first step (compiling) %.1f s" % first
+    print("torch %s step %s batch=%d side=%d threads=%d format=%s: median %.1f ms, min %.1f ms over %d iterations%s"
+          % (torch.__version__, a.model, a.batch, a.side, torch.get_num_threads(), fmt,
+             1000 * times[len(times) // 2], 1000 * times[0], len(times), extra))
 
 
 def evaluate(a, dev):
