@@ -5,8 +5,9 @@
 # the subset our run of the same seed wrote), for CE and BS + LWR. Two jobs
 # at a time, each one thread (the machine's two cores, never more threads
 # than cores); a job is one seed of one run, ours then PyTorch's. Prints a
-# line per run and side, then for each run the mean of PyTorch − ours over
-# the seeds (paired by seed and subset) with its 95% interval (Student's t).
+# line per run and side (also appended, dated, to runs/seeds.rows), then
+# for each run the mean of PyTorch − ours over the seeds (paired by seed
+# and subset) with its 95% interval (Student's t).
 #   usage: bench/seeds.sh [epochs] [first seed] [last seed]   (defaults: 20 0 19)
 #   RUNS="ce bs+lwr" (default) chooses the runs; JOBS=2 the jobs at a time.
 set -euo pipefail
@@ -56,6 +57,8 @@ for seed in $(seq "$first" "$last"); do
 done
 wait
 cat "$tmp"/job-* | sort -k3,3 -k2,2n -k1,1 | tee "$tmp/rows"
+# Kept, so that a later run's seeds can be joined with these.
+mkdir -p runs && sed "s/^/$(date -u +%F) /" "$tmp/rows" >> runs/seeds.rows
 if grep -qv '^0$' "$tmp"/rc-*; then
   echo "seeds.sh: a job failed: $(grep -lv '^0$' "$tmp"/rc-* | xargs -n1 basename | tr '\n' ' ')" >&2
   exit 1
