@@ -14,7 +14,8 @@
 # a fresh cache compiles from nothing.
 #   usage: bench/compile.sh [rounds] [resnet50 rounds]   (defaults: 3, 0)
 #   PYTHON211 is the Python with PyPI's torch 2.11 (default: the venv
-#   .ci/run keeps, ~/.cache/lwr-ci/torch-2.11.).
+#   .ci/run keeps, ~/.cache/lwr-ci/torch-2.11.); MODES the torch.compile
+#   modes (default: "default max-autotune-no-cudagraphs"; "" for none).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
@@ -49,7 +50,7 @@ case_() { # case_ NAME ROUNDS THREADS ITERS WARMUP ARGS...
     "$tmp/resnet-2.11" $run --memory-format channels-last | sed "s/^go /$name go-2.11 /" | tee -a "$log"
     "$py211" bench/torch_resnet32.py $run | sed "s/^torch /$name torch-2.11 /" | tee -a "$log"
     "$py211" bench/torch_resnet32.py $run --channels-last | sed "s/^torch /$name torch-2.11 /" | tee -a "$log"
-    for mode in default max-autotune-no-cudagraphs; do
+    for mode in ${MODES-default max-autotune-no-cudagraphs}; do
       "$py211" bench/torch_resnet32.py $run --channels-last --compile "$mode" 2>"$tmp/err" | sed "s/^torch /$name torch-2.11 /" | tee -a "$log" ||
         { echo "$name: torch.compile $mode failed:" >&2; tail -5 "$tmp/err" >&2; }
     done
