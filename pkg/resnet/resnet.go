@@ -261,20 +261,7 @@ func (m *CIFARResNet) ForwardT(x *ts.Tensor, train bool) (logits, features *ts.T
 // the activations in between blocked (Options.Blocked).
 func (m *CIFARResNet) blockedFeatures(x *ts.Tensor) *ts.Tensor {
 	h := blockedConvBNAddRelu(m.conv1, m.bn1, x, nil, m.block)
-	for _, b := range m.blocks {
-		next := b.forwardBlocked(h, m.block)
-		h.MustDrop()
-		h = next
-	}
-	return blockedPool(h)
-}
-
-// blockedPool is the global average pool of blocked h [B,C/b,H,W,b] as
-// [B,C], freeing h: averaged over H and W it is [B,C/b,b], channel c at
-// (c/b, c mod b), so flattened it is in channel order.
-func blockedPool(h *ts.Tensor) *ts.Tensor {
-	pooled := h.MustMeanDim([]int64{2, 3}, false, gotch.Float, true)
-	return pooled.MustFlatten(1, -1, true)
+	return blockedPooledFeatures(h, m.blocks, m.block)
 }
 
 // maxPoolBlocked is the ImageNet stem's max pool (3×3, stride 2, pad 1)
@@ -307,6 +294,23 @@ func pooledFeatures[B block](h *ts.Tensor, blocks []B, train bool) *ts.Tensor {
 		h = next
 	}
 	return h.MustAdaptiveAvgPool2d([]int64{1, 1}, true).MustFlatten(1, -1, true)
+}
+
+// blockedBlock is a residual block that also runs on blocked activations.
+type blockedBlock interface {
+	forwardBlocked(x *ts.Tensor, block int64) *ts.Tensor
+}
+
+// blockedPooledFeatures is pooledFeatures in training on h [B,C/b,H,W,b]
+// blocked in b channels: the average over H and W is [B,C/b,b], channel c
+// at (c/b, c mod b), so flattened it is [B,C] in channel order.
+func blockedPooledFeatures[B blockedBlock](h *ts.Tensor, blocks []B, b int64) *ts.Tensor {
+	for _, blk := range blocks {
+		next := blk.forwardBlocked(h, b)
+		h.MustDrop()
+		h = next
+	}
+	return h.MustMeanDim([]int64{2, 3}, false, gotch.Float, true).MustFlatten(1, -1, true)
 }
 
 // bottleneck is torchvision's Bottleneck (ResNet v1.5: the stride sits on
@@ -357,7 +361,7 @@ func (b bottleneck) forward(x *ts.Tensor, train bool) *ts.Tensor {
 
 // forwardBlocked is forward in training on activations blocked in block
 // channels; the downsample's batch norm runs without ReLU by the same
-// kernel (libtorch.BatchNorm).
+// kernel (blockedConvBN).
 func (b bottleneck) forwardBlocked(x *ts.Tensor, block int64) *ts.Tensor {
 	h := blockedConvBNAddRelu(b.conv1, b.bn1, x, nil, block)
 	h2 := blockedConvBNAddRelu(b.conv2, b.bn2, h, nil, block)
@@ -365,13 +369,7 @@ func (b bottleneck) forwardBlocked(x *ts.Tensor, block int64) *ts.Tensor {
 	defer h2.MustDrop()
 	short := x
 	if b.down != nil {
-		c := libtorch.ConvBlocked(x, b.down.conv.w, block, b.down.conv.stride, b.down.conv.pad)
-		bn := b.down.bn
-		short = libtorch.BatchNorm(c, bn.w, bn.b, bn.mean, bn.variance, bnMomentum, bnEps)
-		c.MustDrop()
-		if short == nil {
-			libtorch.Raise(fmt.Errorf("resnet: lwr's batch-norm kernel declined blocked activations %v", x.MustSize()))
-		}
+		short = blockedConvBN(b.down.conv, b.down.bn, x, block)
 		defer short.MustDrop()
 	}
 	return blockedConvBNAddRelu(b.conv3, b.bn3, h2, short, block)
@@ -432,14 +430,8 @@ func newImageNetResNet(p *nn.Path, layers []int, groups, baseWidth int64, o Opti
 // ForwardT implements Net.
 func (m *ImageNetResNet) ForwardT(x *ts.Tensor, train bool) (logits, features *ts.Tensor) {
 	if train && m.block != 0 {
-		h := blockedConvBNAddRelu(m.conv1, m.bn1, x, nil, m.block)
-		h = maxPoolBlocked(h)
-		for _, b := range m.blocks {
-			next := b.forwardBlocked(h, m.block)
-			h.MustDrop()
-			h = next
-		}
-		features = blockedPool(h)
+		h := maxPoolBlocked(blockedConvBNAddRelu(m.conv1, m.bn1, x, nil, m.block))
+		features = blockedPooledFeatures(h, m.blocks, m.block)
 		return m.head.Forward(features), features
 	}
 	h := convBNRelu(m.conv1, m.bn1, x, train)
