@@ -66,7 +66,6 @@ fi
 if [ "$r50" -gt 0 ]; then
   case_ r50-b32-t2 "$r50" 2 2 1 --model resnet50 --side 224 --batch 32 --classes 1000
 fi
-median() { sed 's/.*median \([0-9.]*\) ms.*/\1/' | sort -n | awk '{a[NR]=$1} END {if (NR) print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 echo
 echo "| case | side, libtorch | format | median step | this / ours (1.13, auto: $auto) | first step (compiling), round by round |"
 echo "|---|---|---|---|---|---|"

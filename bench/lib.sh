@@ -16,3 +16,9 @@ bench_start() {
 machine() {
   echo "$(date -u +%F) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 }
+
+# median: the median of the "median N ms" figures in the lines on stdin
+# (the median over rounds of each round's median); nothing for no lines.
+median() {
+  sed 's/.*median \([0-9.]*\) ms.*/\1/' | sort -n | awk '{a[NR]=$1} END {if (NR) print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'
+}

@@ -22,8 +22,8 @@ for threads in ${THREADS:-1 2}; do
 done
 # Median over rounds of each round's median, per side and thread count.
 for threads in ${THREADS:-1 2}; do
-  go=$(grep -E "^go .*threads=$threads[: ]" "$log" | sed 's/.*median \([0-9.]*\) ms.*/\1/' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
-  py=$(grep -E "^torch .*threads=$threads[: ]" "$log" | sed 's/.*median \([0-9.]*\) ms.*/\1/' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
+  go=$(grep -E "^go .*threads=$threads[: ]" "$log" | median)
+  py=$(grep -E "^torch .*threads=$threads[: ]" "$log" | median)
   echo "SUMMARY fwd+bwd threads=$threads: go $go ms, torch $py ms, go/torch $(awk -v g="$go" -v p="$py" 'BEGIN {printf "%.3f", g/p}') (median of $rounds rounds)"
 done
 [ "$steps" -gt 0 ] || exit 0

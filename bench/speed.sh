@@ -43,7 +43,6 @@ case_() { # case_ NAME ROUNDS THREADS ITERS WARMUP ARGS...
     done
   done
 }
-median() { sed 's/.*median \([0-9.]*\) ms.*/\1/' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 if want step && [ "$rounds" -gt 0 ]; then
   case_ r32-b128-t2 "$rounds" 2 8 5 --batch 128
   case_ r32-b16-t1 "$rounds" 1 20 5 --batch 16
