@@ -29,9 +29,24 @@ dnnl::engine &engine() {
 tag blockTag(int64_t b) { return b == 16 ? tag::nChw16c : tag::nChw8c; }
 
 // One convolution's shape: N, C, H, W, O, kh, kw, stride, pad, b, plain
-// input (1) or blocked (0), and libtorch's thread count (some
-// implementations size their buffers for the threads OpenMP offers).
-using Key = std::array<int64_t, 12>;
+// input (1) or blocked (0), libtorch's thread count (some
+// implementations size their buffers for the threads OpenMP offers), and
+// whether to try Winograd (1) or not (0).
+using Key = std::array<int64_t, 13>;
+
+// The algorithms of lwr_conv_blocked, as conv_blocked.h numbers them.
+enum { algAuto = 0, algDirect = 1, algWinograd = 2 };
+
+// Whether a convolution of key k (its last entry aside) asked for alg
+// tries Winograd: auto where it measured faster than direct on AVX-512
+// (BENCHMARKS.md, twelfth session): 3×3, stride 1, pad 1, blocks of 16,
+// at least 32 channels in and out; winograd wherever the shape is 3×3,
+// stride 1, from a blocked input. oneDNN may still decline (prims).
+bool tryWinograd(const Key &k, int64_t alg) {
+  bool fits = k[5] == 3 && k[6] == 3 && k[7] == 1 && k[10] == 0;
+  if (alg == algWinograd) return fits;
+  return alg == algAuto && fits && k[8] == 1 && k[9] == 16 && k[1] >= 32 && k[4] >= 32;
+}
 
 // Whether oneDNN fell back to its reference implementation, which is
 // correct but can be a thousand times slower (a first convolution's weight
@@ -52,6 +67,7 @@ struct Prims {
   dnnl::convolution_backward_weights weightsP;
   dnnl::memory::desc src, dst, wany;
   dnnl::memory::dims strides, pads;
+  dnnl::algorithm alg = dnnl::algorithm::convolution_direct;
 };
 
 std::mutex mu;
@@ -61,6 +77,37 @@ dnnl::primitive_attr userScratchpad() {
   dnnl::primitive_attr a;
   a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   return a;
+}
+
+// winograd sets p (its descs filled in) to oneDNN's Winograd primitives,
+// all three passes built now; false, p's primitives unset, where oneDNN
+// has no Winograd implementation of them on this CPU (below AVX-512, or
+// capped by DNNL_MAX_CPU_ISA) or only its reference one.
+bool winograd(Prims &p) {
+  auto w = dnnl::algorithm::convolution_winograd;
+  try {
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, w, p.src, p.wany, p.dst, p.strides, p.pads,
+                                      p.pads);
+    dnnl::convolution_forward::primitive_desc f(d, userScratchpad(), engine());
+    auto data = std::make_unique<dnnl::convolution_backward_data::primitive_desc>(
+        dnnl::convolution_backward_data::desc(w, p.src, p.wany, p.dst, p.strides, p.pads, p.pads), userScratchpad(),
+        engine(), f);
+    auto weights = std::make_unique<dnnl::convolution_backward_weights::primitive_desc>(
+        dnnl::convolution_backward_weights::desc(w, p.src, p.wany, p.dst, p.strides, p.pads, p.pads), userScratchpad(),
+        engine(), f);
+    if (reference(f.impl_info_str()) || reference(data->impl_info_str()) || reference(weights->impl_info_str()))
+      return false;
+    p.fwd = f;
+    p.fwdP = dnnl::convolution_forward(p.fwd);
+    p.data = std::move(data);
+    p.dataP = dnnl::convolution_backward_data(*p.data);
+    p.weights = std::move(weights);
+    p.weightsP = dnnl::convolution_backward_weights(*p.weights);
+    p.alg = w;
+    return true;
+  } catch (const dnnl::error &) {
+    return false;
+  }
 }
 
 Prims &prims(const Key &k) {
@@ -75,19 +122,20 @@ Prims &prims(const Key &k) {
   pr->wany = dnnl::memory::desc({o, c, kh, kw}, dt::f32, tag::any);
   pr->strides = {s, s};
   pr->pads = {p, p};
-  dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, pr->src,
-                                    pr->wany, pr->dst, pr->strides, pr->pads, pr->pads);
-  pr->fwd = dnnl::convolution_forward::primitive_desc(d, userScratchpad(), engine());
-  pr->fwdP = dnnl::convolution_forward(pr->fwd);
-  pr->fwdRef = reference(pr->fwd.impl_info_str());
+  if (!k[12] || !winograd(*pr)) {
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, pr->alg, pr->src, pr->wany, pr->dst,
+                                      pr->strides, pr->pads, pr->pads);
+    pr->fwd = dnnl::convolution_forward::primitive_desc(d, userScratchpad(), engine());
+    pr->fwdP = dnnl::convolution_forward(pr->fwd);
+    pr->fwdRef = reference(pr->fwd.impl_info_str());
+  }
   return *cache.emplace(k, std::move(pr)).first->second;
 }
 
 dnnl::convolution_backward_data::primitive_desc &dataPrim(Prims &p) {
   std::lock_guard<std::mutex> lock(mu);
   if (!p.data) {
-    dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, p.src, p.wany, p.dst, p.strides,
-                                            p.pads, p.pads);
+    dnnl::convolution_backward_data::desc d(p.alg, p.src, p.wany, p.dst, p.strides, p.pads, p.pads);
     p.data.reset(new dnnl::convolution_backward_data::primitive_desc(d, userScratchpad(), engine(), p.fwd));
     p.dataP = dnnl::convolution_backward_data(*p.data);
     p.dataRef = reference(p.data->impl_info_str());
@@ -98,8 +146,7 @@ dnnl::convolution_backward_data::primitive_desc &dataPrim(Prims &p) {
 dnnl::convolution_backward_weights::primitive_desc &weightsPrim(Prims &p) {
   std::lock_guard<std::mutex> lock(mu);
   if (!p.weights) {
-    dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, p.src, p.wany, p.dst, p.strides,
-                                               p.pads, p.pads);
+    dnnl::convolution_backward_weights::desc d(p.alg, p.src, p.wany, p.dst, p.strides, p.pads, p.pads);
     p.weights.reset(new dnnl::convolution_backward_weights::primitive_desc(d, userScratchpad(), engine(), p.fwd));
     p.weightsP = dnnl::convolution_backward_weights(*p.weights);
     p.weightsRef = reference(p.weights->impl_info_str());
@@ -121,8 +168,20 @@ dnnl::memory as(dnnl::memory m, const dnnl::memory::desc &want, dnnl::stream &s)
   return r;
 }
 
+// A scratchpad of d's size: this thread's, kept from one call to the next
+// and grown as needed. Winograd's are large (up to 134 MiB for ResNet-50's
+// 512-channel weight gradient at batch 32), and glibc maps blocks over
+// 32 MiB afresh on each allocation (libtorch.KeepHeap), whose page faults
+// cost what Winograd saves. Each call uses it only while it runs, and a
+// primitive runs on the thread that called it.
 torch::Tensor scratchpad(const dnnl::memory::desc &d) {
-  return torch::empty({std::max<int64_t>(1, d.get_size())}, torch::TensorOptions().dtype(torch::kUInt8));
+  thread_local torch::Tensor buf;
+  int64_t n = std::max<int64_t>(1, d.get_size());
+  if (!buf.defined() || buf.numel() < n) {
+    buf = torch::Tensor();
+    buf = torch::empty({n}, torch::TensorOptions().dtype(torch::kUInt8));
+  }
+  return buf;
 }
 
 dnnl::memory onto(const torch::Tensor &t, const dnnl::memory::desc &d) {
@@ -145,23 +204,27 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> libtorchGrads(const torc
   return at::convolution_backward(g, x, w, c10::nullopt, {stride, stride}, {pad, pad}, {1, 1}, false, {0, 0}, 1, mask);
 }
 
-Key keyOf(const torch::Tensor &x, const torch::Tensor &w, int64_t b, int64_t stride, int64_t pad) {
+Key keyOf(const torch::Tensor &x, const torch::Tensor &w, int64_t b, int64_t stride, int64_t pad, int64_t alg) {
   bool plain = x.dim() == 4;
   int64_t c = plain ? x.size(1) : x.size(1) * b;
-  return Key{x.size(0), c,      x.size(2), x.size(3), w.size(0),     w.size(2),
-             w.size(3), stride, pad,       b,         plain ? 1 : 0, (int64_t)at::get_num_threads()};
+  Key k{x.size(0), c,      x.size(2), x.size(3), w.size(0),     w.size(2),
+        w.size(3), stride, pad,       b,         plain ? 1 : 0, (int64_t)at::get_num_threads(),
+        0};
+  k[12] = tryWinograd(k, alg) ? 1 : 0;
+  return k;
 }
 
 struct ConvBlocked : public torch::autograd::Function<ConvBlocked> {
   static torch::Tensor forward(torch::autograd::AutogradContext *ctx, torch::Tensor x, torch::Tensor w, int64_t b,
-                               int64_t stride, int64_t pad) {
+                               int64_t stride, int64_t pad, int64_t alg) {
     torch::Tensor xc = x.dim() == 4 ? x.contiguous() : x;
-    Key k = keyOf(xc, w, b, stride, pad);
+    Key k = keyOf(xc, w, b, stride, pad, alg);
     Prims &p = prims(k);
     ctx->save_for_backward({xc, w});
     ctx->saved_data["b"] = b;
     ctx->saved_data["stride"] = stride;
     ctx->saved_data["pad"] = pad;
+    ctx->saved_data["alg"] = alg;
     if (p.fwdRef) {
       torch::NoGradGuard no_grad;
       return blocked(at::conv2d(xc.dim() == 5 ? unblocked(xc) : xc, w, {}, {stride, stride}, {pad, pad}), b);
@@ -184,8 +247,8 @@ struct ConvBlocked : public torch::autograd::Function<ConvBlocked> {
     auto saved = ctx->get_saved_variables();
     torch::Tensor x = saved[0], w = saved[1];
     int64_t b = ctx->saved_data["b"].toInt(), stride = ctx->saved_data["stride"].toInt(),
-            pad = ctx->saved_data["pad"].toInt();
-    Key k = keyOf(x, w, b, stride, pad);
+            pad = ctx->saved_data["pad"].toInt(), alg = ctx->saved_data["alg"].toInt();
+    Key k = keyOf(x, w, b, stride, pad, alg);
     Prims &p = prims(k);
     torch::Tensor g = grads[0].contiguous(), dx, dw;
     dnnl::stream s(engine());
@@ -224,7 +287,7 @@ struct ConvBlocked : public torch::autograd::Function<ConvBlocked> {
     }
     s.wait();
     torch::Tensor none;
-    return {dx, dw, none, none, none};
+    return {dx, dw, none, none, none, none};
   }
 };
 
@@ -266,35 +329,60 @@ int64_t lwr_conv_block(void) {
   }
 }
 
-char *lwr_conv_blocked(tensor x, tensor w, int64_t b, int64_t stride, int64_t pad, tensor *out) {
+namespace {
+
+// check returns why lwr_conv_blocked does not take these arguments, or "".
+std::string check(tensor x, tensor w, int64_t b, int64_t stride, int64_t pad, int64_t alg) {
+  const dnnl_version_t *v = dnnl_version();
+  if (v->major != DNNL_VERSION_MAJOR || v->minor != DNNL_VERSION_MINOR)
+    return "blocked convolution: oneDNN's headers and library differ in version";
+  if (b != 8 && b != 16) return "blocked convolution: block " + std::to_string(b) + ": want 8 or 16";
+  if (alg < algAuto || alg > algWinograd)
+    return "blocked convolution: algorithm " + std::to_string(alg) + ": want 0 (auto), 1 (direct) or 2 (winograd)";
+  if (!x->device().is_cpu() || x->scalar_type() != torch::kFloat32 || !w->device().is_cpu() ||
+      w->scalar_type() != torch::kFloat32)
+    return "blocked convolution: want float32 tensors on the CPU";
+  if (w->dim() != 4 || w->size(0) % b != 0)
+    return "blocked convolution: want a weight [O, C, kh, kw] with O a multiple of " + std::to_string(b);
+  int64_t c;
+  if (x->dim() == 5) {
+    if (x->size(4) != b || !x->is_contiguous())
+      return "blocked convolution: a 5-d input must be contiguous [N, C/b, H, W, b], b = " + std::to_string(b);
+    c = x->size(1) * b;
+  } else if (x->dim() == 4) {
+    c = x->size(1);
+  } else {
+    return "blocked convolution: want an input [N, C, H, W] or [N, C/b, H, W, b]";
+  }
+  if (c != w->size(1))
+    return "blocked convolution: input has " + std::to_string(c) + " channels, weight wants " +
+           std::to_string(w->size(1));
+  if (stride < 1 || pad < 0 || x->size(2) + 2 * pad < w->size(2) || x->size(3) + 2 * pad < w->size(3))
+    return "blocked convolution: input smaller than the kernel, or stride < 1 or pad < 0";
+  return "";
+}
+
+}  // namespace
+
+char *lwr_conv_blocked_algorithm(tensor x, tensor w, int64_t b, int64_t stride, int64_t pad, int64_t alg,
+                                 int64_t *used) {
   try {
-    const dnnl_version_t *v = dnnl_version();
-    if (v->major != DNNL_VERSION_MAJOR || v->minor != DNNL_VERSION_MINOR)
-      return lwr_conv_err("blocked convolution: oneDNN's headers and library differ in version");
-    if (b != 8 && b != 16) return lwr_conv_err("blocked convolution: block " + std::to_string(b) + ": want 8 or 16");
-    if (!x->device().is_cpu() || x->scalar_type() != torch::kFloat32 || !w->device().is_cpu() ||
-        w->scalar_type() != torch::kFloat32)
-      return lwr_conv_err("blocked convolution: want float32 tensors on the CPU");
-    if (w->dim() != 4 || w->size(0) % b != 0)
-      return lwr_conv_err("blocked convolution: want a weight [O, C, kh, kw] with O a multiple of " +
-                          std::to_string(b));
-    int64_t c;
-    if (x->dim() == 5) {
-      if (x->size(4) != b || !x->is_contiguous())
-        return lwr_conv_err("blocked convolution: a 5-d input must be contiguous [N, C/b, H, W, b], b = " +
-                            std::to_string(b));
-      c = x->size(1) * b;
-    } else if (x->dim() == 4) {
-      c = x->size(1);
-    } else {
-      return lwr_conv_err("blocked convolution: want an input [N, C, H, W] or [N, C/b, H, W, b]");
-    }
-    if (c != w->size(1))
-      return lwr_conv_err("blocked convolution: input has " + std::to_string(c) + " channels, weight wants " +
-                          std::to_string(w->size(1)));
-    if (stride < 1 || pad < 0 || x->size(2) + 2 * pad < w->size(2) || x->size(3) + 2 * pad < w->size(3))
-      return lwr_conv_err("blocked convolution: input smaller than the kernel, or stride < 1 or pad < 0");
-    *out = new torch::Tensor(ConvBlocked::apply(*x, *w, b, stride, pad));
+    std::string e = check(x, w, b, stride, pad, alg);
+    if (!e.empty()) return lwr_conv_err(e);
+    torch::Tensor xc = x->dim() == 4 ? x->contiguous() : *x;
+    Prims &p = prims(keyOf(xc, *w, b, stride, pad, alg));
+    *used = p.alg == dnnl::algorithm::convolution_winograd ? algWinograd : algDirect;
+    return nullptr;
+  } catch (const std::exception &e) {
+    return lwr_conv_err(std::string("blocked convolution: ") + e.what());
+  }
+}
+
+char *lwr_conv_blocked(tensor x, tensor w, int64_t b, int64_t stride, int64_t pad, int64_t alg, tensor *out) {
+  try {
+    std::string e = check(x, w, b, stride, pad, alg);
+    if (!e.empty()) return lwr_conv_err(e);
+    *out = new torch::Tensor(ConvBlocked::apply(*x, *w, b, stride, pad, alg));
     return nullptr;
   } catch (const std::exception &e) {
     return lwr_conv_err(std::string("blocked convolution: ") + e.what());
@@ -309,8 +397,13 @@ static const char *lwr_conv_missing =
 
 int64_t lwr_conv_block(void) { return 0; }
 
-char *lwr_conv_blocked(tensor, tensor, int64_t, int64_t, int64_t, tensor *out) {
+char *lwr_conv_blocked(tensor, tensor, int64_t, int64_t, int64_t, int64_t, tensor *out) {
   *out = nullptr;
+  return lwr_conv_err(lwr_conv_missing);
+}
+
+char *lwr_conv_blocked_algorithm(tensor, tensor, int64_t, int64_t, int64_t, int64_t, int64_t *used) {
+  *used = 0;
   return lwr_conv_err(lwr_conv_missing);
 }
 

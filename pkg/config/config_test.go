@@ -62,7 +62,7 @@ func TestShortSchedule(t *testing.T) {
 func TestHashIgnoresWhereAndHow(t *testing.T) {
 	a := Run{Dataset: "cifar100", LR: 0.1, Epochs: 200, Loss: DefaultLoss("balanced-softmax", 200), LWRConfig: DefaultLWR()}
 	b := a
-	b.Out, b.Device, b.Threads, b.MemoryFormat, b.Workers = "x", "cuda", 8, "blocked", 4
+	b.Out, b.Device, b.Threads, b.MemoryFormat, b.Workers, b.ConvAlgorithm = "x", "cuda", 8, "blocked", 4, "direct"
 	if a.Hash() != b.Hash() || len(a.Diff(b)) != 0 {
 		t.Errorf("hash or diff moved with where and how a run trains: %v", a.Diff(b))
 	}
@@ -83,8 +83,9 @@ func TestProvenanceChanges(t *testing.T) {
 	if got := a.Changes(b); len(got) != 0 {
 		t.Errorf("command and time changed: %q, want nothing said", got)
 	}
-	b.Modified, b.Libtorch, b.Build, b.Threads = true, "2.11.0", "cuda", 4
-	want := []string{"lwr: abc → abc (modified)", "libtorch: 1.13.0 cpu → 2.11.0 cuda", "threads: 2 → 4"}
+	a.Layout = "blocked16, auto convolutions"
+	b.Modified, b.Libtorch, b.Build, b.Threads, b.Layout = true, "2.11.0", "cuda", 4, "channels-last"
+	want := []string{"lwr: abc → abc (modified)", "libtorch: 1.13.0 cpu → 2.11.0 cuda", "threads: 2 → 4", "layout: blocked16, auto convolutions → channels-last"}
 	if got := a.Changes(b); !slices.Equal(got, want) {
 		t.Errorf("changes %q, want %q", got, want)
 	}

@@ -19,8 +19,13 @@ type Provenance struct {
 	CPU       string `json:"cpu"`            // the CPU's model name
 	// ISA is the widest vector extension the CPU has (AVX-512, AVX2,
 	// SSE4.1), and DNNL_MAX_CPU_ISA when set: float32 results depend on it.
-	ISA     string   `json:"isa,omitempty"`
-	Threads int      `json:"threads"` // libtorch's CPU threads
+	ISA     string `json:"isa,omitempty"`
+	Threads int    `json:"threads"` // libtorch's CPU threads
+	// Layout is what training's activations ran in, --memory-format
+	// resolved: contiguous, channels-last, or blockedB (blocks of B
+	// channels) with its --conv-algorithm ("blocked16, auto convolutions").
+	// float32 results depend on it.
+	Layout  string   `json:"layout,omitempty"`
 	Command []string `json:"command"` // the program and its arguments
 	Host    string   `json:"host"`
 	Start   string   `json:"start"` // when the run started (RFC 3339)
@@ -52,6 +57,7 @@ func (p Provenance) Changes(now Provenance) []string {
 	add("device", p.Device, now.Device)
 	add("cpu", strings.TrimSpace(p.CPU+" "+p.ISA), strings.TrimSpace(now.CPU+" "+now.ISA))
 	add("threads", p.Threads, now.Threads)
+	add("layout", p.Layout, now.Layout)
 	add("host", p.Host, now.Host)
 	return out
 }

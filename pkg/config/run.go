@@ -81,6 +81,9 @@ type Run struct {
 	// lwr's one kernel where it applies (float32, channels-last, CPU):
 	// auto (or "") or off (libtorch's separate ops, as PyTorch runs them).
 	FusedBN string `json:"fused_bn,omitempty"`
+	// ConvAlgorithm computes the convolutions of blocked activations:
+	// auto (or ""), direct or winograd (libtorch.ConvAlgorithm).
+	ConvAlgorithm string `json:"conv_algorithm,omitempty"`
 
 	Out    string `json:"out"` // output folder
 	Resume bool   `json:"-"`   // continue from Out's checkpoint
@@ -139,7 +142,8 @@ func (c Run) Hash() string {
 
 // resultRelevant is c without the settings that do not change the result.
 func (c Run) resultRelevant() Run {
-	c.Out, c.Device, c.Threads, c.EvalEvery, c.Workers, c.Prefetch, c.MemoryFormat, c.FusedEval, c.FusedBN = "", "", 0, 0, 0, 0, "", "", ""
+	c.Out, c.Device, c.Threads, c.EvalEvery, c.Workers, c.Prefetch = "", "", 0, 0, 0, 0
+	c.MemoryFormat, c.FusedEval, c.FusedBN, c.ConvAlgorithm = "", "", "", ""
 	c.MaxPixels, c.MaxBytes, c.CheckImages = 0, 0, false
 	c.Provenance = nil
 	return c

@@ -48,24 +48,91 @@ func PreferredBlock() int64 {
 // ErrNoBlocked is returned where the blocked convolutions are not built in.
 var ErrNoBlocked = errors.New("blocked convolutions are not built in: they need Debian's libtorch and oneDNN's headers (apt-get install libdnnl-dev, then make setup)")
 
+// ConvAlgorithm is how ConvBlocked computes a convolution, forward and
+// both backward passes alike.
+type ConvAlgorithm string
+
+const (
+	// ConvAuto ("" too) is ConvWinograd where it measured faster than
+	// ConvDirect on AVX-512 (3×3, stride 1, pad 1, blocks of 16, at least
+	// 32 channels in and out: ResNet-32's second and third stages and
+	// ResNet-50's 3×3 convolutions; BENCHMARKS.md), else ConvDirect.
+	ConvAuto ConvAlgorithm = "auto"
+	// ConvDirect is oneDNN's direct convolution, as libtorch's own.
+	ConvDirect ConvAlgorithm = "direct"
+	// ConvWinograd is oneDNN's Winograd convolution F(4×4, 3×3) wherever
+	// oneDNN has it for the shape (3×3, stride 1, a blocked input; AVX-512
+	// only), else ConvDirect. It multiplies less, and rounds differently:
+	// ~3× direct's float32 error (~1e-6 of the largest value).
+	ConvWinograd ConvAlgorithm = "winograd"
+)
+
+// ParseConvAlgorithm returns s as a ConvAlgorithm: auto (or ""), direct
+// or winograd.
+func ParseConvAlgorithm(s string) (ConvAlgorithm, error) {
+	switch a := ConvAlgorithm(s); a {
+	case "":
+		return ConvAuto, nil
+	case ConvAuto, ConvDirect, ConvWinograd:
+		return a, nil
+	}
+	return "", fmt.Errorf("convolution algorithm %q: want auto, direct or winograd", s)
+}
+
+// code is a's number in conv_blocked.h; -1 for none (which it refuses).
+func (a ConvAlgorithm) code() int64 {
+	switch a {
+	case "", ConvAuto:
+		return 0
+	case ConvDirect:
+		return 1
+	case ConvWinograd:
+		return 2
+	}
+	return -1
+}
+
 // ConvBlocked returns conv(x, w) without bias, as one autograd node run by
-// oneDNN, in the Blocked format [N, O/b, H', W', b] of block b (8 or 16):
-// x float32 on the CPU, either blocked [N, C/b, H, W, b] or an image batch
-// [N, C, H, W] in any memory format (a network's first convolution); w
-// [O, C, kh, kw] float32 in any memory format, O a multiple of b; the
-// same stride and padding along both sides. w's gradient has w's
-// strides. On failure it raises the error (Raise: OnThread and Catch
-// return it), ErrNoBlocked where FusedAvailable is false. The caller
-// frees the result.
-func ConvBlocked(x, w *ts.Tensor, b, stride, pad int64) *ts.Tensor {
+// oneDNN with algorithm alg, in the Blocked format [N, O/b, H', W', b] of
+// block b (8 or 16): x float32 on the CPU, either blocked [N, C/b, H, W,
+// b] or an image batch [N, C, H, W] in any memory format (a network's
+// first convolution); w [O, C, kh, kw] float32 in any memory format, O a
+// multiple of b; the same stride and padding along both sides. w's
+// gradient has w's strides. On failure it raises the error (Raise:
+// OnThread and Catch return it), ErrNoBlocked where FusedAvailable is
+// false. The caller frees the result.
+func ConvBlocked(x, w *ts.Tensor, b, stride, pad int64, alg ConvAlgorithm) *ts.Tensor {
 	if !FusedAvailable() {
 		Raise(ErrNoBlocked)
 	}
-	out, msg := csrc.ConvBlocked(x.Ctensor(), w.Ctensor(), b, stride, pad)
+	if _, err := ParseConvAlgorithm(string(alg)); err != nil {
+		Raise(fmt.Errorf("blocked convolution: %w", err))
+	}
+	out, msg := csrc.ConvBlocked(x.Ctensor(), w.Ctensor(), b, stride, pad, alg.code())
 	if msg != "" {
 		Raise(fmt.Errorf("%s (input %v, weight %v)", msg, x.MustSize(), w.MustSize()))
 	}
 	return wrap(out)
+}
+
+// ConvBlockedAlgorithm is the algorithm ConvBlocked(x, w, b, stride, pad,
+// alg) runs on this CPU: ConvDirect or ConvWinograd. Only the shapes of x
+// and w matter.
+func ConvBlockedAlgorithm(x, w *ts.Tensor, b, stride, pad int64, alg ConvAlgorithm) (ConvAlgorithm, error) {
+	if !FusedAvailable() {
+		return "", ErrNoBlocked
+	}
+	if _, err := ParseConvAlgorithm(string(alg)); err != nil {
+		return "", fmt.Errorf("blocked convolution: %w", err)
+	}
+	used, msg := csrc.ConvBlockedAlgorithm(x.Ctensor(), w.Ctensor(), b, stride, pad, alg.code())
+	if msg != "" {
+		return "", fmt.Errorf("%s (input %v, weight %v)", msg, x.MustSize(), w.MustSize())
+	}
+	if used == 2 {
+		return ConvWinograd, nil
+	}
+	return ConvDirect, nil
 }
 
 // ToBlocked returns x [N, C, H, W] (C a multiple of b) in the Blocked

@@ -77,84 +77,146 @@ func TestConvBlocked(t *testing.T) {
 			if c.out%bs != 0 || (!c.plain && c.in%bs != 0) {
 				continue
 			}
-			t.Run(fmt.Sprintf("%s/block%d", c.name, bs), func(t *testing.T) {
-				var s libtorch.Scope
-				defer s.Free()
-				f32 := func(shape ...int64) *ts.Tensor { return s.Keep(ts.MustRandn(shape, gotch.Float, gotch.CPU)) }
-				cl := func(x *ts.Tensor) *ts.Tensor {
-					y, err := libtorch.ToChannelsLast(x)
-					if err != nil {
+			for _, alg := range []libtorch.ConvAlgorithm{libtorch.ConvDirect, libtorch.ConvWinograd} {
+				t.Run(fmt.Sprintf("%s/block%d/%s", c.name, bs, alg), func(t *testing.T) {
+					var s libtorch.Scope
+					defer s.Free()
+					f32 := func(shape ...int64) *ts.Tensor { return s.Keep(ts.MustRandn(shape, gotch.Float, gotch.CPU)) }
+					cl := func(x *ts.Tensor) *ts.Tensor {
+						y, err := libtorch.ToChannelsLast(x)
+						if err != nil {
+							t.Fatal(err)
+						}
+						return s.Keep(y)
+					}
+					leaf := func(x *ts.Tensor, grad bool) *ts.Tensor {
+						return s.Keep(x.MustDetach(false).MustSetRequiresGrad(grad, true))
+					}
+					x, w := f32(c.n, c.in, c.side, c.side), f32(c.out, c.in, c.k, c.k)
+					pad := c.k / 2
+					ho := (c.side+2*pad-c.k)/c.stride + 1
+					gout := f32(c.n, c.out, ho, ho)
+					d := func(x *ts.Tensor) *ts.Tensor { return s.Keep(x.MustTotype(gotch.Double, false)) }
+
+					// The reference, in float64.
+					xd, wd := leaf(d(x), c.inputGrad), leaf(d(w), true)
+					want := s.Keep(ts.MustConv2d(xd, wd, libtorch.None, []int64{c.stride, c.stride}, []int64{pad, pad}, []int64{1, 1}, 1))
+					s.Keep(s.Keep(want.MustMul(d(gout), false)).MustSum(gotch.Double, false)).MustBackward()
+
+					xin := x
+					switch {
+					case !c.plain:
+						xin = s.Keep(libtorch.ToBlocked(x, bs))
+					case c.clInput:
+						xin = cl(x)
+					}
+					xin = leaf(xin, c.inputGrad)
+					win := w
+					if c.clWeight {
+						win = cl(w)
+					}
+					win = leaf(win, true)
+					// Winograd runs where it applies, so that its values
+					// are the ones checked below.
+					wino := alg == libtorch.ConvWinograd && c.k == 3 && c.stride == 1 && !c.plain && bs == 16 && libtorch.PreferredBlock() == 16
+					if used, err := libtorch.ConvBlockedAlgorithm(xin, win, bs, c.stride, pad, alg); err != nil {
 						t.Fatal(err)
+					} else if want := map[bool]libtorch.ConvAlgorithm{false: libtorch.ConvDirect, true: libtorch.ConvWinograd}[wino]; used != want {
+						t.Fatalf("runs %s, want %s", used, want)
 					}
-					return s.Keep(y)
-				}
-				leaf := func(x *ts.Tensor, grad bool) *ts.Tensor {
-					return s.Keep(x.MustDetach(false).MustSetRequiresGrad(grad, true))
-				}
-				x, w := f32(c.n, c.in, c.side, c.side), f32(c.out, c.in, c.k, c.k)
-				pad := c.k / 2
-				ho := (c.side+2*pad-c.k)/c.stride + 1
-				gout := f32(c.n, c.out, ho, ho)
-				d := func(x *ts.Tensor) *ts.Tensor { return s.Keep(x.MustTotype(gotch.Double, false)) }
-
-				// The reference, in float64.
-				xd, wd := leaf(d(x), c.inputGrad), leaf(d(w), true)
-				want := s.Keep(ts.MustConv2d(xd, wd, libtorch.None, []int64{c.stride, c.stride}, []int64{pad, pad}, []int64{1, 1}, 1))
-				s.Keep(s.Keep(want.MustMul(d(gout), false)).MustSum(gotch.Double, false)).MustBackward()
-
-				xin := x
-				switch {
-				case !c.plain:
-					xin = s.Keep(libtorch.ToBlocked(x, bs))
-				case c.clInput:
-					xin = cl(x)
-				}
-				xin = leaf(xin, c.inputGrad)
-				win := w
-				if c.clWeight {
-					win = cl(w)
-				}
-				win = leaf(win, true)
-				got := s.Keep(libtorch.ConvBlocked(xin, win, bs, c.stride, pad))
-				if sz, want := got.MustSize(), []int64{c.n, c.out / bs, ho, ho, bs}; !equalInts(sz, want) {
-					t.Fatalf("output %v, want %v", sz, want)
-				}
-				s.Keep(s.Keep(got.MustMul(s.Keep(libtorch.ToBlocked(gout, bs)), false)).MustSum(gotch.Float, false)).MustBackward()
-				dw := s.Keep(win.MustGrad(false))
-				if got, want := dw.MustStride(), win.MustStride(); !equalInts(got, want) {
-					t.Errorf("weight gradient strides %v, want the weight's %v", got, want)
-				}
-				checks := []struct {
-					name      string
-					got, want *ts.Tensor
-				}{{"y", s.Keep(libtorch.FromBlocked(got)), want}, {"dw", dw, s.Keep(wd.MustGrad(false))}}
-				if c.inputGrad {
-					dx := s.Keep(xin.MustGrad(false))
-					if !c.plain {
-						dx = s.Keep(libtorch.FromBlocked(dx))
+					got := s.Keep(libtorch.ConvBlocked(xin, win, bs, c.stride, pad, alg))
+					if sz, want := got.MustSize(), []int64{c.n, c.out / bs, ho, ho, bs}; !equalInts(sz, want) {
+						t.Fatalf("output %v, want %v", sz, want)
 					}
-					checks = append(checks, struct {
+					s.Keep(s.Keep(got.MustMul(s.Keep(libtorch.ToBlocked(gout, bs)), false)).MustSum(gotch.Float, false)).MustBackward()
+					dw := s.Keep(win.MustGrad(false))
+					if got, want := dw.MustStride(), win.MustStride(); !equalInts(got, want) {
+						t.Errorf("weight gradient strides %v, want the weight's %v", got, want)
+					}
+					checks := []struct {
 						name      string
 						got, want *ts.Tensor
-					}{"dx", dx, s.Keep(xd.MustGrad(false))})
-				}
-				for _, ch := range checks {
-					g := s.Keep(d(ch.got).MustContiguous(false)).Float64Values()
-					w := s.Keep(ch.want.MustContiguous(false)).Float64Values()
-					if len(g) != len(w) {
-						t.Fatalf("%s: %d values, want %d", ch.name, len(g), len(w))
+					}{{"y", s.Keep(libtorch.FromBlocked(got)), want}, {"dw", dw, s.Keep(wd.MustGrad(false))}}
+					if c.inputGrad {
+						dx := s.Keep(xin.MustGrad(false))
+						if !c.plain {
+							dx = s.Keep(libtorch.FromBlocked(dx))
+						}
+						checks = append(checks, struct {
+							name      string
+							got, want *ts.Tensor
+						}{"dx", dx, s.Keep(xd.MustGrad(false))})
 					}
-					worst, scale := 0.0, 0.0
-					for i := range w {
-						worst = math.Max(worst, math.Abs(g[i]-w[i]))
-						scale = math.Max(scale, math.Abs(w[i]))
+					for _, ch := range checks {
+						g := s.Keep(d(ch.got).MustContiguous(false)).Float64Values()
+						w := s.Keep(ch.want.MustContiguous(false)).Float64Values()
+						if len(g) != len(w) {
+							t.Fatalf("%s: %d values, want %d", ch.name, len(g), len(w))
+						}
+						worst, scale := 0.0, 0.0
+						for i := range w {
+							worst = math.Max(worst, math.Abs(g[i]-w[i]))
+							scale = math.Max(scale, math.Abs(w[i]))
+						}
+						if worst > 1e-5*scale {
+							t.Errorf("%s: off by %.3g (largest |value| %.3g): want ≤ 1e-5 of it", ch.name, worst, scale)
+						}
 					}
-					if worst > 1e-5*scale {
-						t.Errorf("%s: off by %.3g (largest |value| %.3g): want ≤ 1e-5 of it", ch.name, worst, scale)
-					}
-				}
-			})
+				})
+			}
 		}
+	}
+}
+
+// TestConvBlockedAlgorithm: auto runs Winograd exactly where it measured
+// faster (3×3, stride 1, pad 1, blocks of 16, ≥ 32 channels in and out)
+// and oneDNN has it (AVX-512, where oneDNN prefers blocks of 16).
+func TestConvBlockedAlgorithm(t *testing.T) {
+	fusedtest.Require(t)
+	var s libtorch.Scope
+	defer s.Free()
+	avx512 := libtorch.PreferredBlock() == 16
+	for _, c := range []struct {
+		name                        string
+		in, out, k, stride, pad, bs int64
+		plain                       bool
+		alg                         libtorch.ConvAlgorithm
+		wino                        bool // where AVX-512 is
+	}{
+		{"32 channels", 32, 32, 3, 1, 1, 16, false, libtorch.ConvAuto, true},
+		{"64 channels", 64, 64, 3, 1, 1, 16, false, "", true},
+		{"32 to 64", 32, 64, 3, 1, 1, 16, false, libtorch.ConvAuto, true},
+		{"16 channels", 16, 16, 3, 1, 1, 16, false, libtorch.ConvAuto, false},
+		{"16 to 32", 16, 32, 3, 1, 1, 16, false, libtorch.ConvAuto, false},
+		{"16 channels, asked winograd", 16, 16, 3, 1, 1, 16, false, libtorch.ConvWinograd, true},
+		{"stride 2", 32, 64, 3, 2, 1, 16, false, libtorch.ConvAuto, false},
+		{"1x1", 64, 64, 1, 1, 0, 16, false, libtorch.ConvAuto, false},
+		{"1x1, asked winograd", 64, 64, 1, 1, 0, 16, false, libtorch.ConvWinograd, false},
+		{"blocks of 8", 32, 32, 3, 1, 1, 8, false, libtorch.ConvAuto, false},
+		{"image input", 32, 32, 3, 1, 1, 16, true, libtorch.ConvWinograd, false},
+		{"asked direct", 64, 64, 3, 1, 1, 16, false, libtorch.ConvDirect, false},
+	} {
+		x := s.Keep(ts.MustZeros([]int64{2, c.in / c.bs, 12, 12, c.bs}, gotch.Float, gotch.CPU))
+		if c.plain {
+			x = s.Keep(ts.MustZeros([]int64{2, c.in, 12, 12}, gotch.Float, gotch.CPU))
+		}
+		w := s.Keep(ts.MustZeros([]int64{c.out, c.in, c.k, c.k}, gotch.Float, gotch.CPU))
+		got, err := libtorch.ConvBlockedAlgorithm(x, w, c.bs, c.stride, c.pad, c.alg)
+		want := libtorch.ConvDirect
+		if c.wino && avx512 {
+			want = libtorch.ConvWinograd
+		}
+		if err != nil || got != want {
+			t.Errorf("%s: %q, %v; want %q", c.name, got, err, want)
+		}
+	}
+	x := s.Keep(ts.MustZeros([]int64{2, 2, 12, 12, 16}, gotch.Float, gotch.CPU))
+	w := s.Keep(ts.MustZeros([]int64{32, 32, 3, 3}, gotch.Float, gotch.CPU))
+	if _, err := libtorch.ConvBlockedAlgorithm(x, w, 16, 1, 1, "fft"); err == nil || !strings.Contains(err.Error(), `"fft"`) {
+		t.Errorf("algorithm fft: error %v, want one naming it", err)
+	}
+	if _, err := libtorch.ParseConvAlgorithm("fft"); err == nil || !strings.Contains(err.Error(), `"fft"`) {
+		t.Errorf("ParseConvAlgorithm(fft): error %v, want one naming it", err)
 	}
 }
 
@@ -172,18 +234,20 @@ func TestConvBlockedErrors(t *testing.T) {
 		x, w       *ts.Tensor
 		block      int64
 		stride     int64
+		alg        libtorch.ConvAlgorithm
 	}{
-		{"float64", "float32", ones(gotch.Double, 1, 8, 4, 4), ones(gotch.Double, 8, 8, 3, 3), 8, 1},
-		{"outputs not a multiple of 8", "multiple of 8", ones(gotch.Float, 1, 8, 4, 4), ones(gotch.Float, 12, 8, 3, 3), 8, 1},
-		{"outputs not a multiple of 16", "multiple of 16", ones(gotch.Float, 1, 8, 4, 4), ones(gotch.Float, 8, 8, 3, 3), 16, 1},
-		{"block of 4", "want 8 or 16", ones(gotch.Float, 1, 2, 4, 4, 4), ones(gotch.Float, 8, 8, 3, 3), 4, 1},
-		{"input in blocks of 8, asked 16", "contiguous [N, C/b, H, W, b], b = 16", ones(gotch.Float, 1, 2, 4, 4, 8), ones(gotch.Float, 16, 16, 3, 3), 16, 1},
-		{"channels", "input has 16 channels, weight wants 8", ones(gotch.Float, 1, 2, 4, 4, 8), ones(gotch.Float, 8, 8, 3, 3), 8, 1},
-		{"3-d", "want an input", ones(gotch.Float, 8, 4, 4), ones(gotch.Float, 8, 8, 3, 3), 8, 1},
-		{"stride 0", "stride < 1", ones(gotch.Float, 1, 8, 4, 4), ones(gotch.Float, 8, 8, 3, 3), 8, 0},
-		{"too small", "smaller than the kernel", ones(gotch.Float, 1, 8, 1, 1), ones(gotch.Float, 8, 8, 5, 5), 8, 1},
+		{"float64", "float32", ones(gotch.Double, 1, 8, 4, 4), ones(gotch.Double, 8, 8, 3, 3), 8, 1, ""},
+		{"outputs not a multiple of 8", "multiple of 8", ones(gotch.Float, 1, 8, 4, 4), ones(gotch.Float, 12, 8, 3, 3), 8, 1, ""},
+		{"outputs not a multiple of 16", "multiple of 16", ones(gotch.Float, 1, 8, 4, 4), ones(gotch.Float, 8, 8, 3, 3), 16, 1, ""},
+		{"block of 4", "want 8 or 16", ones(gotch.Float, 1, 2, 4, 4, 4), ones(gotch.Float, 8, 8, 3, 3), 4, 1, ""},
+		{"input in blocks of 8, asked 16", "contiguous [N, C/b, H, W, b], b = 16", ones(gotch.Float, 1, 2, 4, 4, 8), ones(gotch.Float, 16, 16, 3, 3), 16, 1, ""},
+		{"channels", "input has 16 channels, weight wants 8", ones(gotch.Float, 1, 2, 4, 4, 8), ones(gotch.Float, 8, 8, 3, 3), 8, 1, ""},
+		{"3-d", "want an input", ones(gotch.Float, 8, 4, 4), ones(gotch.Float, 8, 8, 3, 3), 8, 1, ""},
+		{"stride 0", "stride < 1", ones(gotch.Float, 1, 8, 4, 4), ones(gotch.Float, 8, 8, 3, 3), 8, 0, ""},
+		{"too small", "smaller than the kernel", ones(gotch.Float, 1, 8, 1, 1), ones(gotch.Float, 8, 8, 5, 5), 8, 1, ""},
+		{"algorithm", `algorithm "fft": want auto, direct or winograd`, ones(gotch.Float, 1, 1, 4, 4, 8), ones(gotch.Float, 8, 8, 3, 3), 8, 1, "fft"},
 	} {
-		err := libtorch.Catch(func() { s.Keep(libtorch.ConvBlocked(c.x, c.w, c.block, c.stride, 1)) })
+		err := libtorch.Catch(func() { s.Keep(libtorch.ConvBlocked(c.x, c.w, c.block, c.stride, 1, c.alg)) })
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one saying %q", c.name, err, c.want)
 		}

@@ -55,14 +55,17 @@ func trainingPass(vs *nn.VarStore, net Net, x, r *ts.Tensor) (logits, features *
 func TestBlockedMatchesChannelsLast(t *testing.T) {
 	fusedtest.Require(t)
 	for _, c := range []blockedCase{
-		{"rgb-16px", 3, 16, 8, 10, false, 8, false},
-		{"gray-12px-normed", 1, 12, 6, 7, true, 8, false},
-		{"rgb-16px", 3, 16, 8, 10, false, 16, false},
-		{"gray-12px-normed", 1, 12, 6, 7, true, 16, false},
-		{"resnet50-rgb-40px", 3, 40, 4, 10, false, 16, true},
-		{"resnet50-rgb-40px", 3, 40, 4, 10, false, 8, true},
+		{"rgb-16px", 3, 16, 8, 10, false, 8, false, libtorch.ConvAuto},
+		{"gray-12px-normed", 1, 12, 6, 7, true, 8, false, libtorch.ConvAuto},
+		{"rgb-16px", 3, 16, 8, 10, false, 16, false, libtorch.ConvAuto},
+		{"rgb-16px", 3, 16, 8, 10, false, 16, false, libtorch.ConvDirect},
+		{"rgb-16px", 3, 16, 8, 10, false, 16, false, libtorch.ConvWinograd},
+		{"gray-12px-normed", 1, 12, 6, 7, true, 16, false, libtorch.ConvAuto},
+		{"resnet50-rgb-40px", 3, 40, 4, 10, false, 16, true, libtorch.ConvAuto},
+		{"resnet50-rgb-40px", 3, 40, 4, 10, false, 16, true, libtorch.ConvDirect},
+		{"resnet50-rgb-40px", 3, 40, 4, 10, false, 8, true, libtorch.ConvAuto},
 	} {
-		t.Run(fmt.Sprintf("%s/block%d", c.name, c.block), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/block%d/%s", c.name, c.block, c.alg), func(t *testing.T) {
 			draw := func(seed int64) (map[string]float64, error) { return blockedVsChannelsLast(t, c, seed) }
 			if c.resnet50 {
 				// The forward values only (blockedVsChannelsLast reports
@@ -126,6 +129,7 @@ type blockedCase struct {
 	normed         bool
 	block          int64
 	resnet50       bool // ResNet-50, else ResNet-32
+	alg            libtorch.ConvAlgorithm
 }
 
 // blockedVsChannelsLast is one draw (seed) of
@@ -152,7 +156,7 @@ func blockedVsChannelsLast(t *testing.T, c blockedCase, seed int64) (map[string]
 	stores, nets := map[bool]*nn.VarStore{}, map[bool]Net{}
 	for _, blocked := range []bool{false, true} {
 		vs := nn.NewVarStore(gotch.CPU)
-		o := Options{Classes: c.classes, InChannels: c.channels, NormedClassifier: c.normed, Blocked: blocked, Block: c.block}
+		o := Options{Classes: c.classes, InChannels: c.channels, NormedClassifier: c.normed, Blocked: blocked, Block: c.block, ConvAlgorithm: c.alg}
 		var net Net
 		var err error
 		if c.resnet50 {
@@ -240,6 +244,10 @@ func TestBlockedRefused(t *testing.T) {
 			_, err := ResNet32(vs.Root().Sub("b4"), Options{Classes: 10, InChannels: 3, Blocked: true, Block: 4})
 			return err
 		}},
+		{"algorithm", `algorithm "fft"`, func() error {
+			_, err := ResNet32(vs.Root().Sub("fft"), Options{Classes: 10, InChannels: 3, Blocked: true, ConvAlgorithm: "fft"})
+			return err
+		}},
 		{"resnext50", "grouped convolutions", func() error {
 			_, err := ResNeXt50(vs.Root(), Options{Classes: 10, InChannels: 3, Blocked: true})
 			return err
@@ -306,11 +314,16 @@ func TestOptionABlocked(t *testing.T) {
 func TestBottleneckBlocked(t *testing.T) {
 	fusedtest.Require(t)
 	for _, c := range []struct {
-		in, planes, stride, block int64
-	}{{64, 16, 1, 16}, {64, 32, 2, 16}, {32, 8, 1, 8}, {64, 32, 2, 8}} {
-		t.Run(fmt.Sprintf("in%d-planes%d-stride%d-block%d", c.in, c.planes, c.stride, c.block), func(t *testing.T) {
+		in, planes, stride int64
+		bl                 blocking
+	}{
+		{64, 16, 1, blocking{16, libtorch.ConvAuto}}, {64, 16, 1, blocking{16, libtorch.ConvWinograd}},
+		{64, 32, 1, blocking{16, libtorch.ConvAuto}}, {64, 32, 2, blocking{16, libtorch.ConvAuto}},
+		{32, 8, 1, blocking{8, libtorch.ConvAuto}}, {64, 32, 2, blocking{8, libtorch.ConvAuto}},
+	} {
+		t.Run(fmt.Sprintf("in%d-planes%d-stride%d-block%d-%s", c.in, c.planes, c.stride, c.bl.b, c.bl.alg), func(t *testing.T) {
 			checkClosestDraw(t, blockedSeeds, func(seed int64) (map[string]float64, error) {
-				return bottleneckDraw(c.in, c.planes, c.stride, c.block, seed)
+				return bottleneckDraw(c.in, c.planes, c.stride, c.bl, seed)
 			})
 		})
 	}
@@ -319,7 +332,7 @@ func TestBottleneckBlocked(t *testing.T) {
 // bottleneckDraw is one draw of TestBottleneckBlocked: each compared
 // value's largest difference over its largest value (at least 0.01), or
 // what stopped it.
-func bottleneckDraw(in, planes, stride, block, seed int64) (map[string]float64, error) {
+func bottleneckDraw(in, planes, stride int64, bl blocking, seed int64) (map[string]float64, error) {
 	var s libtorch.Scope
 	defer s.Free()
 	libtorch.ManualSeed(seed)
@@ -350,9 +363,9 @@ func bottleneckDraw(in, planes, stride, block, seed int64) (map[string]float64, 
 			grad.MustZero_()
 		}
 	}
-	xb := s.Keep(s.Keep(libtorch.ToBlocked(x, block)).MustSetRequiresGrad(true, false))
-	yb := s.Keep(b.forwardBlocked(xb, block))
-	s.Keep(s.Keep(yb.MustMul(s.Keep(libtorch.ToBlocked(g, block)), false)).MustSum(gotch.Float, false)).MustBackward()
+	xb := s.Keep(s.Keep(libtorch.ToBlocked(x, bl.b)).MustSetRequiresGrad(true, false))
+	yb := s.Keep(b.forwardBlocked(xb, bl))
+	s.Keep(s.Keep(yb.MustMul(s.Keep(libtorch.ToBlocked(g, bl.b)), false)).MustSum(gotch.Float, false)).MustBackward()
 	got := map[string]*ts.Tensor{"output": s.Keep(libtorch.FromBlocked(yb)), "input gradient": s.Keep(libtorch.FromBlocked(s.Keep(xb.MustGrad(false))))}
 	for name, v := range vs.Variables() {
 		if !strings.Contains(name, "running") {

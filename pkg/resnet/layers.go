@@ -157,10 +157,10 @@ func convBNAddRelu(c conv2d, bn batchNorm, x, short *ts.Tensor, train bool) *ts.
 
 // blockedConvBNAddRelu is convBNAddRelu in training on blocked
 // activations (x blocked, or an image batch for the stem; short nil or
-// blocked), all by lwr's kernels, in blocks of b channels. It raises the
+// blocked), all by lwr's kernels, blocked as bl says. It raises the
 // error (libtorch.Raise) where they do not apply.
-func blockedConvBNAddRelu(c conv2d, bn batchNorm, x, short *ts.Tensor, b int64) *ts.Tensor {
-	return blockedConvNorm(c, x, b, func(h *ts.Tensor) *ts.Tensor {
+func blockedConvBNAddRelu(c conv2d, bn batchNorm, x, short *ts.Tensor, bl blocking) *ts.Tensor {
+	return blockedConvNorm(c, x, bl, func(h *ts.Tensor) *ts.Tensor {
 		return libtorch.BatchNormReLU(h, short, bn.w, bn.b, bn.mean, bn.variance, bnMomentum, bnEps)
 	})
 }
@@ -168,21 +168,21 @@ func blockedConvBNAddRelu(c conv2d, bn batchNorm, x, short *ts.Tensor, b int64) 
 // blockedConvBN is convBN in training on blocked activations (a
 // bottleneck's downsample): the batch norm by the same kernel, without
 // shortcut and ReLU (libtorch.BatchNorm).
-func blockedConvBN(c conv2d, bn batchNorm, x *ts.Tensor, b int64) *ts.Tensor {
-	return blockedConvNorm(c, x, b, func(h *ts.Tensor) *ts.Tensor {
+func blockedConvBN(c conv2d, bn batchNorm, x *ts.Tensor, bl blocking) *ts.Tensor {
+	return blockedConvNorm(c, x, bl, func(h *ts.Tensor) *ts.Tensor {
 		return libtorch.BatchNorm(h, bn.w, bn.b, bn.mean, bn.variance, bnMomentum, bnEps)
 	})
 }
 
 // blockedConvNorm is norm(conv(x)), the convolution by libtorch.ConvBlocked
-// in blocks of b channels, its output freed; norm returns nil where lwr's
-// batch-norm kernel declines. It raises the error (libtorch.Raise) where
-// either does not apply.
-func blockedConvNorm(c conv2d, x *ts.Tensor, b int64, norm func(h *ts.Tensor) *ts.Tensor) *ts.Tensor {
+// in blocks of bl.b channels by algorithm bl.alg, its output freed; norm
+// returns nil where lwr's batch-norm kernel declines. It raises the error
+// (libtorch.Raise) where either does not apply.
+func blockedConvNorm(c conv2d, x *ts.Tensor, bl blocking, norm func(h *ts.Tensor) *ts.Tensor) *ts.Tensor {
 	if c.groups != 1 {
 		libtorch.Raise(fmt.Errorf("resnet: blocked activations: a convolution in %d groups", c.groups))
 	}
-	h := libtorch.ConvBlocked(x, c.w, b, c.stride, c.pad)
+	h := libtorch.ConvBlocked(x, c.w, bl.b, c.stride, c.pad, bl.alg)
 	defer h.MustDrop()
 	y := norm(h)
 	if y == nil {

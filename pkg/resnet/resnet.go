@@ -48,7 +48,8 @@ type Options struct {
 	// blocks (libtorch.Blocked, [N, C/b, H, W, b]): convolutions by
 	// libtorch.ConvBlocked, batch norms by lwr's kernel, with no reorder
 	// between them (a ResNet-32 step takes ~9% less time on AVX2 CPUs,
-	// ~5% with AVX-512; ResNet-50's 1.1-1.5× less; BENCHMARKS.md). The same values up to float32 rounding. CPU and
+	// ~5% with AVX-512, ~20% more with Winograd (ConvAlgorithm);
+	// ResNet-50's 1.1-1.5× less; BENCHMARKS.md). The same values up to float32 rounding. CPU and
 	// float32 only, where libtorch.FusedAvailable; not with SyncBatchNorm
 	// or LibtorchBatchNorm. Evaluation runs as without it. ResNet-32 and
 	// ResNet-50; ResNeXt-50 (grouped convolutions) refuses it.
@@ -56,18 +57,29 @@ type Options struct {
 	// Block is the channel block b of blocked activations, 8 or 16; 0
 	// means libtorch.TrainingBlock (oneDNN's choice on this CPU).
 	Block int64
+	// ConvAlgorithm is how blocked activations' convolutions are computed
+	// ("" is libtorch.ConvAuto: Winograd for the 3×3 ones of 32 channels
+	// or more in blocks of 16, where it measured faster).
+	ConvAlgorithm libtorch.ConvAlgorithm
 }
 
-// block is the channel block a network built with o trains in: 0 when
-// not Blocked, else Block or libtorch.TrainingBlock.
-func (o Options) block() int64 {
+// blocking is how a network's activations are laid out in training: in
+// blocks of b channels (0: not blocked), convolved by alg.
+type blocking struct {
+	b   int64
+	alg libtorch.ConvAlgorithm
+}
+
+// blocking is the layout a network built with o trains in: b 0 when not
+// Blocked, else Block or libtorch.TrainingBlock.
+func (o Options) blocking() blocking {
 	switch {
 	case !o.Blocked:
-		return 0
+		return blocking{}
 	case o.Block != 0:
-		return o.Block
+		return blocking{o.Block, o.ConvAlgorithm}
 	}
-	return libtorch.TrainingBlock()
+	return blocking{libtorch.TrainingBlock(), o.ConvAlgorithm}
 }
 
 // norm is what each batch norm takes from the options.
@@ -84,6 +96,9 @@ func (o Options) validate() error {
 	}
 	if o.Block != 0 && !libtorch.ValidBlock(o.Block) {
 		return fmt.Errorf("resnet: blocks of %d channels: want 8 or 16", o.Block)
+	}
+	if _, err := libtorch.ParseConvAlgorithm(string(o.ConvAlgorithm)); err != nil {
+		return fmt.Errorf("resnet: %w", err)
 	}
 	if o.Blocked && (o.SyncBatchNorm != nil || o.LibtorchBatchNorm) {
 		return errors.New("resnet: blocked activations need lwr's batch-norm kernel: not with synchronised or libtorch's batch norms")
@@ -139,17 +154,16 @@ func (b basicBlock) forward(x *ts.Tensor, train bool) *ts.Tensor {
 	return convBNAddRelu(b.conv2, b.bn2, h, short, train)
 }
 
-// forwardBlocked is forward in training on activations blocked in b
-// channels.
-func (b basicBlock) forwardBlocked(x *ts.Tensor, block int64) *ts.Tensor {
-	h := blockedConvBNAddRelu(b.conv1, b.bn1, x, nil, block)
+// forwardBlocked is forward in training on activations blocked as bl says.
+func (b basicBlock) forwardBlocked(x *ts.Tensor, bl blocking) *ts.Tensor {
+	h := blockedConvBNAddRelu(b.conv1, b.bn1, x, nil, bl)
 	defer h.MustDrop()
 	short := x
 	if b.padChannels > 0 {
 		short = optionABlocked(x, b.padChannels)
 		defer short.MustDrop()
 	}
-	return blockedConvBNAddRelu(b.conv2, b.bn2, h, short, block)
+	return blockedConvBNAddRelu(b.conv2, b.bn2, h, short, bl)
 }
 
 // optionABlocked is optionA of blocked x [B,C/b,H,W,b]: subsampled by 2,
@@ -204,7 +218,7 @@ type CIFARResNet struct {
 	bn1    batchNorm
 	blocks []basicBlock
 	head   *Classifier
-	block  int64 // training in oneDNN's blocks of this many channels (Options.Blocked); 0 for not
+	layout blocking // training in oneDNN's channel blocks (Options.Blocked); b 0 for not
 }
 
 // ResNet32 is CIFARResNet with n = 5, as in the LDAM-DRW reference: 0.46 M
@@ -226,9 +240,9 @@ func NewCIFARResNet(p *nn.Path, n int, o Options) (*CIFARResNet, error) {
 		return nil, err
 	}
 	m := &CIFARResNet{
-		conv1: newConv(p.Sub("conv1"), o.InChannels, 16, 3, 1, 1, FanIn),
-		bn1:   newBatchNorm(p.Sub("bn1"), 16, o.norm()),
-		block: o.block(),
+		conv1:  newConv(p.Sub("conv1"), o.InChannels, 16, 3, 1, 1, FanIn),
+		bn1:    newBatchNorm(p.Sub("bn1"), 16, o.norm()),
+		layout: o.blocking(),
 	}
 	in := int64(16)
 	for stage, width := range []int64{16, 32, 64} {
@@ -248,7 +262,7 @@ func NewCIFARResNet(p *nn.Path, n int, o Options) (*CIFARResNet, error) {
 
 // ForwardT implements Net.
 func (m *CIFARResNet) ForwardT(x *ts.Tensor, train bool) (logits, features *ts.Tensor) {
-	if train && m.block != 0 {
+	if train && m.layout.b != 0 {
 		features = m.blockedFeatures(x)
 		return m.head.Forward(features), features
 	}
@@ -260,8 +274,8 @@ func (m *CIFARResNet) ForwardT(x *ts.Tensor, train bool) (logits, features *ts.T
 // blockedFeatures is the pooled features [B,64] of images x in training,
 // the activations in between blocked (Options.Blocked).
 func (m *CIFARResNet) blockedFeatures(x *ts.Tensor) *ts.Tensor {
-	h := blockedConvBNAddRelu(m.conv1, m.bn1, x, nil, m.block)
-	return blockedPooledFeatures(h, m.blocks, m.block)
+	h := blockedConvBNAddRelu(m.conv1, m.bn1, x, nil, m.layout)
+	return blockedPooledFeatures(h, m.blocks, m.layout)
 }
 
 // maxPoolBlocked is the ImageNet stem's max pool (3×3, stride 2, pad 1)
@@ -298,15 +312,15 @@ func pooledFeatures[B block](h *ts.Tensor, blocks []B, train bool) *ts.Tensor {
 
 // blockedBlock is a residual block that also runs on blocked activations.
 type blockedBlock interface {
-	forwardBlocked(x *ts.Tensor, block int64) *ts.Tensor
+	forwardBlocked(x *ts.Tensor, bl blocking) *ts.Tensor
 }
 
 // blockedPooledFeatures is pooledFeatures in training on h [B,C/b,H,W,b]
-// blocked in b channels: the average over H and W is [B,C/b,b], channel c
+// blocked as bl says: the average over H and W is [B,C/b,b], channel c
 // at (c/b, c mod b), so flattened it is [B,C] in channel order.
-func blockedPooledFeatures[B blockedBlock](h *ts.Tensor, blocks []B, b int64) *ts.Tensor {
+func blockedPooledFeatures[B blockedBlock](h *ts.Tensor, blocks []B, bl blocking) *ts.Tensor {
 	for _, blk := range blocks {
-		next := blk.forwardBlocked(h, b)
+		next := blk.forwardBlocked(h, bl)
 		h.MustDrop()
 		h = next
 	}
@@ -359,20 +373,20 @@ func (b bottleneck) forward(x *ts.Tensor, train bool) *ts.Tensor {
 	return convBNAddRelu(b.conv3, b.bn3, h2, short, train)
 }
 
-// forwardBlocked is forward in training on activations blocked in block
-// channels; the downsample's batch norm runs without ReLU by the same
+// forwardBlocked is forward in training on activations blocked as bl
+// says; the downsample's batch norm runs without ReLU by the same
 // kernel (blockedConvBN).
-func (b bottleneck) forwardBlocked(x *ts.Tensor, block int64) *ts.Tensor {
-	h := blockedConvBNAddRelu(b.conv1, b.bn1, x, nil, block)
-	h2 := blockedConvBNAddRelu(b.conv2, b.bn2, h, nil, block)
+func (b bottleneck) forwardBlocked(x *ts.Tensor, bl blocking) *ts.Tensor {
+	h := blockedConvBNAddRelu(b.conv1, b.bn1, x, nil, bl)
+	h2 := blockedConvBNAddRelu(b.conv2, b.bn2, h, nil, bl)
 	h.MustDrop()
 	defer h2.MustDrop()
 	short := x
 	if b.down != nil {
-		short = blockedConvBN(b.down.conv, b.down.bn, x, block)
+		short = blockedConvBN(b.down.conv, b.down.bn, x, bl)
 		defer short.MustDrop()
 	}
-	return blockedConvBNAddRelu(b.conv3, b.bn3, h2, short, block)
+	return blockedConvBNAddRelu(b.conv3, b.bn3, h2, short, bl)
 }
 
 // ImageNetResNet is torchvision's ResNet with bottleneck blocks.
@@ -381,7 +395,7 @@ type ImageNetResNet struct {
 	bn1    batchNorm
 	blocks []bottleneck
 	head   *Classifier
-	block  int64 // training in oneDNN's blocks of this many channels (Options.Blocked); 0 for not
+	layout blocking // training in oneDNN's channel blocks (Options.Blocked); b 0 for not
 }
 
 // ResNet50 is torchvision's resnet50: 25,557,032 parameters for 1000
@@ -406,9 +420,9 @@ func newImageNetResNet(p *nn.Path, layers []int, groups, baseWidth int64, o Opti
 		return nil, err
 	}
 	m := &ImageNetResNet{
-		conv1: conv2d{w: heNormal(p.Sub("conv1"), "weight", []int64{64, o.InChannels, 7, 7}, FanOut), stride: 2, pad: 3, groups: 1},
-		bn1:   newBatchNorm(p.Sub("bn1"), 64, o.norm()),
-		block: o.block(),
+		conv1:  conv2d{w: heNormal(p.Sub("conv1"), "weight", []int64{64, o.InChannels, 7, 7}, FanOut), stride: 2, pad: 3, groups: 1},
+		bn1:    newBatchNorm(p.Sub("bn1"), 64, o.norm()),
+		layout: o.blocking(),
 	}
 	in := int64(64)
 	for stage, n := range layers {
@@ -429,9 +443,9 @@ func newImageNetResNet(p *nn.Path, layers []int, groups, baseWidth int64, o Opti
 
 // ForwardT implements Net.
 func (m *ImageNetResNet) ForwardT(x *ts.Tensor, train bool) (logits, features *ts.Tensor) {
-	if train && m.block != 0 {
-		h := maxPoolBlocked(blockedConvBNAddRelu(m.conv1, m.bn1, x, nil, m.block))
-		features = blockedPooledFeatures(h, m.blocks, m.block)
+	if train && m.layout.b != 0 {
+		h := maxPoolBlocked(blockedConvBNAddRelu(m.conv1, m.bn1, x, nil, m.layout))
+		features = blockedPooledFeatures(h, m.blocks, m.layout)
 		return m.head.Forward(features), features
 	}
 	h := convBNRelu(m.conv1, m.bn1, x, train)

@@ -161,6 +161,10 @@ func (c Config) Validate() error {
 			"--fused-eval %q: want auto, on or off", c.FusedEval),
 		check(c.FusedBN == "" || c.FusedBN == FusedAuto || c.FusedBN == FusedOff,
 			"--fused-bn %q: want auto or off", c.FusedBN),
+		check(c.ConvAlgorithm == "" || c.ConvAlgorithm == string(libtorch.ConvAuto) || c.ConvAlgorithm == string(libtorch.ConvDirect) || c.ConvAlgorithm == string(libtorch.ConvWinograd),
+			"--conv-algorithm %q: want auto, direct or winograd", c.ConvAlgorithm),
+		check(c.ConvAlgorithm != string(libtorch.ConvWinograd) || c.MemoryFormat == "" || c.MemoryFormat == "auto" || c.MemoryFormat == libtorch.Blocked,
+			"--conv-algorithm winograd: for blocked activations, not with --memory-format %s", c.MemoryFormat),
 		check(c.EvalEvery >= 1, "--eval-every %d: want ≥ 1", c.EvalEvery),
 	} {
 		if err != nil {
@@ -244,6 +248,21 @@ func (c Config) memoryFormat(dev gotch.Device) string {
 		return libtorch.Blocked
 	}
 	return libtorch.ChannelsLast
+}
+
+// layout is the layout c's training activations run in on dev
+// (config.Provenance.Layout): memoryFormat's, with the block and the
+// convolution algorithm where blocked.
+func (c Config) layout(dev gotch.Device) string {
+	f := c.memoryFormat(dev)
+	if f != libtorch.Blocked {
+		return f
+	}
+	alg := c.ConvAlgorithm
+	if alg == "" {
+		alg = string(libtorch.ConvAuto)
+	}
+	return fmt.Sprintf("%s%d, %s convolutions", f, libtorch.TrainingBlock(), alg)
 }
 
 // cpuEvalBatch is the evaluation batch on a CPU: small batches keep the

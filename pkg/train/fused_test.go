@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -242,6 +243,29 @@ func TestMemoryFormatAuto(t *testing.T) {
 		}
 		if got := cfg.memoryFormat(c.dev); got != want {
 			t.Errorf("%s: %s, want %s", c.name, got, want)
+		}
+	}
+}
+
+// TestLayout: the layout provenance records is the resolved memory format,
+// with the block and the convolution algorithm where blocked.
+func TestLayout(t *testing.T) {
+	fusedtest.Require(t)
+	blocked := fmt.Sprintf("blocked%d", libtorch.TrainingBlock())
+	for _, c := range []struct {
+		edit func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.MemoryFormat = libtorch.ChannelsLast }, "channels-last"},
+		{func(c *Config) { c.MemoryFormat = libtorch.Contiguous }, "contiguous"},
+		{func(c *Config) { c.MemoryFormat = libtorch.Blocked }, blocked + ", auto convolutions"},
+		{func(c *Config) { c.MemoryFormat, c.ConvAlgorithm = libtorch.Blocked, "direct" }, blocked + ", direct convolutions"},
+		{func(c *Config) { c.MemoryFormat, c.ConvAlgorithm = libtorch.Blocked, "winograd" }, blocked + ", winograd convolutions"},
+	} {
+		cfg := DefaultConfig()
+		c.edit(&cfg)
+		if got := cfg.layout(gotch.CPU); got != c.want {
+			t.Errorf("%s / %q: layout %q, want %q", cfg.MemoryFormat, cfg.ConvAlgorithm, got, c.want)
 		}
 	}
 }

@@ -19,8 +19,8 @@ import (
 	"github.com/lwr-go/lwr/pkg/libtorch"
 )
 
-// newProvenance is where a run starting now on dev comes from.
-func newProvenance(dev gotch.Device) config.Provenance {
+// newProvenance is where a run of c starting now on dev comes from.
+func newProvenance(c Config, dev gotch.Device) config.Provenance {
 	wd, _ := os.Getwd()
 	rev, modified := vcsState(wd)
 	host, _ := os.Hostname()
@@ -31,7 +31,7 @@ func newProvenance(dev gotch.Device) config.Provenance {
 	model, isa := cpuModel()
 	return config.Provenance{Revision: rev, Modified: modified, GoVersion: runtime.Version(),
 		Libtorch: libtorch.Version(), Build: libtorchBuild(), Device: device, CPU: model, ISA: isa,
-		Threads: libtorch.NumThreads(), Command: os.Args, Host: host, Start: time.Now().Format(time.RFC3339)}
+		Threads: libtorch.NumThreads(), Layout: c.layout(dev), Command: os.Args, Host: host, Start: time.Now().Format(time.RFC3339)}
 }
 
 // module is lwr's module path, which vcsState looks for in go.mod.

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sugarme/gotch"
+
 	"github.com/lwr-go/lwr/pkg/libtorch"
 )
 
@@ -107,5 +109,8 @@ func TestProvenance(t *testing.T) {
 	}
 	if p.Threads != 1 {
 		t.Errorf("provenance threads %d, want the start's 1", p.Threads)
+	}
+	if want := c.layout(gotch.CPU); p.Layout != want || p.Layout == "" {
+		t.Errorf("provenance layout %q, want %q", p.Layout, want)
 	}
 }

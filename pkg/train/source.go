@@ -234,7 +234,8 @@ func sources(c Config, dev gotch.Device) (train, test source, subset []int64, er
 // newModel builds c.Model for the classes and channels of s.
 func newModel(p *nn.Path, c Config, s source) (resnet.Net, error) {
 	o := resnet.Options{Classes: int64(s.Classes()), InChannels: int64(s.Channels()), NormedClassifier: isLDAM(c.Loss.Name),
-		LibtorchBatchNorm: c.FusedBN == FusedOff, Blocked: c.memoryFormat(p.Device()) == libtorch.Blocked}
+		LibtorchBatchNorm: c.FusedBN == FusedOff, Blocked: c.memoryFormat(p.Device()) == libtorch.Blocked,
+		ConvAlgorithm: libtorch.ConvAlgorithm(c.ConvAlgorithm)}
 	if c.SyncBN && c.Dist != nil && c.Dist.Distributed() {
 		g := c.Dist
 		o.SyncBatchNorm = func(x, w, b, mean, variance *ts.Tensor, momentum, eps float64) *ts.Tensor {

@@ -409,7 +409,7 @@ func (r *runner) startOrRestore() error {
 				return err
 			}
 		}
-		p := newProvenance(r.vs.Device())
+		p := newProvenance(c, r.vs.Device())
 		c.Provenance, r.c.Provenance, r.st.Config.Provenance = &p, &p, &p
 		if err := writeJSON(filepath.Join(c.Out, ConfigFile), c); err != nil {
 			return err
@@ -430,7 +430,7 @@ func (r *runner) startOrRestore() error {
 	r.st.Config = c
 	r.before = saved.Seconds
 	if was := saved.Config.Provenance; was != nil { // the run keeps where it started
-		r.changed = was.Changes(newProvenance(r.vs.Device()))
+		r.changed = was.Changes(newProvenance(c, r.vs.Device()))
 		r.c.Provenance, r.st.Config.Provenance = was, was
 	}
 	if !r.lead() {

@@ -94,6 +94,8 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{func(c *Config) { *c = ImageNetConfig(); c.Model = "resnext50"; c.MemoryFormat = "blocked" }, "--memory-format blocked: ResNet-32 and ResNet-50 only (--model resnext50 runs channels-last)"},
 		{func(c *Config) { c.MemoryFormat, c.FusedBN = "blocked", FusedOff }, "--memory-format blocked runs lwr's batch-norm kernel: not with --fused-bn off"},
 		{func(c *Config) { c.MemoryFormat, c.Device = "blocked", "cuda:1" }, "--memory-format blocked is for CPUs: not with --device cuda:1"},
+		{func(c *Config) { c.ConvAlgorithm = "fft" }, `--conv-algorithm "fft": want auto, direct or winograd`},
+		{func(c *Config) { c.MemoryFormat, c.ConvAlgorithm = "channels-last", "winograd" }, "--conv-algorithm winograd: for blocked activations, not with --memory-format channels-last"},
 		{func(c *Config) { c.LWRSchedule = "cosine" }, "--lwr-schedule"},
 		{func(c *Config) { c.BatchSize = 0 }, "--batch-size 0"},
 		// Loader bounds (case 9): a typo must not ask for terabytes.
@@ -132,7 +134,7 @@ func TestValidateNamesTheFlag(t *testing.T) {
 func TestConfigDiff(t *testing.T) {
 	a := DefaultConfig()
 	b := a
-	b.Out, b.Device, b.FusedBN, b.MemoryFormat = "elsewhere", "cpu", FusedOff, "contiguous" // change results by rounding at most: resumable
+	b.Out, b.Device, b.FusedBN, b.MemoryFormat, b.ConvAlgorithm = "elsewhere", "cpu", FusedOff, "contiguous", "winograd" // change results by rounding at most: resumable
 	if d := a.Diff(b.Run); len(d) != 0 || a.Hash() != b.Hash() {
 		t.Errorf("diff %v for settings that do not change results", d)
 	}
