@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Training-step speed against PyTorch at its best on this CPU, in one run:
 # ours built against Debian's libtorch 1.13 (channels-last, and blocked in
-# oneDNN's channel block where it has one) and against PyPI's libtorch 2.11
+# oneDNN's channel block where it has one, its convolutions as auto picks
+# and all direct) and against PyPI's libtorch 2.11
 # (channels-last: PyPI's torch hides its oneDNN), beside PyTorch 2.11 eager in NCHW and
 # channels-last, torch.compile in its default mode and in
 # max-autotune-no-cudagraphs (the forward with the loss, so its backward,
@@ -47,6 +48,8 @@ case_() { # case_ NAME ROUNDS THREADS ITERS WARMUP ARGS...
   for r in $(seq "$n"); do
     "$tmp/resnet-1.13" $run --memory-format channels-last | sed "s/^go /$name go-1.13 /" | tee -a "$log"
     [ "$block" = 0 ] || "$tmp/resnet-1.13" $run --memory-format blocked | sed "s/^go /$name go-1.13 /" | tee -a "$log"
+    # Blocked with direct convolutions only (auto: Winograd where it applies).
+    [ "$block" = 0 ] || "$tmp/resnet-1.13" $run --memory-format blocked --conv-algorithm direct | sed "s/^go /$name go-1.13 /" | tee -a "$log"
     "$tmp/resnet-2.11" $run --memory-format channels-last | sed "s/^go /$name go-2.11 /" | tee -a "$log"
     "$py211" bench/torch_resnet32.py $run | sed "s/^torch /$name torch-2.11 /" | tee -a "$log"
     "$py211" bench/torch_resnet32.py $run --channels-last | sed "s/^torch /$name torch-2.11 /" | tee -a "$log"

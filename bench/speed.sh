@@ -36,7 +36,11 @@ case_() { # case_ NAME ROUNDS THREADS ITERS WARMUP ARGS...
   for r in $(seq "$n"); do
     for f in $formats; do
       "$tmp/resnet" --mode step --threads "$threads" --iters "$iters" --warmup "$warm" --memory-format "$f" "$@" | sed "s/^/$name /" | tee -a "$log"
-      [ "$f" = blocked ] && continue
+      if [ "$f" = blocked ]; then
+        # and with direct convolutions only (auto: Winograd where it applies)
+        "$tmp/resnet" --mode step --threads "$threads" --iters "$iters" --warmup "$warm" --memory-format "$f" --conv-algorithm direct "$@" | sed "s/^/$name /" | tee -a "$log"
+        continue
+      fi
       cl=""
       [ "$f" = channels-last ] && cl=--channels-last
       $PY bench/torch_resnet32.py --mode step --threads "$threads" --iters "$iters" --warmup "$warm" $cl "$@" | sed "s/^/$name /" | tee -a "$log"
@@ -84,20 +88,22 @@ if want eval && [ "$r50" -gt 0 ]; then
   eval_case eval-r50-b64-t2 "$r50" --model resnet50 --batch 64 --side 224 --classes 1000 --iters 4 --warmup 1
 fi
 echo
-echo "| case | ours NCHW | ours channels-last | ours blocked | PyTorch NCHW | PyTorch channels-last | ours (auto) vs PyTorch NCHW | vs PyTorch channels-last |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| case | ours NCHW | ours channels-last | ours blocked | ours blocked, direct convolutions | PyTorch NCHW | PyTorch channels-last | ours (auto) vs PyTorch NCHW | vs PyTorch channels-last |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for c in r32-b128-t2 r32-b16-t1 r50-b32-t2; do
   grep -q "^$c " "$log" || continue
   gn=$(grep "^$c go .*format=contiguous" "$log" | median)
   gc=$(grep "^$c go .*format=channels-last" "$log" | median)
-  gb=""
-  grep -q "^$c go .*format=blocked" "$log" && gb=$(grep "^$c go .*format=blocked" "$log" | median)
+  gb="" gd=""
+  grep -q "^$c go .*format=blocked[0-9]*:" "$log" && gb=$(grep "^$c go .*format=blocked[0-9]*:" "$log" | median)
+  grep -q "^$c go .*format=blocked[0-9]*-direct:" "$log" && gd=$(grep "^$c go .*format=blocked[0-9]*-direct:" "$log" | median)
   tn=$(grep "^$c torch .*format=contiguous" "$log" | median)
   tc=$(grep "^$c torch .*format=channels-last" "$log" | median)
-  awk -v c="$c" -v gn="$gn" -v gc="$gc" -v gb="$gb" -v tn="$tn" -v tc="$tc" 'BEGIN {
-    auto = gc; b = "—"; how = "channels-last"
+  awk -v c="$c" -v gn="$gn" -v gc="$gc" -v gb="$gb" -v gd="$gd" -v tn="$tn" -v tc="$tc" 'BEGIN {
+    auto = gc; b = "—"; d = "—"; how = "channels-last"
     if (gb != "") { auto = gb; b = sprintf("%.1f ms", gb); how = "blocked" }
-    printf "| %s | %.1f ms | %.1f ms | %s | %.1f ms | %.1f ms | %.2f× (%s) | %.2f× |\n", c, gn, gc, b, tn, tc, tn / auto, how, tc / auto }'
+    if (gd != "") d = sprintf("%.1f ms", gd)
+    printf "| %s | %.1f ms | %.1f ms | %s | %s | %.1f ms | %.1f ms | %.2f× (%s) | %.2f× |\n", c, gn, gc, b, d, tn, tc, tn / auto, how, tc / auto }'
 done
 echo
 echo "| LWR's R, forward + backward, 2 threads | ours | PyTorch | ours vs PyTorch |"

@@ -27,7 +27,7 @@ import (
 )
 
 func main() {
-	mode := pflag.String("mode", "fwdbwd", "fwdbwd: time forward+backward; step: time a whole training step (BS + LWR, SGD); eval: time evaluation per image; lwr: time LWR's R alone (forward + backward, --classes × --dim); train: resident memory over SGD steps; blocked: whether --memory-format auto trains ResNet-32 blocked here; block: oneDNN's preferred channel block here (0: none)")
+	mode := pflag.String("mode", "fwdbwd", "fwdbwd: time forward+backward; step: time a whole training step (BS + LWR, SGD); eval: time evaluation per image; lwr: time LWR's R alone (forward + backward, --classes × --dim); train: resident memory over SGD steps; conv: time each 3×3 stride-1 convolution shape of --model alone (forward + both gradients, blocked in oneDNN's block), with direct and Winograd convolutions (libtorch.ConvAlgorithm); blocked: whether --memory-format auto trains ResNet-32 blocked here; block: oneDNN's preferred channel block here (0: none)")
 	batch := pflag.Int64("batch", 128, "batch size")
 	iters := pflag.Int("iters", 20, "timed iterations (fwdbwd) or training steps (train)")
 	warmup := pflag.Int("warmup", 3, "untimed iterations first")
@@ -40,6 +40,7 @@ func main() {
 	dim := pflag.Int64("dim", 64, "lwr: classifier width d (64 for ResNet-32, 2048 for ResNet-50)")
 	fused := pflag.Bool("fused", false, "eval: batch norms folded into oneDNN convolutions with the ReLUs and residual adds (resnet.Fold), as the trainer evaluates on CPUs")
 	pflag.Int64Var(&block, "block", 0, "step, blocked: channels a block, 8 or 16 (0: oneDNN's choice on this CPU, libtorch.TrainingBlock)")
+	pflag.StringVar((*string)(&convAlg), "conv-algorithm", "auto", "step, blocked: auto, direct or winograd (resnet.Options.ConvAlgorithm)")
 	pflag.BoolVar(&libtorchBN, "libtorch-bn", false, "step: each batch norm, residual add and ReLU as libtorch's separate ops (resnet.Options.LibtorchBatchNorm), as PyTorch runs them, not lwr's kernel")
 	cpuprofile := pflag.String("cpuprofile", "", "write a Go CPU profile here (cgo calls show as runtime.cgocall)")
 	pflag.Parse()
@@ -72,6 +73,8 @@ func main() {
 			return eval(dev, *model, *batch, *side, *classes, *iters, *warmup, *format, *fused)
 		case "lwr":
 			return regularizer(dev, *classes, *dim, *iters, *warmup)
+		case "conv":
+			return convs(*model, *batch, *iters, *warmup)
 		case "blocked":
 			// Whether the trainer's --memory-format auto trains ResNet-32
 			// (and ResNet-50) blocked on this CPU: oneDNN computes in blocks.
@@ -82,7 +85,7 @@ func main() {
 			fmt.Println(libtorch.PreferredBlock())
 			return nil
 		}
-		return fmt.Errorf("--mode %q: want fwdbwd, step, eval, lwr, blocked, block or train", *mode)
+		return fmt.Errorf("--mode %q: want fwdbwd, step, eval, lwr, conv, blocked, block or train", *mode)
 	})
 	if err != nil {
 		pprof.StopCPUProfile()
@@ -201,10 +204,13 @@ var libtorchBN bool
 // block is --block: the channel block of blocked activations (0: oneDNN's).
 var block int64
 
+// convAlg is --conv-algorithm: how blocked activations are convolved.
+var convAlg libtorch.ConvAlgorithm
+
 // build makes model (resnet32 or resnet50) for classes and RGB images in
 // vs, training in the blocked layout when blocked is set.
 func build(vs *nn.VarStore, model string, classes int64, blocked bool) (resnet.Net, error) {
-	o := resnet.Options{Classes: classes, InChannels: 3, LibtorchBatchNorm: libtorchBN, Blocked: blocked, Block: block}
+	o := resnet.Options{Classes: classes, InChannels: 3, LibtorchBatchNorm: libtorchBN, Blocked: blocked, Block: block, ConvAlgorithm: convAlg}
 	if model == "resnet50" {
 		return resnet.ResNet50(vs.Root(), o)
 	}
@@ -242,6 +248,9 @@ func step(dev gotch.Device, model string, batch, side, classes int64, iters, war
 			b = libtorch.TrainingBlock()
 		}
 		name = fmt.Sprintf("%s%d", format, b)
+		if convAlg != libtorch.ConvAuto {
+			name += "-" + string(convAlg)
+		}
 	}
 	fmt.Printf("go step %s batch=%d side=%d threads=%d format=%s: median %.1f ms, min %.1f ms over %d iterations\n",
 		model, batch, side, libtorch.NumThreads(), name, 1000*times[len(times)/2], 1000*times[0], len(times))
@@ -312,6 +321,55 @@ func products(dev gotch.Device, macs int64) string {
 		return "1x1-convolutions"
 	}
 	return "matmul"
+}
+
+// convs times, for each 3×3 stride-1 convolution shape of model (ResNet-32's
+// three stages at 32, 16 and 8 px, or ResNet-50's four at 56, 28, 14 and 7
+// px) at batch, a blocked convolution's forward pass and both gradients
+// (libtorch.ConvBlocked in libtorch.TrainingBlock), with direct and with
+// Winograd convolutions, and prints which algorithm auto picks there.
+func convs(model string, batch int64, iters, warmup int) error {
+	type shape struct{ channels, side int64 }
+	shapes := []shape{{16, 32}, {32, 16}, {64, 8}}
+	if model == "resnet50" {
+		shapes = []shape{{64, 56}, {128, 28}, {256, 14}, {512, 7}}
+	} else if model != "resnet32" {
+		return fmt.Errorf("--model %q: want resnet32 or resnet50", model)
+	}
+	b := libtorch.TrainingBlock()
+	for _, s := range shapes {
+		var scope libtorch.Scope
+		x := scope.Keep(libtorch.ToBlocked(scope.Keep(ts.MustRandn([]int64{batch, s.channels, s.side, s.side}, gotch.Float, gotch.CPU)), b))
+		x = scope.Keep(x.MustSetRequiresGrad(true, false))
+		w := scope.Keep(ts.MustRandn([]int64{s.channels, s.channels, 3, 3}, gotch.Float, gotch.CPU).MustSetRequiresGrad(true, true))
+		auto, err := libtorch.ConvBlockedAlgorithm(x, w, b, 1, 1, libtorch.ConvAuto)
+		if err != nil {
+			scope.Free()
+			return err
+		}
+		for _, alg := range []libtorch.ConvAlgorithm{libtorch.ConvDirect, libtorch.ConvWinograd} {
+			used, err := libtorch.ConvBlockedAlgorithm(x, w, b, 1, 1, alg)
+			if err != nil {
+				scope.Free()
+				return err
+			}
+			times := timed(warmup, iters, func() {
+				y := libtorch.ConvBlocked(x, w, b, 1, 1, alg)
+				loss := y.MustSum(gotch.Float, true)
+				loss.MustBackward()
+				loss.MustDrop()
+				for _, v := range []*ts.Tensor{x, w} {
+					g := v.MustGrad(false)
+					g.MustZero_()
+					g.MustDrop()
+				}
+			})
+			fmt.Printf("go conv %s batch=%d channels=%d side=%d block=%d threads=%d algorithm=%s (runs %s; auto: %s): median %.2f ms, min %.2f ms over %d iterations\n",
+				model, batch, s.channels, s.side, b, libtorch.NumThreads(), alg, used, auto, 1000*times[len(times)/2], 1000*times[0], len(times))
+		}
+		scope.Free()
+	}
+	return nil
 }
 
 // timed runs fn warmup+iters times and returns the seconds each of the
