@@ -369,8 +369,7 @@ char *lwr_conv_blocked_algorithm(tensor x, tensor w, int64_t b, int64_t stride, 
   try {
     std::string e = check(x, w, b, stride, pad, alg);
     if (!e.empty()) return lwr_conv_err(e);
-    torch::Tensor xc = x->dim() == 4 ? x->contiguous() : *x;
-    Prims &p = prims(keyOf(xc, *w, b, stride, pad, alg));
+    Prims &p = prims(keyOf(*x, *w, b, stride, pad, alg));  // the shapes only
     *used = p.alg == dnnl::algorithm::convolution_winograd ? algWinograd : algDirect;
     return nullptr;
   } catch (const std::exception &e) {

@@ -70,13 +70,14 @@ const (
 // ParseConvAlgorithm returns s as a ConvAlgorithm: auto (or ""), direct
 // or winograd.
 func ParseConvAlgorithm(s string) (ConvAlgorithm, error) {
-	switch a := ConvAlgorithm(s); a {
-	case "":
+	switch a := ConvAlgorithm(s); {
+	case a.code() < 0:
+		return "", fmt.Errorf("convolution algorithm %q: want auto, direct or winograd", s)
+	case a == "":
 		return ConvAuto, nil
-	case ConvAuto, ConvDirect, ConvWinograd:
+	default:
 		return a, nil
 	}
-	return "", fmt.Errorf("convolution algorithm %q: want auto, direct or winograd", s)
 }
 
 // code is a's number in conv_blocked.h; -1 for none (which it refuses).

@@ -73,13 +73,14 @@ type blocking struct {
 // blocking is the layout a network built with o trains in: b 0 when not
 // Blocked, else Block or libtorch.TrainingBlock.
 func (o Options) blocking() blocking {
-	switch {
-	case !o.Blocked:
+	if !o.Blocked {
 		return blocking{}
-	case o.Block != 0:
-		return blocking{o.Block, o.ConvAlgorithm}
 	}
-	return blocking{libtorch.TrainingBlock(), o.ConvAlgorithm}
+	b := o.Block
+	if b == 0 {
+		b = libtorch.TrainingBlock()
+	}
+	return blocking{b, o.ConvAlgorithm}
 }
 
 // norm is what each batch norm takes from the options.

@@ -111,6 +111,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("--%s %v: want a finite number", f.flag, f.v)
 		}
 	}
+	_, convAlgErr := libtorch.ParseConvAlgorithm(c.ConvAlgorithm)
 	for _, err := range []error{
 		check(c.LogEvery >= 0, "--log-every %v: want 0 (none) or more", c.LogEvery),
 		check(c.Threads >= 0 && c.Threads <= maxThreads(), "--threads %d: want 0 (every core) to %d (4 × the %d cores)", c.Threads, maxThreads(), runtime.NumCPU()),
@@ -161,8 +162,7 @@ func (c Config) Validate() error {
 			"--fused-eval %q: want auto, on or off", c.FusedEval),
 		check(c.FusedBN == "" || c.FusedBN == FusedAuto || c.FusedBN == FusedOff,
 			"--fused-bn %q: want auto or off", c.FusedBN),
-		check(c.ConvAlgorithm == "" || c.ConvAlgorithm == string(libtorch.ConvAuto) || c.ConvAlgorithm == string(libtorch.ConvDirect) || c.ConvAlgorithm == string(libtorch.ConvWinograd),
-			"--conv-algorithm %q: want auto, direct or winograd", c.ConvAlgorithm),
+		check(convAlgErr == nil, "--conv-algorithm %q: want auto, direct or winograd", c.ConvAlgorithm),
 		check(c.ConvAlgorithm != string(libtorch.ConvWinograd) || c.MemoryFormat == "" || c.MemoryFormat == "auto" || c.MemoryFormat == libtorch.Blocked,
 			"--conv-algorithm winograd: for blocked activations, not with --memory-format %s", c.MemoryFormat),
 		check(c.EvalEvery >= 1, "--eval-every %d: want ≥ 1", c.EvalEvery),
@@ -258,10 +258,7 @@ func (c Config) layout(dev gotch.Device) string {
 	if f != libtorch.Blocked {
 		return f
 	}
-	alg := c.ConvAlgorithm
-	if alg == "" {
-		alg = string(libtorch.ConvAuto)
-	}
+	alg, _ := libtorch.ParseConvAlgorithm(c.ConvAlgorithm) // "" is auto; Validate refused the rest
 	return fmt.Sprintf("%s%d, %s convolutions", f, libtorch.TrainingBlock(), alg)
 }
 
