@@ -63,7 +63,8 @@ const (
 	// ConvWinograd is oneDNN's Winograd convolution F(4×4, 3×3) wherever
 	// oneDNN has it for the shape (3×3, stride 1, a blocked input; AVX-512
 	// only), else ConvDirect. It multiplies less, and rounds differently:
-	// ~3× direct's float32 error (~1e-6 of the largest value).
+	// ~3× direct's float32 error in outputs and input gradients (~1e-6
+	// of the largest value), about direct's in weight gradients.
 	ConvWinograd ConvAlgorithm = "winograd"
 )
 
