@@ -1,5 +1,7 @@
 #include "batchnorm.h"
 
+#include "parallel.h"
+
 #include <ATen/Parallel.h>
 #include <ATen/TensorIterator.h>
 
@@ -155,29 +157,6 @@ LWR_LOOP void gradInput(const float *__restrict g, const float *__restrict ds, c
 // so the sums do not depend on the number of threads.
 int64_t blockRows(int64_t c) { return std::max<int64_t>(1, 32768 / c); }
 
-// Runs f(k) for each block k in [0,n) on libtorch's intra-op threads.
-// at::parallel_for is inline: compiled here, without -fopenmp, its OpenMP
-// loop would run on one thread, and with it could link another OpenMP
-// runtime than libtorch's (pip's wheels bundle their own). A
-// TensorIterator's for_each runs in libtorch, on its pool, over a tensor
-// of block numbers.
-template <typename F>
-void eachBlock(int64_t n, const F &f) {
-  if (n == 1 || at::get_num_threads() == 1) {
-    for (int64_t k = 0; k < n; k++) f(k);
-    return;
-  }
-  auto blocks = torch::arange(n, torch::TensorOptions().dtype(at::kLong));
-  auto iter = at::TensorIteratorConfig().add_input(blocks).build();
-  iter.for_each(
-      [&](char **data, const int64_t *strides, int64_t size0, int64_t size1) {
-        for (int64_t i = 0; i < size1; i++)
-          for (int64_t j = 0; j < size0; j++)
-            f(*reinterpret_cast<const int64_t *>(data[0] + i * strides[1] + j * strides[0]));
-      },
-      1);
-}
-
 // Layout is the activations as rows of values, cut into units of work.
 // Channels-last x [N,C,H,W] is N*H*W rows of C values, in units of
 // blockRows(C) rows. oneDNN's blocked x [N,C/b,H,W,b] (contiguous) is
@@ -251,7 +230,7 @@ template <typename F>
 void columnSums(const Layout &l, double *a, double *b, const F &f) {
   int64_t units = l.units(), w = l.width, c = l.channels(), cols = l.columns();
   std::vector<double> part(units * 2 * w, 0.0);
-  eachBlock(units, [&](int64_t k) {
+  lwr_parallel::eachUnit(units, [&](int64_t k) {
     double *pa = &part[2 * k * w], *pb = &part[(2 * k + 1) * w];
     l.unitRows(k, [&](int64_t r0, int64_t r1, int64_t off) { f(r0, r1, off, pa, pb); });
   });
@@ -274,7 +253,7 @@ void columnSums(const Layout &l, double *a, double *b, const F &f) {
 // f(r0, r1, off) over the units' rows, off the first column of rows [r0,r1).
 template <typename F>
 void eachRows(const Layout &l, const F &f) {
-  eachBlock(l.units(), [&](int64_t k) { l.unitRows(k, f); });
+  lwr_parallel::eachUnit(l.units(), [&](int64_t k) { l.unitRows(k, f); });
 }
 
 bool fits(const torch::Tensor &t, int64_t c) {

@@ -1,5 +1,7 @@
 #include "conv_blocked.h"
 
+#include "winograd.h"
+
 #include <cstring>
 #include <string>
 #include <tuple>
@@ -31,21 +33,41 @@ tag blockTag(int64_t b) { return b == 16 ? tag::nChw16c : tag::nChw8c; }
 // One convolution's shape: N, C, H, W, O, kh, kw, stride, pad, b, plain
 // input (1) or blocked (0), libtorch's thread count (some
 // implementations size their buffers for the threads OpenMP offers), and
-// whether to try Winograd (1) or not (0).
+// its algorithm (a Try).
 using Key = std::array<int64_t, 13>;
 
 // The algorithms of lwr_conv_blocked, as conv_blocked.h numbers them.
 enum { algAuto = 0, algDirect = 1, algWinograd = 2 };
 
-// Whether a convolution of key k (its last entry aside) asked for alg
-// tries Winograd: auto where it measured faster than direct on AVX-512
-// (BENCHMARKS.md, twelfth session): 3×3, stride 1, pad 1, blocks of 16,
-// at least 32 channels in and out; winograd wherever the shape is 3×3,
-// stride 1, from a blocked input. oneDNN may still decline (prims).
-bool tryWinograd(const Key &k, int64_t alg) {
+// What a convolution runs: oneDNN's direct convolutions, oneDNN's
+// Winograd (AVX-512, 16-channel blocks; oneDNN may still decline, prims),
+// or lwr's own Winograd (AVX2, 8-channel blocks: winograd.h).
+enum Try { tryDirect = 0, tryDNNL = 1, tryOwn = 2 };
+
+// Whether lwr's own Winograd runs here: a CPU with AVX2 and FMA, and
+// oneDNN allowed AVX2 (DNNL_MAX_CPU_ISA may cap it below).
+bool ownWinograd() {
+  static const bool ok = lwr_wino::available() &&
+                         (static_cast<int>(dnnl::get_effective_cpu_isa()) & dnnl_cpu_isa_avx2) == dnnl_cpu_isa_avx2;
+  return ok;
+}
+
+// What a convolution of key k (its last entry aside) asked for alg runs.
+// winograd: oneDNN's wherever the shape is 3×3, stride 1, from a blocked
+// input in blocks of 16; lwr's in blocks of 8 with pad 1. auto: only where
+// it measured faster than direct (BENCHMARKS.md): in blocks of 16,
+// oneDNN's at pad 1 with at least 32 channels in and out (twelfth
+// session); in blocks of 8, lwr's at pad 1 with 16 to 256 channels in and
+// out (thirteenth session: at 512, ResNet-50's last stage, it was slower).
+Try tryOf(const Key &k, int64_t alg) {
   bool fits = k[5] == 3 && k[6] == 3 && k[7] == 1 && k[10] == 0;
-  if (alg == algWinograd) return fits;
-  return alg == algAuto && fits && k[8] == 1 && k[9] == 16 && k[1] >= 32 && k[4] >= 32;
+  if (!fits || alg == algDirect) return tryDirect;
+  if (k[9] == 8) {
+    bool measured = k[1] >= 16 && k[4] >= 16 && k[1] <= 256 && k[4] <= 256;
+    return k[8] == 1 && ownWinograd() && (alg == algWinograd || measured) ? tryOwn : tryDirect;
+  }
+  if (alg == algWinograd || (k[8] == 1 && k[1] >= 32 && k[4] >= 32)) return tryDNNL;
+  return tryDirect;
 }
 
 // Whether oneDNN fell back to its reference implementation, which is
@@ -56,8 +78,10 @@ bool reference(const char *impl) { return std::strncmp(impl, "ref", 3) == 0; }
 // The primitives of one shape, each built when first needed. Scratchpads
 // are the caller's (per call), so a primitive may run on any thread. A
 // part whose primitive is oneDNN's reference implementation runs as
-// libtorch's convolution instead (the *Ref flags).
+// libtorch's convolution instead (the *Ref flags). own: lwr's Winograd
+// runs all three passes, and none of oneDNN's primitives is built.
 struct Prims {
+  bool own = false;
   dnnl::convolution_forward::primitive_desc fwd;
   dnnl::convolution_forward fwdP;
   bool fwdRef = false, dataRef = false, weightsRef = false;
@@ -122,7 +146,9 @@ Prims &prims(const Key &k) {
   pr->wany = dnnl::memory::desc({o, c, kh, kw}, dt::f32, tag::any);
   pr->strides = {s, s};
   pr->pads = {p, p};
-  if (!k[12] || !winograd(*pr)) {
+  if (k[12] == tryOwn) {
+    pr->own = true;
+  } else if (k[12] != tryDNNL || !winograd(*pr)) {
     dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, pr->alg, pr->src, pr->wany, pr->dst,
                                       pr->strides, pr->pads, pr->pads);
     pr->fwd = dnnl::convolution_forward::primitive_desc(d, userScratchpad(), engine());
@@ -210,7 +236,7 @@ Key keyOf(const torch::Tensor &x, const torch::Tensor &w, int64_t b, int64_t str
   Key k{x.size(0), c,      x.size(2), x.size(3), w.size(0),     w.size(2),
         w.size(3), stride, pad,       b,         plain ? 1 : 0, (int64_t)at::get_num_threads(),
         0};
-  k[12] = tryWinograd(k, alg) ? 1 : 0;
+  k[12] = tryOf(k, alg);
   return k;
 }
 
@@ -225,6 +251,11 @@ struct ConvBlocked : public torch::autograd::Function<ConvBlocked> {
     ctx->saved_data["stride"] = stride;
     ctx->saved_data["pad"] = pad;
     ctx->saved_data["alg"] = alg;
+    if (p.own) {
+      torch::Tensor wc = w.contiguous(), y = torch::empty({k[0], k[4] / b, k[2], k[3], b}, xc.options());
+      lwr_wino::forward(xc.data_ptr<float>(), wc.data_ptr<float>(), y.data_ptr<float>(), k[0], k[1], k[2], k[3], k[4]);
+      return y;
+    }
     if (p.fwdRef) {
       torch::NoGradGuard no_grad;
       return blocked(at::conv2d(xc.dim() == 5 ? unblocked(xc) : xc, w, {}, {stride, stride}, {pad, pad}), b);
@@ -251,6 +282,22 @@ struct ConvBlocked : public torch::autograd::Function<ConvBlocked> {
     Key k = keyOf(x, w, b, stride, pad, alg);
     Prims &p = prims(k);
     torch::Tensor g = grads[0].contiguous(), dx, dw;
+    if (p.own) {
+      torch::Tensor wc = w.contiguous();
+      if (ctx->needs_input_grad(0)) {
+        dx = torch::empty_like(x);
+        lwr_wino::backwardData(g.data_ptr<float>(), wc.data_ptr<float>(), dx.data_ptr<float>(), k[0], k[1], k[2], k[3],
+                               k[4]);
+      }
+      if (ctx->needs_input_grad(1)) {
+        torch::Tensor d = torch::empty_like(wc);
+        lwr_wino::backwardWeights(x.data_ptr<float>(), g.data_ptr<float>(), d.data_ptr<float>(), k[0], k[1], k[2], k[3],
+                                  k[4]);
+        dw = w.is_contiguous() ? d : torch::empty_strided(w.sizes(), w.strides(), w.options()).copy_(d);
+      }
+      torch::Tensor none;
+      return {dx, dw, none, none, none, none};
+    }
     dnnl::stream s(engine());
     if (ctx->needs_input_grad(0)) dataPrim(p);
     if (ctx->needs_input_grad(1)) weightsPrim(p);
@@ -370,7 +417,7 @@ char *lwr_conv_blocked_algorithm(tensor x, tensor w, int64_t b, int64_t stride, 
     std::string e = check(x, w, b, stride, pad, alg);
     if (!e.empty()) return lwr_conv_err(e);
     Prims &p = prims(keyOf(*x, *w, b, stride, pad, alg));  // the shapes only
-    *used = p.alg == dnnl::algorithm::convolution_winograd ? algWinograd : algDirect;
+    *used = p.own || p.alg == dnnl::algorithm::convolution_winograd ? algWinograd : algDirect;
     return nullptr;
   } catch (const std::exception &e) {
     return lwr_conv_err(std::string("blocked convolution: ") + e.what());

@@ -1,9 +1,10 @@
 // Package csrc holds lwr's C++ kernels and their cgo bindings: batch norm
 // + ReLU (batchnorm.cpp), ResNet-32's convolutions in oneDNN's blocked
-// layout (conv_blocked.cpp), folded convolution + batch norm for evaluation
+// layout (conv_blocked.cpp, with lwr's own AVX2 Winograd convolutions in
+// winograd.cpp), folded convolution + batch norm for evaluation
 // (fused.cpp), the c10d process-group shim (dist.cpp), one-call SGD
 // (sgd.cpp), and libtorch's seed, thread pool, autocast and memory formats
-// (runtime.cpp).
+// (runtime.cpp). parallel.h is their parallel loop, on libtorch's threads.
 //
 // The C++ files are ordinary sources, formatted by .clang-format and built
 // by cgo with lwr's own flags: optimised, -Wall -Wextra -Werror. The flags

@@ -3,6 +3,8 @@ package libtorch_test
 import (
 	"fmt"
 	"math"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -42,17 +44,44 @@ func TestToBlocked(t *testing.T) {
 	}
 }
 
+// ownWinograd reports whether lwr's own Winograd convolutions (8-channel
+// blocks) run here, judged apart from the code under test: Linux says the
+// CPU has AVX2 and FMA, and DNNL_MAX_CPU_ISA does not cap oneDNN (whose
+// cap lwr follows) below AVX2.
+func ownWinograd(t *testing.T) bool {
+	t.Helper()
+	info, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		t.Fatalf("which CPU: %v", err)
+	}
+	var flags []string
+	for _, line := range strings.Split(string(info), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "flags" {
+			flags = strings.Fields(v)
+			break
+		}
+	}
+	if !slices.Contains(flags, "avx2") || !slices.Contains(flags, "fma") {
+		return false
+	}
+	isa := strings.ToUpper(os.Getenv("DNNL_MAX_CPU_ISA"))
+	return isa != "SSE41" && isa != "AVX"
+}
+
 // TestConvBlocked: ConvBlocked's output and its gradients to the input and
 // the weight are libtorch's convolution in float64, within float32
 // rounding, for ResNet-32's convolutions (the stem from an image batch in
 // either layout, 3×3 at strides 1 and 2), a 1×1, weights in either layout,
-// in blocks of 8 and of 16 where the channels allow; the weight's gradient
-// keeps the weight's strides.
+// in blocks of 8 and of 16 where the channels allow, in both algorithms,
+// Winograd checked to have run where there is one (oneDNN's in blocks of
+// 16 on AVX-512, lwr's in blocks of 8 on AVX2); the weight's gradient
+// keeps the weight's strides, and a second call gives the same bits.
 func TestConvBlocked(t *testing.T) {
 	fusedtest.Require(t)
 	cases := []struct {
 		name                        string
 		n, in, out, side, k, stride int64
+		wide                        int64 // width where not side
 		plain, clInput, clWeight    bool
 		inputGrad                   bool
 	}{
@@ -68,11 +97,17 @@ func TestConvBlocked(t *testing.T) {
 		{name: "3x3-stride2-28", n: 6, in: 16, out: 32, side: 28, k: 3, stride: 2, inputGrad: true},
 		{name: "3x3-14", n: 6, in: 32, out: 32, side: 14, k: 3, stride: 1, inputGrad: true, clWeight: true},
 		{name: "3x3-7", n: 6, in: 64, out: 64, side: 7, k: 3, stride: 1, inputGrad: true},
+		{name: "3x3-24-to-40", n: 5, in: 24, out: 40, side: 9, k: 3, stride: 1, inputGrad: true},
+		{name: "3x3-5x11", n: 3, in: 8, out: 16, side: 5, wide: 11, k: 3, stride: 1, inputGrad: true},
 		{name: "1x1", n: 2, in: 8, out: 24, side: 4, k: 1, stride: 1, inputGrad: true},
 		{name: "1x1-16", n: 2, in: 32, out: 48, side: 4, k: 1, stride: 1, inputGrad: true},
 	}
 	libtorch.ManualSeed(5)
+	own := ownWinograd(t)
 	for _, c := range cases {
+		if c.wide == 0 {
+			c.wide = c.side
+		}
 		for _, bs := range []int64{8, 16} {
 			if c.out%bs != 0 || (!c.plain && c.in%bs != 0) {
 				continue
@@ -92,10 +127,10 @@ func TestConvBlocked(t *testing.T) {
 					leaf := func(x *ts.Tensor, grad bool) *ts.Tensor {
 						return s.Keep(x.MustDetach(false).MustSetRequiresGrad(grad, true))
 					}
-					x, w := f32(c.n, c.in, c.side, c.side), f32(c.out, c.in, c.k, c.k)
+					x, w := f32(c.n, c.in, c.side, c.wide), f32(c.out, c.in, c.k, c.k)
 					pad := c.k / 2
-					ho := (c.side+2*pad-c.k)/c.stride + 1
-					gout := f32(c.n, c.out, ho, ho)
+					ho, wo := (c.side+2*pad-c.k)/c.stride+1, (c.wide+2*pad-c.k)/c.stride+1
+					gout := f32(c.n, c.out, ho, wo)
 					d := func(x *ts.Tensor) *ts.Tensor { return s.Keep(x.MustTotype(gotch.Double, false)) }
 
 					// The reference, in float64.
@@ -118,15 +153,20 @@ func TestConvBlocked(t *testing.T) {
 					win = leaf(win, true)
 					// Winograd runs where it applies, so that its values
 					// are the ones checked below.
-					wino := alg == libtorch.ConvWinograd && c.k == 3 && c.stride == 1 && !c.plain && bs == 16 && libtorch.PreferredBlock() == 16
+					wino := alg == libtorch.ConvWinograd && c.k == 3 && c.stride == 1 && !c.plain &&
+						((bs == 16 && libtorch.PreferredBlock() == 16) || (bs == 8 && own))
 					if used, err := libtorch.ConvBlockedAlgorithm(xin, win, bs, c.stride, pad, alg); err != nil {
 						t.Fatal(err)
 					} else if want := map[bool]libtorch.ConvAlgorithm{false: libtorch.ConvDirect, true: libtorch.ConvWinograd}[wino]; used != want {
 						t.Fatalf("runs %s, want %s", used, want)
 					}
 					got := s.Keep(libtorch.ConvBlocked(xin, win, bs, c.stride, pad, alg))
-					if sz, want := got.MustSize(), []int64{c.n, c.out / bs, ho, ho, bs}; !equalInts(sz, want) {
+					if sz, want := got.MustSize(), []int64{c.n, c.out / bs, ho, wo, bs}; !equalInts(sz, want) {
 						t.Fatalf("output %v, want %v", sz, want)
+					}
+					again := s.Keep(libtorch.ConvBlocked(xin, win, bs, c.stride, pad, alg))
+					if !slices.Equal(again.Float64Values(), got.Float64Values()) {
+						t.Errorf("a second call gives other values")
 					}
 					s.Keep(s.Keep(got.MustMul(s.Keep(libtorch.ToBlocked(gout, bs)), false)).MustSum(gotch.Float, false)).MustBackward()
 					dw := s.Keep(win.MustGrad(false))
@@ -169,19 +209,21 @@ func TestConvBlocked(t *testing.T) {
 }
 
 // TestConvBlockedAlgorithm: auto runs Winograd exactly where it measured
-// faster (3×3, stride 1, pad 1, blocks of 16, ≥ 32 channels in and out)
-// and oneDNN has it (AVX-512, where oneDNN prefers blocks of 16).
+// faster (3×3, stride 1, pad 1; in blocks of 16, ≥ 32 channels in and out,
+// where oneDNN has it: AVX-512, where oneDNN prefers blocks of 16; in
+// blocks of 8, 16 to 256 channels, where lwr's runs: AVX2), and winograd
+// wherever the shape has one.
 func TestConvBlockedAlgorithm(t *testing.T) {
 	fusedtest.Require(t)
 	var s libtorch.Scope
 	defer s.Free()
-	avx512 := libtorch.PreferredBlock() == 16
+	avx512, own := libtorch.PreferredBlock() == 16, ownWinograd(t)
 	for _, c := range []struct {
 		name                        string
 		in, out, k, stride, pad, bs int64
 		plain                       bool
 		alg                         libtorch.ConvAlgorithm
-		wino                        bool // where AVX-512 is
+		wino                        bool // where the block's Winograd runs
 	}{
 		{"32 channels", 32, 32, 3, 1, 1, 16, false, libtorch.ConvAuto, true},
 		{"64 channels", 64, 64, 3, 1, 1, 16, false, "", true},
@@ -192,7 +234,21 @@ func TestConvBlockedAlgorithm(t *testing.T) {
 		{"stride 2", 32, 64, 3, 2, 1, 16, false, libtorch.ConvAuto, false},
 		{"1x1", 64, 64, 1, 1, 0, 16, false, libtorch.ConvAuto, false},
 		{"1x1, asked winograd", 64, 64, 1, 1, 0, 16, false, libtorch.ConvWinograd, false},
-		{"blocks of 8", 32, 32, 3, 1, 1, 8, false, libtorch.ConvAuto, false},
+		{"blocks of 8", 32, 32, 3, 1, 1, 8, false, libtorch.ConvAuto, true},
+		{"blocks of 8, 16 channels", 16, 16, 3, 1, 1, 8, false, libtorch.ConvAuto, true},
+		{"blocks of 8, 16 to 32", 16, 32, 3, 1, 1, 8, false, "", true},
+		{"blocks of 8, 256 channels", 256, 256, 3, 1, 1, 8, false, libtorch.ConvAuto, true},
+		{"blocks of 8, 512 channels", 512, 512, 3, 1, 1, 8, false, libtorch.ConvAuto, false},
+		{"blocks of 8, 256 to 512", 256, 512, 3, 1, 1, 8, false, libtorch.ConvAuto, false},
+		{"blocks of 8, 512 channels, asked winograd", 512, 512, 3, 1, 1, 8, false, libtorch.ConvWinograd, true},
+		{"blocks of 8, 8 channels", 8, 8, 3, 1, 1, 8, false, libtorch.ConvAuto, false},
+		{"blocks of 8, 8 channels, asked winograd", 8, 8, 3, 1, 1, 8, false, libtorch.ConvWinograd, true},
+		{"blocks of 8, pad 0", 32, 32, 3, 1, 0, 8, false, libtorch.ConvAuto, false},
+		{"blocks of 8, pad 0, asked winograd", 32, 32, 3, 1, 0, 8, false, libtorch.ConvWinograd, false},
+		{"blocks of 8, stride 2", 32, 64, 3, 2, 1, 8, false, libtorch.ConvWinograd, false},
+		{"blocks of 8, 1x1", 64, 64, 1, 1, 0, 8, false, libtorch.ConvWinograd, false},
+		{"blocks of 8, image input", 3, 16, 3, 1, 1, 8, true, libtorch.ConvWinograd, false},
+		{"blocks of 8, asked direct", 64, 64, 3, 1, 1, 8, false, libtorch.ConvDirect, false},
 		{"image input", 32, 32, 3, 1, 1, 16, true, libtorch.ConvWinograd, false},
 		{"asked direct", 64, 64, 3, 1, 1, 16, false, libtorch.ConvDirect, false},
 	} {
@@ -203,7 +259,7 @@ func TestConvBlockedAlgorithm(t *testing.T) {
 		w := s.Keep(ts.MustZeros([]int64{c.out, c.in, c.k, c.k}, gotch.Float, gotch.CPU))
 		got, err := libtorch.ConvBlockedAlgorithm(x, w, c.bs, c.stride, c.pad, c.alg)
 		want := libtorch.ConvDirect
-		if c.wino && avx512 {
+		if c.wino && ((c.bs == 16 && avx512) || (c.bs == 8 && own)) {
 			want = libtorch.ConvWinograd
 		}
 		if err != nil || got != want {

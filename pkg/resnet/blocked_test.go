@@ -57,6 +57,8 @@ func TestBlockedMatchesChannelsLast(t *testing.T) {
 	for _, c := range []blockedCase{
 		{"rgb-16px", 3, 16, 8, 10, false, 8, false, libtorch.ConvAuto},
 		{"gray-12px-normed", 1, 12, 6, 7, true, 8, false, libtorch.ConvAuto},
+		{"rgb-16px", 3, 16, 8, 10, false, 8, false, libtorch.ConvDirect},
+		{"rgb-16px", 3, 16, 8, 10, false, 8, false, libtorch.ConvWinograd},
 		{"rgb-16px", 3, 16, 8, 10, false, 16, false, libtorch.ConvAuto},
 		{"rgb-16px", 3, 16, 8, 10, false, 16, false, libtorch.ConvDirect},
 		{"rgb-16px", 3, 16, 8, 10, false, 16, false, libtorch.ConvWinograd},
@@ -319,7 +321,8 @@ func TestBottleneckBlocked(t *testing.T) {
 	}{
 		{64, 16, 1, blocking{16, libtorch.ConvAuto}}, {64, 16, 1, blocking{16, libtorch.ConvWinograd}},
 		{64, 32, 1, blocking{16, libtorch.ConvAuto}}, {64, 32, 2, blocking{16, libtorch.ConvAuto}},
-		{32, 8, 1, blocking{8, libtorch.ConvAuto}}, {64, 32, 2, blocking{8, libtorch.ConvAuto}},
+		{32, 8, 1, blocking{8, libtorch.ConvAuto}}, {32, 8, 1, blocking{8, libtorch.ConvWinograd}},
+		{64, 16, 1, blocking{8, libtorch.ConvAuto}}, {64, 32, 2, blocking{8, libtorch.ConvAuto}},
 	} {
 		t.Run(fmt.Sprintf("in%d-planes%d-stride%d-block%d-%s", c.in, c.planes, c.stride, c.bl.b, c.bl.alg), func(t *testing.T) {
 			checkClosestDraw(t, blockedSeeds, func(seed int64) (map[string]float64, error) {
