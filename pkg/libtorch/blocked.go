@@ -54,17 +54,22 @@ type ConvAlgorithm string
 
 const (
 	// ConvAuto ("" too) is ConvWinograd where it measured faster than
-	// ConvDirect on AVX-512 (3×3, stride 1, pad 1, blocks of 16, at least
-	// 32 channels in and out: ResNet-32's second and third stages and
-	// ResNet-50's 3×3 convolutions; BENCHMARKS.md), else ConvDirect.
+	// ConvDirect (BENCHMARKS.md), else ConvDirect: 3×3, stride 1, pad 1,
+	// and in blocks of 16 (AVX-512) at least 32 channels in and out
+	// (ResNet-32's second and third stages, ResNet-50's 3×3
+	// convolutions), in blocks of 8 (AVX2) 16 to 256 (all of ResNet-32's,
+	// ResNet-50's but the last stage's).
 	ConvAuto ConvAlgorithm = "auto"
 	// ConvDirect is oneDNN's direct convolution, as libtorch's own.
 	ConvDirect ConvAlgorithm = "direct"
-	// ConvWinograd is oneDNN's Winograd convolution F(4×4, 3×3) wherever
-	// oneDNN has it for the shape (3×3, stride 1, a blocked input; AVX-512
-	// only), else ConvDirect. It multiplies less, and rounds differently:
-	// ~3× direct's float32 error in outputs and input gradients (~1e-6
-	// of the largest value), about direct's in weight gradients.
+	// ConvWinograd is a Winograd convolution wherever there is one for the
+	// shape (3×3, stride 1, a blocked input), else ConvDirect: in blocks
+	// of 16 oneDNN's F(4×4, 3×3) (AVX-512 only), in blocks of 8 at pad 1
+	// lwr's own F(2×2, 3×3) (CPUs with AVX2 and FMA; oneDNN has none
+	// there). It multiplies less, and rounds differently: oneDNN's has ~3×
+	// direct's float32 error in outputs and input gradients (~1e-6 of the
+	// largest value), about direct's in weight gradients; lwr's about
+	// direct's throughout.
 	ConvWinograd ConvAlgorithm = "winograd"
 )
 

@@ -48,7 +48,7 @@ type Options struct {
 	// blocks (libtorch.Blocked, [N, C/b, H, W, b]): convolutions by
 	// libtorch.ConvBlocked, batch norms by lwr's kernel, with no reorder
 	// between them (a ResNet-32 step takes ~9% less time on AVX2 CPUs,
-	// ~5% with AVX-512, ~20% more with Winograd (ConvAlgorithm);
+	// ~5% with AVX-512, and ~10-20% more with Winograd (ConvAlgorithm);
 	// ResNet-50's 1.1-1.5× less; BENCHMARKS.md). The same values up to float32 rounding. CPU and
 	// float32 only, where libtorch.FusedAvailable; not with SyncBatchNorm
 	// or LibtorchBatchNorm. Evaluation runs as without it. ResNet-32 and
@@ -58,8 +58,9 @@ type Options struct {
 	// means libtorch.TrainingBlock (oneDNN's choice on this CPU).
 	Block int64
 	// ConvAlgorithm is how blocked activations' convolutions are computed
-	// ("" is libtorch.ConvAuto: Winograd for the 3×3 ones of 32 channels
-	// or more in blocks of 16, where it measured faster).
+	// ("" is libtorch.ConvAuto: Winograd for the 3×3 stride-1 ones where
+	// it measured faster: of 32 channels or more in blocks of 16, of 16 to
+	// 256 in blocks of 8).
 	ConvAlgorithm libtorch.ConvAlgorithm
 }
 
