@@ -11,8 +11,11 @@
 # bench/resnet --mode step's (forward, Balanced Softmax + LWR, backward,
 # SGD with momentum and weight decay). Rounds alternate the sides; each
 # figure is the median over rounds of a round's median time. Inductor
-# caches what it compiled (/tmp/torchinductor_$USER): only a first round on
-# a fresh cache compiles from nothing.
+# caches what it compiled, here in a folder per oneDNN ISA cap and ATen
+# CPU capability (/tmp/torchinductor_$USER-ISA-CAPABILITY): its cache keys
+# leave ATEN_CPU_CAPABILITY out, and a kernel compiled without it crashed
+# (segmentation fault) when loaded under ATEN_CPU_CAPABILITY=avx2. Only a
+# first round on a fresh cache compiles from nothing.
 #   usage: bench/compile.sh [rounds] [resnet50 rounds]   (defaults: 3, 0)
 #   PYTHON211 is the Python with PyPI's torch 2.11 (default: the venv
 #   .ci/run keeps, ~/.cache/lwr-ci/torch-2.11.); MODES the torch.compile
@@ -33,7 +36,8 @@ go build -o "$tmp/resnet-2.11" ./bench/resnet
 make -s setup >/dev/null
 v211=$("$py211" -c 'import torch; print(torch.__version__)')
 isa=${DNNL_MAX_CPU_ISA:-$(grep -qw avx512f /proc/cpuinfo && echo AVX512_CORE || echo AVX2)}
-echo "# $(machine), ISA $isa, torch $v211 and $($PY -c 'import torch; print(torch.__version__)')"
+export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-/tmp/torchinductor_${USER:-$(id -un)}-$isa-${ATEN_CPU_CAPABILITY:-default}}
+echo "# $(machine), ISA $isa (ATen ${ATEN_CPU_CAPABILITY:-default}), torch $v211 and $($PY -c 'import torch; print(torch.__version__)')"
 # ours (1.13) runs channels-last, and blocked in oneDNN's block where it
 # has one, which --memory-format auto then picks.
 block=$("$tmp/resnet-1.13" --mode block)
