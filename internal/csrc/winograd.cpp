@@ -23,8 +23,8 @@ constexpr int64_t kTiles = 48;
 // A tile's 16 transformed values are positions p = 4r + s of a 4×4 grid.
 constexpr int kPos = 16;
 
-// gemm's register block: kRows rows of C, kCols (16) columns, 12 of the 16
-// ymm registers as accumulators.
+// gemm's register block: kRows rows of C by 16 columns (two ymm vectors),
+// 12 of the 16 ymm registers as accumulators.
 constexpr int kRows = 6;
 
 // kernel: C[i][j] = (add ? C[i][j] : 0) + Σ_k A[i·ai + k·ak] B[k·ldb + j]

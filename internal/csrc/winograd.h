@@ -7,10 +7,10 @@
 // contiguous. Each 2×2 output tile costs 16 multiplications per channel
 // pair instead of 36 (a factor 2.25), for transforms of the 4×4 input
 // tile, the weights and the output tile (Lavin and Gray, "Fast Algorithms
-// for Convolutional Neural Networks", 2016). Work is split over images
-// and runs of tiles on libtorch's threads; for a given thread count the
-// result is the same bits on every call. Internal to the kernels
-// (conv_blocked.cpp), not a cgo binding.
+// for Convolutional Neural Networks", 2016). Work is split into runs of
+// 48 tiles, across images, on libtorch's threads; for a given thread
+// count the result is the same bits on every call. Internal to the
+// kernels (conv_blocked.cpp), not a cgo binding.
 #include <cstdint>
 
 namespace lwr_wino {
