@@ -2,9 +2,6 @@
 
 #include "parallel.h"
 
-#include <ATen/Parallel.h>
-#include <ATen/TensorIterator.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>

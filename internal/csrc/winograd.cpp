@@ -90,22 +90,30 @@ LWR_AVX2 void gemm(int64_t M, int64_t N, int64_t K, const float *A, int64_t ai, 
   }
 }
 
-// One image's geometry in tiles of 2×2 outputs.
+// One image's geometry in tiles of 2×2 outputs; a batch's tiles are
+// numbered image by image, row by row.
 struct Tiles {
   int64_t h, w, th, tw;
   Tiles(int64_t h_, int64_t w_) : h(h_), w(w_), th((h_ + 1) / 2), tw((w_ + 1) / 2) {}
   int64_t count() const { return th * tw; }
+  // at: the image of tile t, and the tile's row and column in it.
+  void at(int64_t t, int64_t &img, int64_t &ty, int64_t &tx) const {
+    img = t / count();
+    ty = t % count() / tw;
+    tx = t % tw;
+  }
 };
 
 // inputs: V[p][i][c] (p's rows kTiles·cs apart, rows cs apart) = (Bᵀ d B)[p]
-// for tiles t0 + i, i < nt, of the batch x [n, cs/8, h, w, 8], numbered
-// image by image, row by row, where d is the tile's 4×4 input patch from
-// row 2ty - 1, column 2tx - 1 of its image, zero outside.
+// for tiles t0 + i, i < nt, of the batch x [n, cs/8, h, w, 8], where d is
+// the tile's 4×4 input patch from row 2ty - 1, column 2tx - 1 of its
+// image, zero outside.
 LWR_AVX2 void inputs(const float *x, const Tiles &g, int64_t cs, int64_t t0, int64_t nt, float *V) {
   const __m256 zero = _mm256_setzero_ps();
   for (int64_t i = 0; i < nt; i++) {
-    int64_t img = (t0 + i) / g.count(), t = (t0 + i) % g.count();
-    int64_t ty = t / g.tw, tx = t % g.tw, y0 = 2 * ty - 1, x0 = 2 * tx - 1;
+    int64_t img, ty, tx;
+    g.at(t0 + i, img, ty, tx);
+    int64_t y0 = 2 * ty - 1, x0 = 2 * tx - 1;
     bool in = y0 >= 0 && x0 >= 0 && y0 + 4 <= g.h && x0 + 4 <= g.w;
     for (int64_t cb = 0; cb < cs / 8; cb++) {
       const float *xb = x + ((img * cs / 8) + cb) * g.h * g.w * 8;
@@ -138,8 +146,8 @@ LWR_AVX2 void inputs(const float *x, const Tiles &g, int64_t cs, int64_t t0, int
 // outputs past an image's edge are dropped.
 LWR_AVX2 void outputs(const float *M, const Tiles &g, int64_t os, int64_t t0, int64_t nt, float *y) {
   for (int64_t i = 0; i < nt; i++) {
-    int64_t img = (t0 + i) / g.count(), t = (t0 + i) % g.count();
-    int64_t ty = t / g.tw, tx = t % g.tw;
+    int64_t img, ty, tx;
+    g.at(t0 + i, img, ty, tx);
     for (int64_t ob = 0; ob < os / 8; ob++) {
       const float *m = M + i * os + ob * 8;
       __m256 q[2][4];
@@ -168,8 +176,8 @@ LWR_AVX2 void outputs(const float *M, const Tiles &g, int64_t os, int64_t t0, in
 LWR_AVX2 void gradOutputs(const float *dy, const Tiles &g, int64_t os, int64_t t0, int64_t nt, float *dM) {
   const __m256 zero = _mm256_setzero_ps();
   for (int64_t i = 0; i < nt; i++) {
-    int64_t img = (t0 + i) / g.count(), t = (t0 + i) % g.count();
-    int64_t ty = t / g.tw, tx = t % g.tw;
+    int64_t img, ty, tx;
+    g.at(t0 + i, img, ty, tx);
     for (int64_t ob = 0; ob < os / 8; ob++) {
       const float *e = dy + (img * os / 8 + ob) * g.h * g.w * 8;
       __m256 d[2][2], t[4][2];
@@ -219,16 +227,24 @@ void weights(const float *wt, int64_t ci, int64_t co, bool turned, float *U) {
     }
 }
 
+// eachRun runs f(t0, nt, V, M) for each run of up to kTiles tiles t0 +
+// i, i < nt, of tiles, on libtorch's threads, V and M the thread's
+// buffers for the run's transformed values, of a and b channels.
+template <typename F>
+void eachRun(int64_t tiles, int64_t a, int64_t b, const F &f) {
+  lwr_parallel::eachUnit((tiles + kTiles - 1) / kTiles, [&](int64_t u) {
+    thread_local std::vector<float> buf;  // kept and grown, as conv_blocked.cpp's scratchpads
+    buf.resize(std::max<size_t>(buf.size(), kPos * kTiles * (a + b)));
+    int64_t t0 = u * kTiles;
+    f(t0, std::min(kTiles, tiles - t0), buf.data(), buf.data() + kPos * kTiles * a);
+  });
+}
+
 // convolve: y [n, co/8, h, w, 8] = conv(x [n, ci/8, h, w, 8]) with the
 // transformed weights U [16, ci, co].
 void convolve(const float *x, const float *U, float *y, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co) {
   Tiles g(h, w);
-  int64_t tiles = n * g.count();
-  lwr_parallel::eachUnit((tiles + kTiles - 1) / kTiles, [&](int64_t u) {
-    thread_local std::vector<float> buf;
-    buf.resize(std::max<size_t>(buf.size(), kPos * kTiles * (ci + co)));
-    float *V = buf.data(), *M = V + kPos * kTiles * ci;
-    int64_t t0 = u * kTiles, nt = std::min(kTiles, tiles - t0);
+  eachRun(n * g.count(), ci, co, [&](int64_t t0, int64_t nt, float *V, float *M) {
     inputs(x, g, ci, t0, nt, V);
     for (int p = 0; p < kPos; p++)
       gemm(nt, co, ci, V + p * kTiles * ci, ci, 1, U + p * ci * co, co, M + p * kTiles * co, co, false);
@@ -255,19 +271,15 @@ void backwardData(const float *dy, const float *wt, float *dx, int64_t n, int64_
 void backwardWeights(const float *x, const float *dy, float *dw, int64_t n, int64_t c, int64_t h, int64_t w,
                      int64_t o) {
   Tiles g(h, w);
-  int64_t tiles = n * g.count(), size = kPos * c * o;
+  int64_t size = kPos * c * o;
   int threads = at::get_num_threads();
   // One sum of dU per thread, added in thread order afterwards: which
-  // thread takes which chunks depends only on the thread count.
+  // thread takes which runs depends only on the thread count.
   std::vector<float> dU(threads * size, 0.f);
-  lwr_parallel::eachUnit((tiles + kTiles - 1) / kTiles, [&](int64_t u) {
+  eachRun(n * g.count(), c, o, [&](int64_t t0, int64_t nt, float *V, float *dM) {
     int tid = at::get_thread_num();
     TORCH_CHECK(tid >= 0 && tid < threads, "Winograd weight gradient: thread ", tid, " of ", threads);
     float *mine = dU.data() + tid * size;
-    thread_local std::vector<float> buf;
-    buf.resize(std::max<size_t>(buf.size(), kPos * kTiles * (c + o)));
-    float *V = buf.data(), *dM = V + kPos * kTiles * c;
-    int64_t t0 = u * kTiles, nt = std::min(kTiles, tiles - t0);
     inputs(x, g, c, t0, nt, V);
     gradOutputs(dy, g, o, t0, nt, dM);
     for (int p = 0; p < kPos; p++)
